@@ -1,0 +1,37 @@
+//! The `twin` command line: a thin clap front. Each subcommand parses its arguments, calls the
+//! library and prints; no model logic lives here (DESIGN.md). Each subcommand's front is a file
+//! of `sim/commands/`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+
+/// twin: a discrete-event digital twin of the Sophia GPU Kubernetes platform.
+///
+/// It reads the platform's real manifests, mesh policies, Prometheus rules and SLOs, and tells
+/// you what they would do. Exit codes: 0 success, 1 a finding or expectation failed, 2 bad input.
+#[derive(Parser)]
+#[command(name = "twin", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome: anyhow::Result<ExitCode> = match cli.command {};
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            // Bad input: the error already carries its diagnostics; print them, never Debug.
+            eprintln!("{}", commands::render_error(&err));
+            ExitCode::from(2)
+        }
+    }
+}
