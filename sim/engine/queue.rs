@@ -18,7 +18,10 @@ const N_BUCKETS: usize = 129;
 
 /// A monotone priority queue of events keyed by (time, insertion sequence).
 pub struct EventQueue<E> {
-    buckets: Vec<Vec<(u128, E)>>,
+    buckets: Box<[Vec<(u128, E)>]>,
+    /// Bit `i - 1` is set when bucket `i` (1..=128) is non-empty, so finding the lowest
+    /// non-empty bucket is one `trailing_zeros` rather than a scan.
+    occupied: u128,
     /// The key of the last popped event (or of the minimum, after a redistribution).
     last: u128,
     /// Insertion counter: the low half of every key.
@@ -44,7 +47,13 @@ fn time_of(key: u128) -> SimTime {
 
 impl<E> EventQueue<E> {
     pub fn new() -> Self {
-        EventQueue { buckets: (0..N_BUCKETS).map(|_| Vec::new()).collect(), last: 0, next_seq: 0, len: 0 }
+        EventQueue {
+            buckets: (0..N_BUCKETS).map(|_| Vec::new()).collect(),
+            occupied: 0,
+            last: 0,
+            next_seq: 0,
+            len: 0,
+        }
     }
 
     #[inline]
@@ -82,6 +91,9 @@ impl<E> EventQueue<E> {
         self.next_seq += 1;
         let bucket = self.bucket_of(k);
         self.buckets[bucket].push((k, event));
+        if bucket > 0 {
+            self.occupied |= 1u128 << (bucket - 1);
+        }
         self.len += 1;
     }
 
@@ -92,7 +104,9 @@ impl<E> EventQueue<E> {
             return None;
         }
         self.settle();
-        let (k, event) = self.buckets[0].pop().expect("settle leaves the minimum in bucket 0");
+        let (k, event) = self.buckets[0]
+            .pop()
+            .expect("settle leaves the minimum in bucket 0");
         self.len -= 1;
         Some((time_of(k), event))
     }
@@ -112,13 +126,22 @@ impl<E> EventQueue<E> {
         if !self.buckets[0].is_empty() {
             return;
         }
-        let source = (1..N_BUCKETS).find(|&i| !self.buckets[i].is_empty()).expect("len > 0 means a non-empty bucket");
+        debug_assert!(self.occupied != 0, "len > 0 means a non-empty bucket");
+        let source = self.occupied.trailing_zeros() as usize + 1;
+        self.occupied &= !(1u128 << (source - 1));
         let mut items = std::mem::take(&mut self.buckets[source]);
-        self.last = items.iter().map(|(k, _)| *k).min().expect("bucket is non-empty");
+        self.last = items
+            .iter()
+            .map(|(k, _)| *k)
+            .min()
+            .expect("bucket is non-empty");
         for (k, event) in items.drain(..) {
             let bucket = self.bucket_of(k);
             debug_assert!(bucket < source);
             self.buckets[bucket].push((k, event));
+            if bucket > 0 {
+                self.occupied |= 1u128 << (bucket - 1);
+            }
         }
         // Give the emptied vector's capacity back to its bucket, so no hold allocates.
         self.buckets[source] = items;

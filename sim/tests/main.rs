@@ -1,1 +1,3 @@
+//! The one integration-test binary of the `twin` package (STYLE.md). Each area adds a module.
 
+mod tidy;
