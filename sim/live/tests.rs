@@ -134,9 +134,11 @@ fn real_envoy_ejects_a_host_after_five_consecutive_5xx() {
         assert_eq!(ejections.len(), 1, "the 503 host is ejected once: {events:?}");
         assert_eq!((ejections[0].host, ejections[0].kind.as_str()), (Some(failing), "CONSECUTIVE_5XX"));
         assert!(events.iter().any(|e| e.kind == "CONSECUTIVE_GATEWAY_FAILURE" && !e.enforced));
-        // Round robin over 3 hosts: the failing host's 5th answer comes at request 13 (0-based 12).
-        let fifth_503 = access.iter().filter(|r| r.upstream == Some(failing)).nth(4).and_then(|r| r.request);
-        assert_eq!(fifth_503, Some(12));
+        // Round robin over 3 hosts from a random start: the failing host's 5th answer is
+        // request 12, 13 or 14 (0-based). Envoy keeps routing to it until the ejection reaches
+        // the load balancer (mesh.md §3.8), so later 503s may follow; none after all 60.
+        let to_failing: Vec<u64> = access.iter().filter(|r| r.upstream == Some(failing)).filter_map(|r| r.request).collect();
+        assert!((12..=14).contains(&to_failing[4]), "fifth request to the failing host: {to_failing:?}");
         let _ = std::fs::remove_dir_all(workdir);
     });
 }
