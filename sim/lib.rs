@@ -10,6 +10,7 @@
 //! ordered iteration wherever order reaches output; bad input is an error naming file,
 //! document and line, never a panic.
 
+pub mod cluster;
 pub mod diag;
 pub mod engine;
 pub mod live;

@@ -1,0 +1,3 @@
+//! The cluster: nodes, the scheduler, quota, rollouts and the pod lifecycle.
+
+pub mod kubelet;
