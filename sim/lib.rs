@@ -1,9 +1,11 @@
 //! twin: a discrete-event digital twin of the Sophia GPU Kubernetes platform.
 //!
-//! Code map (dependencies point down this list):
+//! Code map (dependencies point down this list; `live` stands apart, the only networked part):
 //!
-//! - [`diag`]: diagnostics for bad input, compiler-style.
+//! - [`diag`]: diagnostics for bad input, compiler-style: file:line:col, the line, a caret.
 //! - [`engine`]: virtual time, the event queue, the RNG tree, the run loop. No wall clock.
+//! - [`manifests`]: YAML/JSON files into a typed [`manifests::Inventory`], with file, document and line:column; the topology.
+//! - [`cluster`]: nodes and GPUs, the scheduler, quota admission, rollouts, the kubelet's probes and back-off.
 //! - [`live`]: the only networked code: the stand-in server and the drivers of real peers on loopback.
 //!
 //! Invariants held across the crate: virtual time only inside a run; one seeded RNG tree;
@@ -14,3 +16,4 @@ pub mod cluster;
 pub mod diag;
 pub mod engine;
 pub mod live;
+pub mod manifests;
