@@ -4,10 +4,12 @@
 //!
 //! - [`diag`]: diagnostics for bad input, compiler-style.
 //! - [`engine`]: virtual time, the event queue, the RNG tree, the run loop. No wall clock.
+//! - [`autoscale`]: the HPA decision `hpa::recommend(&HpaCase) -> Decision` and HPA case files. Pure.
 //!
 //! Invariants held across the crate: virtual time only inside a run; one seeded RNG tree;
 //! ordered iteration wherever order reaches output; bad input is an error naming file,
 //! document and line, never a panic.
 
+pub mod autoscale;
 pub mod diag;
 pub mod engine;
