@@ -6,12 +6,14 @@
 //! - [`engine`]: virtual time, the event queue, the RNG tree, the run loop. No wall clock.
 //! - [`manifests`]: YAML/JSON files into a typed [`manifests::Inventory`], with file, document and line:column; the topology.
 //! - [`cluster`]: nodes and GPUs, the scheduler, quota admission, rollouts, the kubelet's probes and back-off.
+//! - [`autoscale`]: the HPA: a pure decision, `hpa::recommend(&HpaCase) -> Decision`.
 //! - [`live`]: the only networked code: the stand-in server and the drivers of real peers on loopback.
 //!
 //! Invariants held across the crate: virtual time only inside a run; one seeded RNG tree;
 //! ordered iteration wherever order reaches output; bad input is an error naming file,
 //! document and line, never a panic.
 
+pub mod autoscale;
 pub mod cluster;
 pub mod diag;
 pub mod engine;
