@@ -639,6 +639,17 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, args: &[Box<Expr>], ctx: &Ctx
                 .map(|(labels, mut buckets)| VectorSample { labels, value: bucket_quantile(q, &mut buckets) })
                 .collect()
         }
+        // Native-histogram functions: 2.42 skips float samples, and the store holds floats only.
+        "histogram_count" | "histogram_sum" => {
+            ev.eval_vector(arg(0)?, ctx)?;
+            Vec::new()
+        }
+        "histogram_fraction" => {
+            ev.eval_scalar(arg(0)?, ctx)?;
+            ev.eval_scalar(arg(1)?, ctx)?;
+            ev.eval_vector(arg(2)?, ctx)?;
+            Vec::new()
+        }
         "days_in_month" | "day_of_month" | "day_of_week" | "day_of_year" | "hour" | "minute" | "month" | "year" => {
             if args.is_empty() {
                 vec![VectorSample { labels: Labels::empty(), value: date_part(name, ctx.t_ms.div_euclid(1000)) }]

@@ -140,7 +140,29 @@ impl Default for EngineOptions {
 
 /// Parses an expression.
 pub fn parse(expr: &str) -> Result<Expr, PromqlError> {
+    register_removed_functions();
     promql_parser::parser::parse(expr).map_err(|message| PromqlError::Parse { message })
+}
+
+/// promql-parser follows Prometheus 3, which renamed `holt_winters` to
+/// `double_exponential_smoothing`; 2.42 knows only the old name, so we teach it to the parser
+/// (once per process: the parser's registry is global).
+fn register_removed_functions() {
+    use promql_parser::parser::Function;
+    use promql_parser::parser::value::ValueType;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let holt_winters = Function::new(
+            "holt_winters",
+            vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
+            0,
+            ValueType::Vector,
+            false,
+        );
+        // The only failure is a clash with a built-in name, which would mean the parser
+        // has the function already; either way the name then parses.
+        let _ = promql_parser::parser::function::register_extra_functions(vec![holt_winters]);
+    });
 }
 
 /// The query engine over one store.

@@ -7,7 +7,9 @@
 //!
 //! Each eval statement is checked as upstream's runner checks it: the instant query, then the
 //! same expression as a range query from `t-1m` to `t+1m` at a 1m step, whose middle step must
-//! match too (skipped for `eval_ordered`, whose order a range query does not keep). Values are
+//! match too (skipped for `eval_ordered`, whose order a range query does not keep); and, unless
+//! the expression uses a time-dependent function, the expression with every selector pinned
+//! by `@ t` must give the same result at other times (-10t, 0, t/5, t, 10t). Values are
 //! compared with upstream's `almostEqual` (relative error 1e-6, NaN equals NaN).
 //!
 //! Invariants: a malformed file is a [`Diagnostic`] naming the line; nothing is evaluated from
@@ -15,6 +17,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use promql_parser::parser::{AtModifier, Expr};
 
 use crate::diag::{Diagnostic, Location};
 use crate::telemetry::store::{Labels, Store, stale_nan};
@@ -521,36 +526,126 @@ fn classify(err: &PromqlError) -> Outcome {
     }
 }
 
+/// Functions whose result changes with the evaluation time even when their arguments do
+/// not (`AtModifierUnsafeFunctions` of 2.42).
+const AT_UNSAFE_FUNCTIONS: &[&str] = &[
+    "days_in_month", "day_of_month", "day_of_week", "day_of_year", "hour", "minute", "month", "year",
+    "predict_linear", "time", "timestamp",
+];
+
+fn contains_at_unsafe_function(expr: &Expr) -> bool {
+    match expr {
+        Expr::Call(c) => {
+            AT_UNSAFE_FUNCTIONS.contains(&c.func.name) || c.args.args.iter().any(|a| contains_at_unsafe_function(a))
+        }
+        Expr::Aggregate(a) => {
+            contains_at_unsafe_function(&a.expr) || a.param.as_deref().is_some_and(contains_at_unsafe_function)
+        }
+        Expr::Binary(b) => contains_at_unsafe_function(&b.lhs) || contains_at_unsafe_function(&b.rhs),
+        Expr::Paren(p) => contains_at_unsafe_function(&p.expr),
+        Expr::Unary(u) => contains_at_unsafe_function(&u.expr),
+        Expr::Subquery(s) => contains_at_unsafe_function(&s.expr),
+        _ => false,
+    }
+}
+
+/// Gives every selector and outermost subquery without an `@` the modifier `@ at`; nothing
+/// inside a subquery changes (upstream's `atModifierTestCases`).
+fn set_at_modifier(expr: &mut Expr, at: &AtModifier) {
+    match expr {
+        Expr::VectorSelector(vs) => {
+            if vs.at.is_none() {
+                vs.at = Some(at.clone());
+            }
+        }
+        Expr::MatrixSelector(ms) => {
+            if ms.vs.at.is_none() {
+                ms.vs.at = Some(at.clone());
+            }
+        }
+        Expr::Subquery(sq) => {
+            if sq.at.is_none() {
+                sq.at = Some(at.clone());
+            }
+        }
+        Expr::Call(c) => c.args.args.iter_mut().for_each(|a| set_at_modifier(a, at)),
+        Expr::Aggregate(a) => {
+            set_at_modifier(&mut a.expr, at);
+            if let Some(p) = a.param.as_deref_mut() {
+                set_at_modifier(p, at);
+            }
+        }
+        Expr::Binary(b) => {
+            set_at_modifier(&mut b.lhs, at);
+            set_at_modifier(&mut b.rhs, at);
+        }
+        Expr::Paren(p) => set_at_modifier(&mut p.expr, at),
+        Expr::Unary(u) => set_at_modifier(&mut u.expr, at),
+        _ => {}
+    }
+}
+
+fn at_time(t_ms: i64) -> AtModifier {
+    let magnitude = Duration::from_millis(t_ms.unsigned_abs());
+    let time = if t_ms >= 0 { SystemTime::UNIX_EPOCH + magnitude } else { SystemTime::UNIX_EPOCH - magnitude };
+    AtModifier::At(time)
+}
+
+/// The queries upstream runs for one statement: the statement itself, then (unless the
+/// expression has a time-dependent function) the expression pinned with `@ t` evaluated at
+/// other times, which must give the same result.
+fn queries(expr: &Expr, t_ms: i64) -> Vec<(Expr, i64)> {
+    let mut out = vec![(expr.clone(), t_ms)];
+    if contains_at_unsafe_function(expr) {
+        return out;
+    }
+    let mut pinned = expr.clone();
+    set_at_modifier(&mut pinned, &at_time(t_ms));
+    let times: Vec<i64> = if t_ms == 0 { vec![-1000, 0, 1000] } else { vec![-10 * t_ms, 0, t_ms / 5, t_ms, 10 * t_ms] };
+    out.extend(times.into_iter().map(|t| (pinned.clone(), t)));
+    out
+}
+
 fn run_statement(engine: &Engine<'_>, statement: &EvalStatement) -> Outcome {
     let expr = match super::parse(&statement.expr) {
         Ok(expr) => expr,
         Err(err) => return Outcome::Unsupported(err.to_string()),
     };
-    let result = engine.eval_instant_expr(&expr, statement.t_ms);
+    for (query, t_ms) in queries(&expr, statement.t_ms) {
+        let pinned = if t_ms == statement.t_ms && query == expr { String::new() } else { format!(" (pinned with @, at {t_ms} ms)") };
+        if let Err(outcome) = run_query(engine, statement, &query, t_ms) {
+            return match outcome {
+                Outcome::Fail(why) => Outcome::Fail(format!("{why}{pinned}")),
+                other => other,
+            };
+        }
+    }
+    Outcome::Pass
+}
+
+/// One query of a statement; `Err` carries the outcome when it does not pass.
+fn run_query(engine: &Engine<'_>, statement: &EvalStatement, expr: &Expr, t_ms: i64) -> Result<(), Outcome> {
+    let result = engine.eval_instant_expr(expr, t_ms);
     let result = match (result, statement.kind) {
-        (Err(PromqlError::Unsupported { construct }), _) => return Outcome::Unsupported(construct),
-        (Err(_), EvalKind::Fail) => return Outcome::Pass,
-        (Err(err), _) => return Outcome::Fail(format!("error evaluating query: {err}")),
-        (Ok(_), EvalKind::Fail) => return Outcome::Fail("expected an error but got none".into()),
+        (Err(PromqlError::Unsupported { construct }), _) => return Err(Outcome::Unsupported(construct)),
+        (Err(_), EvalKind::Fail) => return Ok(()),
+        (Err(err), _) => return Err(Outcome::Fail(format!("error evaluating query: {err}"))),
+        (Ok(_), EvalKind::Fail) => return Err(Outcome::Fail("expected an error but got none".into())),
         (Ok(v), _) => v,
     };
-    if let Err(message) = compare(statement, &result, statement.kind == EvalKind::Ordered) {
-        return Outcome::Fail(message);
-    }
+    compare(statement, &result, statement.kind == EvalKind::Ordered).map_err(Outcome::Fail)?;
     // Range mode, as upstream: the middle step of [t-1m, t+1m] must give the same result.
-    let range = match engine.eval_range_expr(&expr, statement.t_ms - 60_000, statement.t_ms + 60_000, 60_000) {
+    let range = match engine.eval_range_expr(expr, t_ms - 60_000, t_ms + 60_000, 60_000) {
         Ok(Value::Matrix(m)) => m,
-        Ok(other) => return Outcome::Fail(format!("range mode returned {}", other.type_name())),
-        Err(err) => return classify(&err),
+        Ok(other) => return Err(Outcome::Fail(format!("range mode returned {}", other.type_name()))),
+        Err(err) => return Err(classify(&err)),
     };
     if statement.kind == EvalKind::Ordered {
-        return Outcome::Pass;
+        return Ok(());
     }
     let at_t: Vec<VectorSample> = range
         .into_iter()
-        .filter_map(|s| {
-            s.samples.iter().find(|p| p.t_ms == statement.t_ms).map(|p| VectorSample { labels: s.labels, value: p.value })
-        })
+        .filter_map(|s| s.samples.iter().find(|p| p.t_ms == t_ms).map(|p| VectorSample { labels: s.labels, value: p.value }))
         .collect();
     let check = if let Value::Scalar(_) = result {
         match at_t.first() {
@@ -560,10 +655,7 @@ fn run_statement(engine: &Engine<'_>, statement: &EvalStatement) -> Outcome {
     } else {
         compare(statement, &Value::Vector(at_t), false)
     };
-    match check {
-        Ok(()) => Outcome::Pass,
-        Err(message) => Outcome::Fail(format!("range mode: {message}")),
-    }
+    check.map_err(|message| Outcome::Fail(format!("range mode: {message}")))
 }
 
 /// Runs a parsed file with the promqltest engine settings (5m lookback, 1m default subquery
