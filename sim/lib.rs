@@ -6,7 +6,9 @@
 //! - [`engine`]: virtual time, the event queue, the RNG tree, the run loop. No wall clock.
 //! - [`manifests`]: YAML/JSON files into a typed [`manifests::Inventory`], with file, document and line:column; the topology.
 //! - [`cluster`]: nodes and GPUs, the scheduler, quota admission, rollouts, the kubelet's probes and back-off.
+//! - [`telemetry`]: the in-memory series store the simulated scrape writes and PromQL reads.
 //! - [`autoscale`]: the HPA: a pure decision, `hpa::recommend(&HpaCase) -> Decision`.
+//! - [`promql`]: PromQL evaluation with Prometheus 2.42 semantics, rule groups, alerts, SLOs, promtool tests.
 //! - [`live`]: the only networked code: the stand-in server and the drivers of real peers on loopback.
 //!
 //! Invariants held across the crate: virtual time only inside a run; one seeded RNG tree;
@@ -19,3 +21,5 @@ pub mod diag;
 pub mod engine;
 pub mod live;
 pub mod manifests;
+pub mod promql;
+pub mod telemetry;

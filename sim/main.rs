@@ -11,7 +11,8 @@ mod commands;
 /// twin: a discrete-event digital twin of the Sophia GPU Kubernetes platform.
 ///
 /// It reads the platform's real manifests, mesh policies, Prometheus rules and SLOs, and tells
-/// you what they would do. Exit codes: 0 success, 1 a finding or expectation failed, 2 bad input.
+/// you what they would do. Exit codes: 0 success, 1 a finding or an expectation failed, 2 bad
+/// input (printed as file:line:col diagnostics).
 #[derive(Parser)]
 #[command(name = "twin", version, about, long_about)]
 struct Cli {
@@ -21,15 +22,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Explain one controller decision from a case file.
+    /// Explain one controller decision from a case file (scheduler, HPA)
     #[command(subcommand)]
     Explain(commands::explain::ExplainCommand),
+    /// PromQL tools: run Prometheus promqltest files over twin's evaluator
+    Promql(commands::promql::PromqlArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome: anyhow::Result<ExitCode> = match cli.command {
-        Command::Explain(command) => commands::explain::run(command),
+        Command::Explain(args) => commands::explain::run(args),
+        Command::Promql(args) => commands::promql::run(args),
     };
     match outcome {
         Ok(code) => code,

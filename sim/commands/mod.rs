@@ -1,7 +1,8 @@
-//! One file per subcommand front. Each exposes `XArgs` (clap) and `run(XArgs) -> Result<ExitCode>`.
+//! One file per subcommand front. Each exposes its clap arguments and `run(..) -> anyhow::Result<ExitCode>`.
 
 pub mod explain;
 pub mod explain_hpa;
+pub mod promql;
 
 use twin::diag::Diagnostics;
 
