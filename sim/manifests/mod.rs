@@ -846,13 +846,13 @@ fn decode<T: DeserializeOwned>(
             }
         }
         let message = err.inner().to_string();
-        // serde names the offending field in backticks; unknown fields are reported at the
-        // containing object, missing ones too, so extend the path to point at the field itself.
+        // serde names the offending field in backticks. serde_path_to_error already ends the
+        // path with an unknown key (point at the key, not its value); a missing field is reported
+        // at its parent, so extend the path to name the field itself.
         let named = message.split('`').nth(1).map(str::to_string);
         if let Some(field) = named.as_deref() {
             if message.starts_with("unknown field") {
-                let field_path = yaml::join_key(&path, field);
-                return Diagnostic::error(ctx.location(&field_path, true), field_path, message);
+                return Diagnostic::error(ctx.location(&path, true), path, message);
             }
             if message.starts_with("missing field") {
                 let field_path = yaml::join_key(&path, field);
@@ -979,6 +979,8 @@ fn load_kind(
     errors: &mut Vec<Diagnostic>,
 ) -> Result<(), Diagnostic> {
     let (group, _version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    // k8s-openapi fills a missing required field with its default; the API server refuses it.
+    require(ctx, value, required_fields(api_version, kind))?;
     match (api_version, kind) {
         ("v1", "Namespace") => inv.namespaces.push(ctx.sourced(decode(ctx, value, "")?)),
         ("v1", "ResourceQuota") => inv
@@ -1082,6 +1084,63 @@ fn load_kind(
                 reason,
             ));
             inv.unknown.push(ctx.sourced(unknown_object(value)));
+        }
+    }
+    Ok(())
+}
+
+/// The fields the API server (or the CRD's schema) requires, as dotted paths, parents first.
+fn required_fields(api_version: &str, kind: &str) -> &'static [&'static str] {
+    const NAMED: &[&str] = &["metadata", "metadata.name"];
+    match (api_version, kind) {
+        ("apps/v1", "Deployment") => &[
+            "metadata",
+            "metadata.name",
+            "spec",
+            "spec.selector",
+            "spec.template",
+        ],
+        ("autoscaling/v2", "HorizontalPodAutoscaler") => &[
+            "metadata",
+            "metadata.name",
+            "spec",
+            "spec.scaleTargetRef",
+            "spec.scaleTargetRef.kind",
+            "spec.scaleTargetRef.name",
+            "spec.maxReplicas",
+        ],
+        ("scheduling.k8s.io/v1", "PriorityClass") => &["metadata", "metadata.name", "value"],
+        ("v1", _)
+        | ("policy/v1", _)
+        | ("monitoring.coreos.com/v1", _)
+        | ("argoproj.io/v1alpha1", _) => NAMED,
+        (_, "VirtualService" | "DestinationRule") if is_istio_networking(api_version) => {
+            &["metadata", "metadata.name", "spec"]
+        }
+        (_, "AuthorizationPolicy") => NAMED,
+        _ => &[],
+    }
+}
+
+/// Refuses the first absent path of `required` (a `null` counts as absent, as in the API).
+fn require(ctx: &DocContext<'_>, value: &Value, required: &[&str]) -> Result<(), Diagnostic> {
+    for path in required {
+        let mut node = Some(value);
+        for key in path.split('.') {
+            node = node.and_then(|n| n.get(key)).filter(|n| !n.is_null());
+        }
+        if node.is_none() {
+            let (parent, field) = path.rsplit_once('.').unwrap_or(("", path));
+            let location = if parent.is_empty() {
+                ctx.location("", false)
+            } else {
+                ctx.location(parent, true)
+            };
+            return Err(Diagnostic::error(
+                location,
+                *path,
+                format!("missing field `{field}`"),
+            ));
         }
     }
     Ok(())
@@ -1269,9 +1328,8 @@ fn load_embedded_document(
         }
         EmbeddedKind::GpuSharing => {
             let sharing = GpuSharing::from_value(value).map_err(|problem| {
-                let at_key = !problem.field.is_empty();
                 Diagnostic::error(
-                    ctx.location(&problem.field, at_key),
+                    ctx.location(&problem.field, problem.at_key),
                     problem.field.clone(),
                     problem.message,
                 )

@@ -4,7 +4,10 @@
 //! Mirrors `pkg/apis/apps/validation` (`ValidateDeploymentSpec`, `ValidateRollingUpdateDeployment`,
 //! `ValidatePodTemplateSpecForReplicaSet`) and `pkg/apis/autoscaling/validation`
 //! (`validateHorizontalPodAutoscalerSpec`) of Kubernetes 1.29. Messages follow `field.Invalid`:
-//! `<path>: Invalid value: <Go %#v of the value>: <detail>`.
+//! `<path>: Invalid value: <value>: <detail>`, the value printed as `field.Error.ErrorBody` does:
+//! numbers plainly, strings quoted, anything else with Go's `%#v` (1.29's `IntOrString` has a
+//! pointer-receiver `String`, so it prints as `intstr.IntOrString{Type:0, IntVal:0, StrVal:""}`;
+//! newer API servers print a bare `0`).
 
 use std::collections::BTreeMap;
 
@@ -18,6 +21,9 @@ use crate::diag::Diagnostic;
 
 /// The lower bound of `minReplicas` with the `HPAScaleToZero` feature gate off (its default).
 const MIN_REPLICAS_LOWER_BOUND: i32 = 1;
+
+/// `validation.IsValidPercent`'s message, word for word (its double space included).
+const PERCENT_MESSAGE: &str = "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')";
 
 fn invalid(ctx: &DocContext<'_>, path: &str, value: &str, detail: &str) -> Diagnostic {
     Diagnostic::error(
@@ -50,8 +56,10 @@ fn go_string_map(map: &BTreeMap<String, String>) -> String {
 fn int_or_percent_value(value: &IntOrString) -> Option<i64> {
     match value {
         IntOrString::Int(int) => Some(i64::from(*int)),
+        // `IsValidPercent`: `^[0-9]+%$`.
         IntOrString::String(text) => text
             .strip_suffix('%')
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|digits| digits.parse().ok()),
     }
 }
@@ -149,16 +157,22 @@ pub fn deployment(ctx: &DocContext<'_>, deployment: &Deployment) -> Vec<Diagnost
         for (field, value) in [("maxUnavailable", &unavailable), ("maxSurge", &surge)] {
             let path = format!("spec.strategy.rollingUpdate.{field}");
             match value {
+                // `ValidateNonnegativeField` prints the int64; `IsValidPercent` the whole struct.
                 IntOrString::Int(int) if *int < 0 => {
                     out.push(invalid(
                         ctx,
                         &path,
-                        &go_int_or_string(value),
+                        &int.to_string(),
                         "must be greater than or equal to 0",
                     ));
                 }
-                IntOrString::String(text) if int_or_percent_value(value).is_none() => {
-                    out.push(invalid(ctx, &path, &format!("{text:?}"), "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"));
+                IntOrString::String(_) if int_or_percent_value(value).is_none() => {
+                    out.push(invalid(
+                        ctx,
+                        &path,
+                        &go_int_or_string(value),
+                        PERCENT_MESSAGE,
+                    ));
                 }
                 _ => {}
             }
