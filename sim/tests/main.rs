@@ -1,3 +1,4 @@
 //! The one integration-test binary of the `twin` package (STYLE.md). Each area adds a module.
 
+mod promql;
 mod tidy;
