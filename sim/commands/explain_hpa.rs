@@ -26,9 +26,13 @@ pub struct HpaArgs {
 }
 
 pub fn run(args: HpaArgs) -> anyhow::Result<ExitCode> {
-    let loaded = case_file::load(&args.case).with_context(|| format!("loading {}", args.case.display()))?;
+    let loaded =
+        case_file::load(&args.case).with_context(|| format!("loading {}", args.case.display()))?;
     let decision = hpa::recommend(&loaded.case);
-    let mismatches = loaded.expected.as_ref().map(|expected| case_file::mismatches(&decision, expected));
+    let mismatches = loaded
+        .expected
+        .as_ref()
+        .map(|expected| case_file::mismatches(&decision, expected));
     match args.format {
         Format::Json => {
             let json = serde_json::to_string_pretty(&case_file::decision_json(&decision))?;
@@ -68,7 +72,10 @@ fn render_text(case: &HpaCase, decision: &Decision) -> String {
     let _ = writeln!(
         out,
         "replicas: {} -> {}  (min {}, max {})",
-        decision.current_replicas, decision.desired_replicas, case.spec.min_replicas, case.spec.max_replicas
+        decision.current_replicas,
+        decision.desired_replicas,
+        case.spec.min_replicas,
+        case.spec.max_replicas
     );
     match decision.current_utilization {
         Some(u) => {
@@ -85,7 +92,10 @@ fn render_text(case: &HpaCase, decision: &Decision) -> String {
         for (idx, outcome) in decision.per_metric.iter().enumerate() {
             match outcome {
                 Ok(p) => {
-                    let utilization = p.utilization.map(|u| format!(", utilization {u}%")).unwrap_or_default();
+                    let utilization = p
+                        .utilization
+                        .map(|u| format!(", utilization {u}%"))
+                        .unwrap_or_default();
                     let _ = writeln!(
                         out,
                         "  [{idx}] {}: {} replicas (value {}m{utilization})",
@@ -104,15 +114,29 @@ fn render_text(case: &HpaCase, decision: &Decision) -> String {
     if let Some(stabilized) = decision.stabilized_replicas {
         let _ = writeln!(out, "after stabilization: {stabilized}");
     }
-    let _ = writeln!(out, "limited by: {}", decision.limited_by.map_or("nothing", |l| l.as_str()));
+    let _ = writeln!(
+        out,
+        "limited by: {}",
+        decision.limited_by.map_or("nothing", |l| l.as_str())
+    );
     let _ = writeln!(out, "conditions:");
     for (kind, c) in &decision.conditions {
         let status = if c.status { "True" } else { "False" };
-        let _ = writeln!(out, "  {} {status} {}: {}", kind.as_str(), c.reason, c.message);
+        let _ = writeln!(
+            out,
+            "  {} {status} {}: {}",
+            kind.as_str(),
+            c.reason,
+            c.message
+        );
     }
     match &decision.rescale {
         Some(r) => {
-            let _ = writeln!(out, "event: SuccessfulRescale New size: {}; reason: {}", r.to, r.reason);
+            let _ = writeln!(
+                out,
+                "event: SuccessfulRescale New size: {}; reason: {}",
+                r.to, r.reason
+            );
         }
         None => {
             let _ = writeln!(out, "event: none (scale not written)");

@@ -45,7 +45,9 @@ impl Scanner<'_> {
     /// On a missing step it returns the offset of the last value it reached.
     fn find(&mut self, path: &[Step]) -> Option<usize> {
         let start = self.pos;
-        let Some((step, rest)) = path.split_first() else { return Some(start) };
+        let Some((step, rest)) = path.split_first() else {
+            return Some(start);
+        };
         match (step, self.peek()) {
             (Step::Key(key), Some(b'{')) => {
                 self.pos += 1;
@@ -106,7 +108,9 @@ impl Scanner<'_> {
             match b {
                 b'\\' => self.pos += 2,
                 b'"' => {
-                    let raw = std::str::from_utf8(&self.bytes[begin..self.pos]).ok()?.to_string();
+                    let raw = std::str::from_utf8(&self.bytes[begin..self.pos])
+                        .ok()?
+                        .to_string();
                     self.pos += 1;
                     return Some(raw);
                 }

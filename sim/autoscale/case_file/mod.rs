@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::autoscale::hpa::{
-    Behavior, Container, ControllerConfig, ControllerMemory, Decision, ExtraSample, HpaCase, HpaSpec,
-    KubernetesVersion, MetricSpec, Pod, PodPhase, PolicyKind, Recommendation, ResourceTarget, ScaleEvent,
-    ScalingPolicy, ScalingRules, SelectPolicy, ValueTarget,
+    Behavior, Container, ControllerConfig, ControllerMemory, Decision, ExtraSample, HpaCase,
+    HpaSpec, KubernetesVersion, MetricSpec, Pod, PodPhase, PolicyKind, Recommendation,
+    ResourceTarget, ScaleEvent, ScalingPolicy, ScalingRules, SelectPolicy, ValueTarget,
 };
 use crate::diag::{Diagnostic, Diagnostics, Location};
 use crate::engine::SimDuration;
@@ -78,17 +78,26 @@ pub struct ExpectedCondition {
 
 /// Reads and checks one case file.
 pub fn load(path: &Path) -> Result<LoadedCase, CaseFileError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| CaseFileError::Read { path: path.to_path_buf(), source })?;
-    parse(path, &text)
-        .map_err(|diagnostics| CaseFileError::Invalid { path: path.to_path_buf(), diagnostics })
+    let text = std::fs::read_to_string(path).map_err(|source| CaseFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text).map_err(|diagnostics| CaseFileError::Invalid {
+        path: path.to_path_buf(),
+        diagnostics,
+    })
 }
 
 /// Parses and checks case text; `path` only names the file in diagnostics.
 pub fn parse(path: &Path, text: &str) -> Result<LoadedCase, Diagnostics> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|err| {
         Diagnostics(vec![Diagnostic::error(
-            Location { file: path.to_path_buf(), document: 0, line: err.line(), column: err.column() },
+            Location {
+                file: path.to_path_buf(),
+                document: 0,
+                line: err.line(),
+                column: err.column(),
+            },
             "",
             strip_position(&err),
         )])
@@ -98,9 +107,17 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedCase, Diagnostics> {
         serde_json::Value::Array(items) if items.len() == 1 => vec![Step::Index(0)],
         serde_json::Value::Array(items) => {
             return Err(Diagnostics(vec![Diagnostic::error(
-                Location { file: path.to_path_buf(), document: 0, line: 1, column: 1 },
+                Location {
+                    file: path.to_path_buf(),
+                    document: 0,
+                    line: 1,
+                    column: 1,
+                },
                 "",
-                format!("expected one case per file, found an array of {}", items.len()),
+                format!(
+                    "expected one case per file, found an array of {}",
+                    items.len()
+                ),
             )]));
         }
         _ => Vec::new(),
@@ -109,10 +126,19 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedCase, Diagnostics> {
     let raw: RawCase = if prefix.is_empty() {
         deserialize_located(path, text, |de| serde_path_to_error::deserialize(de))?
     } else {
-        let cases: Vec<RawCase> = deserialize_located(path, text, |de| serde_path_to_error::deserialize(de))?;
-        cases.into_iter().next().expect("the array was checked to hold one element")
+        let cases: Vec<RawCase> =
+            deserialize_located(path, text, |de| serde_path_to_error::deserialize(de))?;
+        cases
+            .into_iter()
+            .next()
+            .expect("the array was checked to hold one element")
     };
-    let mut checker = Checker { path, text, prefix, diagnostics: Vec::new() };
+    let mut checker = Checker {
+        path,
+        text,
+        prefix,
+        diagnostics: Vec::new(),
+    };
     let loaded = checker.lower(raw);
     if checker.diagnostics.is_empty() {
         Ok(loaded)
@@ -133,7 +159,12 @@ fn deserialize_located<T>(
         let field = err.path().to_string();
         let inner = err.into_inner();
         Diagnostics(vec![Diagnostic::error(
-            Location { file: path.to_path_buf(), document: 0, line: inner.line(), column: inner.column() },
+            Location {
+                file: path.to_path_buf(),
+                document: 0,
+                line: inner.line(),
+                column: inner.column(),
+            },
             if field == "." { String::new() } else { field },
             strip_position(&inner),
         )])
@@ -419,7 +450,12 @@ impl Checker<'_> {
         steps.extend(at.0.iter().cloned());
         let (line, column) = locate::locate(self.text, &steps);
         self.diagnostics.push(Diagnostic::error(
-            Location { file: self.path.to_path_buf(), document: 0, line, column },
+            Location {
+                file: self.path.to_path_buf(),
+                document: 0,
+                line,
+                column,
+            },
             at.render(),
             message,
         ));
@@ -428,7 +464,10 @@ impl Checker<'_> {
     /// A non-negative, finite number of seconds as a duration.
     fn seconds(&mut self, at: &FieldPath, seconds: f64) -> SimDuration {
         if !seconds.is_finite() || seconds < 0.0 {
-            self.error(at, format!("Invalid value: {seconds}: must be greater than or equal to 0"));
+            self.error(
+                at,
+                format!("Invalid value: {seconds}: must be greater than or equal to 0"),
+            );
             return SimDuration::ZERO;
         }
         SimDuration::from_secs_f64(seconds)
@@ -439,11 +478,18 @@ impl Checker<'_> {
         let mut parts = trimmed.split('.');
         let major = parts.next().and_then(|p| p.parse::<u32>().ok());
         let minor = parts.next().and_then(|p| p.parse::<u32>().ok());
-        let patch_ok = parts.next().is_none_or(|p| p.split(['-', '+']).next().is_some_and(|n| n.parse::<u32>().is_ok()));
+        let patch_ok = parts.next().is_none_or(|p| {
+            p.split(['-', '+'])
+                .next()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        });
         match (major, minor, patch_ok) {
             (Some(major), Some(minor), true) => KubernetesVersion::new(major, minor),
             _ => {
-                self.error(at, format!("\"{text}\" is not a Kubernetes version (expected e.g. \"v1.35\")"));
+                self.error(
+                    at,
+                    format!("\"{text}\" is not a Kubernetes version (expected e.g. \"v1.35\")"),
+                );
                 KubernetesVersion::CURRENT
             }
         }
@@ -458,13 +504,20 @@ impl Checker<'_> {
             (None, None) => KubernetesVersion::CURRENT,
         };
         let controller = self.controller(&root.key("controller"), &raw_controller, version);
-        let scale_to_zero = raw_controller.feature_gates.get("HPAScaleToZero").copied().unwrap_or(false);
+        let scale_to_zero = raw_controller
+            .feature_gates
+            .get("HPAScaleToZero")
+            .copied()
+            .unwrap_or(false);
         let spec = self.spec(&root.key("spec"), raw.spec, scale_to_zero);
 
         if raw.current_replicas < 0 {
             self.error(
                 &root.key("currentReplicas"),
-                format!("Invalid value: {}: must be greater than or equal to 0", raw.current_replicas),
+                format!(
+                    "Invalid value: {}: must be greater than or equal to 0",
+                    raw.current_replicas
+                ),
             );
         }
         let status_replicas = raw.status_replicas.unwrap_or(raw.current_replicas);
@@ -485,7 +538,10 @@ impl Checker<'_> {
         for (idx, raw_pod) in raw.pods.into_iter().enumerate() {
             let at = root.key("pods").index(idx);
             if !names.insert(raw_pod.name.clone()) {
-                self.error(&at.key("name"), format!("Duplicate value: \"{}\"", raw_pod.name));
+                self.error(
+                    &at.key("name"),
+                    format!("Duplicate value: \"{}\"", raw_pod.name),
+                );
             }
             pods.push(self.pod(&at, raw_pod));
         }
@@ -494,23 +550,41 @@ impl Checker<'_> {
             if !names.insert(extra.pod.clone()) {
                 self.error(
                     &root.key("extraMetrics").index(idx).key("pod"),
-                    format!("Duplicate value: \"{}\" (samples of listed pods belong in pods[].usage)", extra.pod),
+                    format!(
+                        "Duplicate value: \"{}\" (samples of listed pods belong in pods[].usage)",
+                        extra.pod
+                    ),
                 );
             }
-            extra_samples.push(ExtraSample { pod: extra.pod, usage: extra.usage });
+            extra_samples.push(ExtraSample {
+                pod: extra.pod,
+                usage: extra.usage,
+            });
         }
 
         let recommendations = raw.recommendation_history.map(|recs| {
             recs.into_iter()
                 .enumerate()
                 .map(|(idx, rec)| Recommendation {
-                    age: self.seconds(&root.key("recommendationHistory").index(idx).key("secondsAgo"), rec.seconds_ago),
+                    age: self.seconds(
+                        &root
+                            .key("recommendationHistory")
+                            .index(idx)
+                            .key("secondsAgo"),
+                        rec.seconds_ago,
+                    ),
                     replicas: rec.replicas,
                 })
                 .collect()
         });
-        let scale_up_events = self.events(&root.key("scaleUpEvents"), raw.scale_up_events.unwrap_or_default());
-        let scale_down_events = self.events(&root.key("scaleDownEvents"), raw.scale_down_events.unwrap_or_default());
+        let scale_up_events = self.events(
+            &root.key("scaleUpEvents"),
+            raw.scale_up_events.unwrap_or_default(),
+        );
+        let scale_down_events = self.events(
+            &root.key("scaleDownEvents"),
+            raw.scale_down_events.unwrap_or_default(),
+        );
 
         let case = HpaCase {
             name: raw.name,
@@ -523,9 +597,16 @@ impl Checker<'_> {
             metric_desired_replicas: raw.metric_desired_replicas,
             pods,
             extra_samples,
-            memory: ControllerMemory { recommendations, scale_up_events, scale_down_events },
+            memory: ControllerMemory {
+                recommendations,
+                scale_up_events,
+                scale_down_events,
+            },
         };
-        LoadedCase { case, expected: raw.expected }
+        LoadedCase {
+            case,
+            expected: raw.expected,
+        }
     }
 
     fn events(&mut self, at: &FieldPath, raw: Vec<RawEvent>) -> Vec<ScaleEvent> {
@@ -534,7 +615,10 @@ impl Checker<'_> {
             .map(|(idx, event)| {
                 let event_at = at.index(idx);
                 if event.delta < 0 {
-                    self.error(&event_at.key("delta"), format!("Invalid value: {}: must be positive", event.delta));
+                    self.error(
+                        &event_at.key("delta"),
+                        format!("Invalid value: {}: must be positive", event.delta),
+                    );
                 }
                 ScaleEvent {
                     age: self.seconds(&event_at.key("secondsAgo"), event.seconds_ago),
@@ -545,22 +629,33 @@ impl Checker<'_> {
             .collect()
     }
 
-    fn controller(&mut self, at: &FieldPath, raw: &RawController, version: KubernetesVersion) -> ControllerConfig {
+    fn controller(
+        &mut self,
+        at: &FieldPath,
+        raw: &RawController,
+        version: KubernetesVersion,
+    ) -> ControllerConfig {
         let mut config = ControllerConfig::defaults_for(version);
         if let Some(t) = raw.tolerance {
             if !t.is_finite() || t < 0.0 {
-                self.error(&at.key("tolerance"), format!("Invalid value: {t}: must be greater than or equal to 0"));
+                self.error(
+                    &at.key("tolerance"),
+                    format!("Invalid value: {t}: must be greater than or equal to 0"),
+                );
             }
             config.tolerance = t;
         }
         if let Some(s) = raw.cpu_initialization_period_seconds {
-            config.cpu_initialization_period = self.seconds(&at.key("cpuInitializationPeriodSeconds"), s);
+            config.cpu_initialization_period =
+                self.seconds(&at.key("cpuInitializationPeriodSeconds"), s);
         }
         if let Some(s) = raw.initial_readiness_delay_seconds {
-            config.initial_readiness_delay = self.seconds(&at.key("initialReadinessDelaySeconds"), s);
+            config.initial_readiness_delay =
+                self.seconds(&at.key("initialReadinessDelaySeconds"), s);
         }
         if let Some(s) = raw.downscale_stabilization_seconds {
-            config.downscale_stabilization_window = self.seconds(&at.key("downscaleStabilizationSeconds"), s);
+            config.downscale_stabilization_window =
+                self.seconds(&at.key("downscaleStabilizationSeconds"), s);
         }
         if let Some(f) = raw.scale_up_limit_factor {
             config.scale_up_limit_factor = f;
@@ -585,22 +680,38 @@ impl Checker<'_> {
 
     fn spec(&mut self, at: &FieldPath, raw: RawSpec, scale_to_zero: bool) -> HpaSpec {
         let min = raw.min_replicas.unwrap_or(1);
-        let has_object_or_external = raw.metrics.iter().any(|m| m.kind == "Object" || m.kind == "External");
+        let has_object_or_external = raw
+            .metrics
+            .iter()
+            .any(|m| m.kind == "Object" || m.kind == "External");
         // minReplicas 0 needs the HPAScaleToZero gate and a metric that can see a workload at zero.
-        let min_allowed = if scale_to_zero && has_object_or_external { 0 } else { 1 };
+        let min_allowed = if scale_to_zero && has_object_or_external {
+            0
+        } else {
+            1
+        };
         if min < min_allowed {
-            self.error(&at.key("minReplicas"), format!("Invalid value: {min}: must be greater than or equal to {min_allowed}"));
+            self.error(
+                &at.key("minReplicas"),
+                format!("Invalid value: {min}: must be greater than or equal to {min_allowed}"),
+            );
         }
         if raw.max_replicas < 1 {
             self.error(
                 &at.key("maxReplicas"),
-                format!("Invalid value: {}: must be greater than or equal to 1", raw.max_replicas),
+                format!(
+                    "Invalid value: {}: must be greater than or equal to 1",
+                    raw.max_replicas
+                ),
             );
         }
         if raw.max_replicas < min {
             self.error(
                 &at.key("maxReplicas"),
-                format!("Invalid value: {}: must be greater than or equal to `minReplicas`", raw.max_replicas),
+                format!(
+                    "Invalid value: {}: must be greater than or equal to `minReplicas`",
+                    raw.max_replicas
+                ),
             );
         }
         let mut metrics = Vec::with_capacity(raw.metrics.len());
@@ -622,7 +733,12 @@ impl Checker<'_> {
                 scale_down: b.scale_down.map(|r| self.rules(&at.key("scaleDown"), r)),
             }
         });
-        HpaSpec { min_replicas: min, max_replicas: raw.max_replicas, metrics, behavior }
+        HpaSpec {
+            min_replicas: min,
+            max_replicas: raw.max_replicas,
+            metrics,
+            behavior,
+        }
     }
 
     fn rules(&mut self, at: &FieldPath, raw: RawRules) -> ScalingRules {
@@ -691,7 +807,10 @@ impl Checker<'_> {
         });
         if let Some(t) = raw.tolerance {
             if !t.is_finite() || t < 0.0 {
-                self.error(&at.key("tolerance"), format!("Invalid value: {t}: must be greater than or equal to 0"));
+                self.error(
+                    &at.key("tolerance"),
+                    format!("Invalid value: {t}: must be greater than or equal to 0"),
+                );
             }
         }
         ScalingRules {
@@ -704,20 +823,35 @@ impl Checker<'_> {
 
     /// validateMetricTarget: the checks common to every source type.
     fn target_common(&mut self, at: &FieldPath, target: &RawTarget) {
-        if !matches!(target.kind.as_str(), "Utilization" | "Value" | "AverageValue") {
+        if !matches!(
+            target.kind.as_str(),
+            "Utilization" | "Value" | "AverageValue"
+        ) {
             self.error(
                 &at.key("type"),
-                format!("Invalid value: \"{}\": must be either Utilization, Value, or AverageValue", target.kind),
+                format!(
+                    "Invalid value: \"{}\": must be either Utilization, Value, or AverageValue",
+                    target.kind
+                ),
             );
         }
         if let Some(v) = target.value_milli.filter(|v| *v <= 0) {
-            self.error(&at.key("valueMilli"), format!("Invalid value: {v}: must be positive"));
+            self.error(
+                &at.key("valueMilli"),
+                format!("Invalid value: {v}: must be positive"),
+            );
         }
         if let Some(v) = target.average_value_milli.filter(|v| *v <= 0) {
-            self.error(&at.key("averageValueMilli"), format!("Invalid value: {v}: must be positive"));
+            self.error(
+                &at.key("averageValueMilli"),
+                format!("Invalid value: {v}: must be positive"),
+            );
         }
         if let Some(u) = target.average_utilization.filter(|u| *u < 1) {
-            self.error(&at.key("averageUtilization"), format!("Invalid value: {u}: must be greater than 0"));
+            self.error(
+                &at.key("averageUtilization"),
+                format!("Invalid value: {u}: must be greater than 0"),
+            );
         }
     }
 
@@ -725,21 +859,31 @@ impl Checker<'_> {
         match name {
             Some(name) if !name.is_empty() => name,
             _ => {
-                self.error(&at.key(field), format!("Required value: must specify a {field}"));
+                self.error(
+                    &at.key(field),
+                    format!("Required value: must specify a {field}"),
+                );
                 String::new()
             }
         }
     }
 
     fn metric(&mut self, at: &FieldPath, raw: RawMetric) -> MetricSpec {
-        let known = matches!(raw.kind.as_str(), "Resource" | "ContainerResource" | "Pods" | "Object" | "External");
+        let known = matches!(
+            raw.kind.as_str(),
+            "Resource" | "ContainerResource" | "Pods" | "Object" | "External"
+        );
         if !known {
-            return MetricSpec::Unknown { type_name: raw.kind };
+            return MetricSpec::Unknown {
+                type_name: raw.kind,
+            };
         }
         let target_at = at.key("target");
         let Some(target) = raw.target else {
             self.error(&target_at, "Required value: must specify a metric target");
-            return MetricSpec::Unknown { type_name: raw.kind };
+            return MetricSpec::Unknown {
+                type_name: raw.kind,
+            };
         };
         self.target_common(&target_at, &target);
         match raw.kind.as_str() {
@@ -768,7 +912,11 @@ impl Checker<'_> {
                         ResourceTarget::Utilization(1)
                     }
                 };
-                MetricSpec::Resource { resource, container, target }
+                MetricSpec::Resource {
+                    resource,
+                    container,
+                    target,
+                }
             }
             "Pods" => {
                 let name = self.required_name(at, "name", raw.name);
@@ -777,16 +925,25 @@ impl Checker<'_> {
                         &target_at.key("averageValueMilli"),
                         "Required value: must specify a positive target averageValue",
                     );
-                    return MetricSpec::Pods { name, target_average_milli: 1 };
+                    return MetricSpec::Pods {
+                        name,
+                        target_average_milli: 1,
+                    };
                 };
-                MetricSpec::Pods { name, target_average_milli: average }
+                MetricSpec::Pods {
+                    name,
+                    target_average_milli: average,
+                }
             }
             "Object" => {
                 let name = self.required_name(at, "name", raw.name);
                 let described_kind = match raw.described_object {
                     Some(object) => object.kind,
                     None => {
-                        self.error(&at.key("describedObject"), "Required value: must specify a describedObject");
+                        self.error(
+                            &at.key("describedObject"),
+                            "Required value: must specify a describedObject",
+                        );
                         String::new()
                     }
                 };
@@ -847,10 +1004,15 @@ impl Checker<'_> {
                 PodPhase::Running
             }
         };
-        let started_ago = raw.started_seconds_ago.map(|s| self.seconds(&at.key("startedSecondsAgo"), s));
-        let ready_transition_ago =
-            raw.ready_transition_seconds_ago.map(|s| self.seconds(&at.key("readyTransitionSecondsAgo"), s));
-        let metric_age = raw.metric_age_seconds.map_or(SimDuration::ZERO, |s| self.seconds(&at.key("metricAgeSeconds"), s));
+        let started_ago = raw
+            .started_seconds_ago
+            .map(|s| self.seconds(&at.key("startedSecondsAgo"), s));
+        let ready_transition_ago = raw
+            .ready_transition_seconds_ago
+            .map(|s| self.seconds(&at.key("readyTransitionSecondsAgo"), s));
+        let metric_age = raw.metric_age_seconds.map_or(SimDuration::ZERO, |s| {
+            self.seconds(&at.key("metricAgeSeconds"), s)
+        });
         Pod {
             name: raw.name,
             phase,
@@ -864,7 +1026,11 @@ impl Checker<'_> {
             containers: raw
                 .containers
                 .into_iter()
-                .map(|c| Container { name: c.name, requests: c.requests, usage: c.usage })
+                .map(|c| Container {
+                    name: c.name,
+                    requests: c.requests,
+                    usage: c.usage,
+                })
                 .collect(),
         }
     }
@@ -872,7 +1038,11 @@ impl Checker<'_> {
 
 /// Upstream picks the Object/External path by `target.type` and the matching field.
 fn value_target(target: &RawTarget) -> ValueTarget {
-    match (target.kind.as_str(), target.value_milli, target.average_value_milli) {
+    match (
+        target.kind.as_str(),
+        target.value_milli,
+        target.average_value_milli,
+    ) {
         ("Value", Some(v), _) => ValueTarget::ValueMilli(v),
         ("AverageValue", _, Some(v)) => ValueTarget::AverageValueMilli(v),
         _ => ValueTarget::Unset,
@@ -898,21 +1068,32 @@ pub fn mismatches(decision: &Decision, expected: &Expected) -> Vec<String> {
         if decision.current_utilization != Some(utilization) {
             out.push(format!(
                 "currentUtilization: expected {utilization}, got {}",
-                decision.current_utilization.map_or("none".to_string(), |u| u.to_string())
+                decision
+                    .current_utilization
+                    .map_or("none".to_string(), |u| u.to_string())
             ));
         }
     }
     if let Some(proposals) = &expected.per_metric_proposals {
         let got = proposals_of(decision);
         if *proposals != got {
-            out.push(format!("perMetricProposals: expected {}, got {}", list(proposals), list(&got)));
+            out.push(format!(
+                "perMetricProposals: expected {}, got {}",
+                list(proposals),
+                list(&got)
+            ));
         }
     }
     if let Some(conditions) = &expected.conditions {
         let got: BTreeMap<String, (String, String)> = decision
             .conditions
             .iter()
-            .map(|(kind, c)| (kind.as_str().to_string(), (status_word(c.status).to_string(), c.reason.to_string())))
+            .map(|(kind, c)| {
+                (
+                    kind.as_str().to_string(),
+                    (status_word(c.status).to_string(), c.reason.to_string()),
+                )
+            })
             .collect();
         for (kind, want) in conditions {
             match got.get(kind) {
@@ -921,12 +1102,17 @@ pub fn mismatches(decision: &Decision, expected: &Expected) -> Vec<String> {
                     "conditions.{kind}: expected {} {}, got {status} {reason}",
                     want.status, want.reason
                 )),
-                None => out.push(format!("conditions.{kind}: expected {} {}, got untouched", want.status, want.reason)),
+                None => out.push(format!(
+                    "conditions.{kind}: expected {} {}, got untouched",
+                    want.status, want.reason
+                )),
             }
         }
         for (kind, (status, reason)) in &got {
             if !conditions.contains_key(kind) {
-                out.push(format!("conditions.{kind}: expected untouched, got {status} {reason}"));
+                out.push(format!(
+                    "conditions.{kind}: expected untouched, got {status} {reason}"
+                ));
             }
         }
     }
@@ -940,12 +1126,19 @@ pub fn mismatches(decision: &Decision, expected: &Expected) -> Vec<String> {
 }
 
 fn list(items: &[Option<i32>]) -> String {
-    let inner: Vec<String> = items.iter().map(|p| p.map_or("null".to_string(), |n| n.to_string())).collect();
+    let inner: Vec<String> = items
+        .iter()
+        .map(|p| p.map_or("null".to_string(), |n| n.to_string()))
+        .collect();
     format!("[{}]", inner.join(", "))
 }
 
 fn proposals_of(decision: &Decision) -> Vec<Option<i32>> {
-    decision.per_metric.iter().map(|outcome| outcome.as_ref().ok().map(|p| p.replicas)).collect()
+    decision
+        .per_metric
+        .iter()
+        .map(|outcome| outcome.as_ref().ok().map(|p| p.replicas))
+        .collect()
 }
 
 /// The decision as the JSON object of `twin explain hpa --format json`: the fields of

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    HpaCase, MetricFailure, MetricOutcome, MetricProposal, MetricSpec, Pod, PodPhase, ResourceTarget, Tolerances,
-    ValueTarget,
+    HpaCase, MetricFailure, MetricOutcome, MetricProposal, MetricSpec, Pod, PodPhase,
+    ResourceTarget, Tolerances, ValueTarget,
 };
 
 /// Go's `int32(math.Ceil(x))` for the values the controller produces, saturating where Go
@@ -25,7 +25,10 @@ fn ceil_to_i32(x: f64) -> i32 {
 }
 
 fn failure(reason: &'static str, message: impl Into<String>) -> MetricFailure {
-    MetricFailure { reason, message: message.into() }
+    MetricFailure {
+        reason,
+        message: message.into(),
+    }
 }
 
 /// One metric's proposal, working from `current` (`scale.spec.replicas`).
@@ -36,27 +39,47 @@ pub(crate) fn replicas_for_metric(
     tolerances: Tolerances,
 ) -> MetricOutcome {
     match metric {
-        MetricSpec::Resource { resource, container, target } => {
-            let reason =
-                if container.is_some() { "FailedGetContainerResourceMetric" } else { "FailedGetResourceMetric" };
+        MetricSpec::Resource {
+            resource,
+            container,
+            target,
+        } => {
+            let reason = if container.is_some() {
+                "FailedGetContainerResourceMetric"
+            } else {
+                "FailedGetResourceMetric"
+            };
             let samples = resource_samples(case, resource, container.as_deref());
             if samples.is_empty() {
                 return Err(failure(
                     reason,
-                    format!("unable to get metrics for resource {resource}: no metrics returned from resource metrics API"),
+                    format!(
+                        "unable to get metrics for resource {resource}: no metrics returned from resource metrics API"
+                    ),
                 ));
             }
             match *target {
-                ResourceTarget::Utilization(target_utilization) => {
-                    utilization_replicas(case, samples, resource, container.as_deref(), target_utilization, current, tolerances)
-                        .map(|(replicas, utilization, raw)| MetricProposal {
-                            replicas,
-                            description: format!("{resource} resource utilization (percentage of request)"),
-                            utilization: Some(utilization),
-                            value_milli: raw,
-                        })
-                        .map_err(|message| failure(reason, format!("failed to get {resource} utilization: {message}")))
-                }
+                ResourceTarget::Utilization(target_utilization) => utilization_replicas(
+                    case,
+                    samples,
+                    resource,
+                    container.as_deref(),
+                    target_utilization,
+                    current,
+                    tolerances,
+                )
+                .map(|(replicas, utilization, raw)| MetricProposal {
+                    replicas,
+                    description: format!("{resource} resource utilization (percentage of request)"),
+                    utilization: Some(utilization),
+                    value_milli: raw,
+                })
+                .map_err(|message| {
+                    failure(
+                        reason,
+                        format!("failed to get {resource} utilization: {message}"),
+                    )
+                }),
                 ResourceTarget::AverageValueMilli(target_milli) => {
                     plain_replicas(case, samples, resource, target_milli, current, tolerances)
                         .map(|(replicas, usage)| MetricProposal {
@@ -65,32 +88,58 @@ pub(crate) fn replicas_for_metric(
                             utilization: None,
                             value_milli: usage,
                         })
-                        .map_err(|message| failure(reason, format!("failed to get {resource} usage: {message}")))
+                        .map_err(|message| {
+                            failure(reason, format!("failed to get {resource} usage: {message}"))
+                        })
                 }
             }
         }
-        MetricSpec::Pods { name, target_average_milli } => {
+        MetricSpec::Pods {
+            name,
+            target_average_milli,
+        } => {
             let samples = plain_samples(case, name);
             if samples.is_empty() {
                 return Err(failure(
                     "FailedGetPodsMetric",
-                    format!("unable to get metric {name}: no metrics returned from custom metrics API"),
+                    format!(
+                        "unable to get metric {name}: no metrics returned from custom metrics API"
+                    ),
                 ));
             }
-            plain_replicas(case, samples, "", *target_average_milli, current, tolerances)
-                .map(|(replicas, usage)| MetricProposal {
-                    replicas,
-                    description: format!("pods metric {name}"),
-                    utilization: None,
-                    value_milli: usage,
-                })
-                .map_err(|message| failure("FailedGetPodsMetric", format!("failed to get pods metric value: {message}")))
+            plain_replicas(
+                case,
+                samples,
+                "",
+                *target_average_milli,
+                current,
+                tolerances,
+            )
+            .map(|(replicas, usage)| MetricProposal {
+                replicas,
+                description: format!("pods metric {name}"),
+                utilization: None,
+                value_milli: usage,
+            })
+            .map_err(|message| {
+                failure(
+                    "FailedGetPodsMetric",
+                    format!("failed to get pods metric value: {message}"),
+                )
+            })
         }
-        MetricSpec::Object { name, described_kind, observed_milli, target } => {
+        MetricSpec::Object {
+            name,
+            described_kind,
+            observed_milli,
+            target,
+        } => {
             let Some(usage) = *observed_milli else {
                 return Err(failure(
                     "FailedGetObjectMetric",
-                    format!("failed to get object metric value: unable to get metric {name} on {described_kind}"),
+                    format!(
+                        "failed to get object metric value: unable to get metric {name} on {described_kind}"
+                    ),
                 ));
             };
             value_target_replicas(case, usage, *target, current, tolerances)
@@ -100,17 +149,31 @@ pub(crate) fn replicas_for_metric(
                     utilization: None,
                     value_milli: value,
                 })
-                .map_err(|message| failure("FailedGetObjectMetric", format!("failed to get object metric value: {message}")))
+                .map_err(|message| {
+                    failure(
+                        "FailedGetObjectMetric",
+                        format!("failed to get object metric value: {message}"),
+                    )
+                })
         }
-        MetricSpec::External { name, selector, observed_milli, target } => {
+        MetricSpec::External {
+            name,
+            selector,
+            observed_milli,
+            target,
+        } => {
             let Some(values) = observed_milli else {
                 return Err(failure(
                     "FailedGetExternalMetric",
-                    format!("failed to get external metric value: unable to get external metric {name}"),
+                    format!(
+                        "failed to get external metric value: unable to get external metric {name}"
+                    ),
                 ));
             };
             // Summed as upstream does, capped at MaxInt64 instead of overflowing.
-            let usage = values.iter().fold(0i64, |sum, value| sum.saturating_add(*value));
+            let usage = values
+                .iter()
+                .fold(0i64, |sum, value| sum.saturating_add(*value));
             value_target_replicas(case, usage, *target, current, tolerances)
                 .map(|(replicas, value)| MetricProposal {
                     replicas,
@@ -119,12 +182,16 @@ pub(crate) fn replicas_for_metric(
                     value_milli: value,
                 })
                 .map_err(|message| {
-                    failure("FailedGetExternalMetric", format!("failed to get external metric value: {message}"))
+                    failure(
+                        "FailedGetExternalMetric",
+                        format!("failed to get external metric value: {message}"),
+                    )
                 })
         }
-        MetricSpec::Unknown { type_name } => {
-            Err(failure("InvalidMetricSourceType", format!("unknown metric source type \"{type_name}\"")))
-        }
+        MetricSpec::Unknown { type_name } => Err(failure(
+            "InvalidMetricSourceType",
+            format!("unknown metric source type \"{type_name}\""),
+        )),
     }
 }
 
@@ -149,13 +216,25 @@ fn resource_samples(case: &HpaCase, resource: &str, container: Option<&str>) -> 
                 .and_then(|c| c.usage.get(resource).copied()),
         };
         if let Some(value) = value {
-            samples.insert(pod.name.clone(), Sample { value, age: pod.metric_age });
+            samples.insert(
+                pod.name.clone(),
+                Sample {
+                    value,
+                    age: pod.metric_age,
+                },
+            );
         }
     }
     if container.is_none() {
         for extra in &case.extra_samples {
             if let Some(value) = extra.usage.get(resource) {
-                samples.insert(extra.pod.clone(), Sample { value: *value, age: crate::engine::SimDuration::ZERO });
+                samples.insert(
+                    extra.pod.clone(),
+                    Sample {
+                        value: *value,
+                        age: crate::engine::SimDuration::ZERO,
+                    },
+                );
             }
         }
     }
@@ -166,12 +245,24 @@ fn plain_samples(case: &HpaCase, metric: &str) -> Samples {
     let mut samples = Samples::new();
     for pod in &case.pods {
         if let Some(value) = pod.usage.get(metric) {
-            samples.insert(pod.name.clone(), Sample { value: *value, age: pod.metric_age });
+            samples.insert(
+                pod.name.clone(),
+                Sample {
+                    value: *value,
+                    age: pod.metric_age,
+                },
+            );
         }
     }
     for extra in &case.extra_samples {
         if let Some(value) = extra.usage.get(metric) {
-            samples.insert(extra.pod.clone(), Sample { value: *value, age: crate::engine::SimDuration::ZERO });
+            samples.insert(
+                extra.pod.clone(),
+                Sample {
+                    value: *value,
+                    age: crate::engine::SimDuration::ZERO,
+                },
+            );
         }
     }
     samples
@@ -188,8 +279,12 @@ struct Groups {
 /// Upstream's groupPods. `resource` is the metric's resource name ("" for custom metrics); only
 /// `cpu` gets the readiness rules, since only CPU is distorted by start-up work.
 fn group_pods(case: &HpaCase, samples: &Samples, resource: &str) -> Groups {
-    let mut groups =
-        Groups { ready_count: 0, unready: BTreeSet::new(), missing: BTreeSet::new(), ignored: BTreeSet::new() };
+    let mut groups = Groups {
+        ready_count: 0,
+        unready: BTreeSet::new(),
+        missing: BTreeSet::new(),
+        ignored: BTreeSet::new(),
+    };
     let init_period = case.controller.cpu_initialization_period.0 as i128;
     let readiness_delay = case.controller.initial_readiness_delay.0 as i128;
     let window = case.metric_window.0 as i128;
@@ -206,7 +301,9 @@ fn group_pods(case: &HpaCase, samples: &Samples, resource: &str) -> Groups {
             groups.missing.insert(pod.name.clone());
             continue;
         };
-        if resource == "cpu" && cpu_sample_is_unready(pod, sample, init_period, readiness_delay, window) {
+        if resource == "cpu"
+            && cpu_sample_is_unready(pod, sample, init_period, readiness_delay, window)
+        {
             groups.unready.insert(pod.name.clone());
             continue;
         }
@@ -216,13 +313,21 @@ fn group_pods(case: &HpaCase, samples: &Samples, resource: &str) -> Groups {
 }
 
 /// The CPU readiness rule, in ages before now [ns] (a later instant has a smaller age).
-fn cpu_sample_is_unready(pod: &Pod, sample: &Sample, init_period: i128, readiness_delay: i128, window: i128) -> bool {
+fn cpu_sample_is_unready(
+    pod: &Pod,
+    sample: &Sample,
+    init_period: i128,
+    readiness_delay: i128,
+    window: i128,
+) -> bool {
     let (Some(ready), Some(started_ago)) = (pod.ready, pod.started_ago) else {
         return true;
     };
     let started_ago = started_ago.0 as i128;
     // No transition time reads as Go's zero time: earlier than anything else in the case.
-    let transition_ago = pod.ready_transition_ago.map_or(i128::from(u64::MAX) * 2, |d| d.0 as i128);
+    let transition_ago = pod
+        .ready_transition_ago
+        .map_or(i128::from(u64::MAX) * 2, |d| d.0 as i128);
     let metric_ago = sample.age.0 as i128;
     if started_ago < init_period {
         // Inside the initialization period a sample only counts once a full window has been
@@ -237,18 +342,28 @@ fn cpu_sample_is_unready(pod: &Pod, sample: &Sample, init_period: i128, readines
 }
 
 /// Per-pod requests for the metric's resource (all pods, as upstream computes them).
-fn pod_requests(case: &HpaCase, resource: &str, container: Option<&str>) -> Result<BTreeMap<String, i64>, String> {
+fn pod_requests(
+    case: &HpaCase,
+    resource: &str,
+    container: Option<&str>,
+) -> Result<BTreeMap<String, i64>, String> {
     let mut requests = BTreeMap::new();
     for pod in &case.pods {
         let request = match container {
             Some(container) => {
                 let Some(c) = pod.containers.iter().find(|c| c.name == container) else {
-                    return Err(format!("container {container} not found in Pod {}", pod.name));
+                    return Err(format!(
+                        "container {container} not found in Pod {}",
+                        pod.name
+                    ));
                 };
                 match c.requests.get(resource) {
                     Some(value) => *value,
                     None => {
-                        return Err(format!("missing request for {resource} in container {container} of Pod {}", pod.name));
+                        return Err(format!(
+                            "missing request for {resource} in container {container} of Pod {}",
+                            pod.name
+                        ));
                     }
                 }
             }
@@ -257,7 +372,10 @@ fn pod_requests(case: &HpaCase, resource: &str, container: Option<&str>) -> Resu
                 None => {
                     let mut sum = 0i64;
                     if pod.containers.is_empty() {
-                        return Err(format!("missing request for {resource} in Pod {}", pod.name));
+                        return Err(format!(
+                            "missing request for {resource} in Pod {}",
+                            pod.name
+                        ));
                     }
                     for c in &pod.containers {
                         match c.requests.get(resource) {
@@ -290,7 +408,9 @@ fn utilization_ratio(
     let mut n_entries = 0i64;
     for (pod, value) in values {
         // Samples of pods outside the pod list have no request: skipped here, counted elsewhere.
-        let Some(request) = requests.get(pod) else { continue };
+        let Some(request) = requests.get(pod) else {
+            continue;
+        };
         metrics_total = metrics_total.saturating_add(*value);
         requests_total = requests_total.saturating_add(*request);
         n_entries += 1;
@@ -299,7 +419,11 @@ fn utilization_ratio(
         return Err("no metrics returned matched known pods".to_string());
     }
     let utilization = (metrics_total.saturating_mul(100) / requests_total) as i32;
-    Ok((f64::from(utilization) / f64::from(target_utilization), utilization, metrics_total / n_entries))
+    Ok((
+        f64::from(utilization) / f64::from(target_utilization),
+        utilization,
+        metrics_total / n_entries,
+    ))
 }
 
 /// Upstream's GetMetricUsageRatio: (ratio, average [milli]).
@@ -329,7 +453,9 @@ fn utilization_replicas(
         .map(|(pod, sample)| (pod, sample.value))
         .collect();
     if values.is_empty() {
-        return Err("did not receive metrics for targeted pods (pods might be unready)".to_string());
+        return Err(
+            "did not receive metrics for targeted pods (pods might be unready)".to_string(),
+        );
     }
     let requests = pod_requests(case, resource, container)?;
     let (ratio, utilization, raw) = utilization_ratio(&values, &requests, target_utilization)?;
@@ -339,15 +465,22 @@ fn utilization_replicas(
         if tolerances.is_within(ratio) {
             return Ok((current, utilization, raw));
         }
-        return Ok((ceil_to_i32(ratio * groups.ready_count as f64), utilization, raw));
+        return Ok((
+            ceil_to_i32(ratio * groups.ready_count as f64),
+            utilization,
+            raw,
+        ));
     }
 
     if !groups.missing.is_empty() {
         if ratio < 1.0 {
             // On a scale-down a pod without a sample is assumed busy, so the estimate errs on the
             // side of keeping capacity. Since v1.26 "busy" is at least the target when it exceeds 100 %.
-            let fallback_percent =
-                if case.version.has_target_fallback_for_missing_pods() { i64::from(target_utilization.max(100)) } else { 100 };
+            let fallback_percent = if case.version.has_target_fallback_for_missing_pods() {
+                i64::from(target_utilization.max(100))
+            } else {
+                100
+            };
             for pod in &groups.missing {
                 let request = requests.get(pod).copied().unwrap_or(0);
                 values.insert(pod.clone(), request.saturating_mul(fallback_percent) / 100);
@@ -366,7 +499,10 @@ fn utilization_replicas(
     }
 
     let (new_ratio, _, _) = utilization_ratio(&values, &requests, target_utilization)?;
-    if tolerances.is_within(new_ratio) || (ratio < 1.0 && new_ratio > 1.0) || (ratio > 1.0 && new_ratio < 1.0) {
+    if tolerances.is_within(new_ratio)
+        || (ratio < 1.0 && new_ratio > 1.0)
+        || (ratio > 1.0 && new_ratio < 1.0)
+    {
         return Ok((current, utilization, raw));
     }
     let new_replicas = ceil_to_i32(new_ratio * values.len() as f64);
@@ -395,7 +531,9 @@ fn plain_replicas(
         .map(|(pod, sample)| (pod, sample.value))
         .collect();
     if values.is_empty() {
-        return Err("did not receive metrics for targeted pods (pods might be unready)".to_string());
+        return Err(
+            "did not receive metrics for targeted pods (pods might be unready)".to_string(),
+        );
     }
     let (ratio, usage) = usage_ratio(&values, target_milli);
 
@@ -423,7 +561,10 @@ fn plain_replicas(
         }
     }
     let (new_ratio, _) = usage_ratio(&values, target_milli);
-    if tolerances.is_within(new_ratio) || (ratio < 1.0 && new_ratio > 1.0) || (ratio > 1.0 && new_ratio < 1.0) {
+    if tolerances.is_within(new_ratio)
+        || (ratio < 1.0 && new_ratio > 1.0)
+        || (ratio > 1.0 && new_ratio < 1.0)
+    {
         return Ok((current, usage));
     }
     let new_replicas = ceil_to_i32(new_ratio * values.len() as f64);
@@ -457,20 +598,31 @@ fn value_target_replicas(
                         .to_string(),
                 );
             }
-            let ready_pods =
-                case.pods.iter().filter(|pod| pod.phase == PodPhase::Running && pod.ready == Some(true)).count();
+            let ready_pods = case
+                .pods
+                .iter()
+                .filter(|pod| pod.phase == PodPhase::Running && pod.ready == Some(true))
+                .count();
             Ok((ceil_to_i32(ratio * ready_pods as f64), usage))
         }
-        ValueTarget::Unset => {
-            Err("invalid metric source: neither a value target nor an average value target was set".to_string())
-        }
+        ValueTarget::Unset => Err(
+            "invalid metric source: neither a value target nor an average value target was set"
+                .to_string(),
+        ),
         ValueTarget::AverageValueMilli(target_milli) => {
             let status_replicas = case.status_replicas;
             let ratio = usage as f64 / (target_milli as f64 * f64::from(status_replicas));
-            let replicas =
-                if tolerances.is_within(ratio) { status_replicas } else { ceil_to_i32(usage as f64 / target_milli as f64) };
+            let replicas = if tolerances.is_within(ratio) {
+                status_replicas
+            } else {
+                ceil_to_i32(usage as f64 / target_milli as f64)
+            };
             let per_pod = (usage as f64 / f64::from(status_replicas)).ceil();
-            let per_pod = if per_pod.is_finite() { per_pod as i64 } else { i64::MAX };
+            let per_pod = if per_pod.is_finite() {
+                per_pod as i64
+            } else {
+                i64::MAX
+            };
             Ok((replicas, per_pod))
         }
     }

@@ -32,7 +32,10 @@ pub struct KubernetesVersion {
 
 impl KubernetesVersion {
     /// The pinned release (Appendix C): the default when a case names none.
-    pub const CURRENT: KubernetesVersion = KubernetesVersion { major: 1, minor: 35 };
+    pub const CURRENT: KubernetesVersion = KubernetesVersion {
+        major: 1,
+        minor: 35,
+    };
 
     pub const fn new(major: u32, minor: u32) -> Self {
         KubernetesVersion { major, minor }
@@ -123,13 +126,30 @@ pub enum ValueTarget {
 pub enum MetricSpec {
     /// A resource metric of the pods (`container: None`) or of one container (ContainerResource).
     /// Samples come from each pod's `usage[resource]` (or the container's).
-    Resource { resource: String, container: Option<String>, target: ResourceTarget },
+    Resource {
+        resource: String,
+        container: Option<String>,
+        target: ResourceTarget,
+    },
     /// A custom per-pod metric; samples come from each pod's `usage[name]`.
-    Pods { name: String, target_average_milli: i64 },
+    Pods {
+        name: String,
+        target_average_milli: i64,
+    },
     /// A metric of another object; `observed_milli: None` means the metrics API call failed.
-    Object { name: String, described_kind: String, observed_milli: Option<i64>, target: ValueTarget },
+    Object {
+        name: String,
+        described_kind: String,
+        observed_milli: Option<i64>,
+        target: ValueTarget,
+    },
     /// An external metric: the sum of all returned series; `None` means the call failed.
-    External { name: String, selector: String, observed_milli: Option<Vec<i64>>, target: ValueTarget },
+    External {
+        name: String,
+        selector: String,
+        observed_milli: Option<Vec<i64>>,
+        target: ValueTarget,
+    },
     /// A source type the controller does not know (condition `InvalidMetricSourceType`).
     Unknown { type_name: String },
 }
@@ -259,10 +279,29 @@ impl ControllerMemory {
         let grow = |age: SimDuration| SimDuration(age.0.saturating_add(by.0));
         ControllerMemory {
             recommendations: self.recommendations.as_ref().map(|recs| {
-                recs.iter().map(|r| Recommendation { age: grow(r.age), replicas: r.replicas }).collect()
+                recs.iter()
+                    .map(|r| Recommendation {
+                        age: grow(r.age),
+                        replicas: r.replicas,
+                    })
+                    .collect()
             }),
-            scale_up_events: self.scale_up_events.iter().map(|e| ScaleEvent { age: grow(e.age), ..*e }).collect(),
-            scale_down_events: self.scale_down_events.iter().map(|e| ScaleEvent { age: grow(e.age), ..*e }).collect(),
+            scale_up_events: self
+                .scale_up_events
+                .iter()
+                .map(|e| ScaleEvent {
+                    age: grow(e.age),
+                    ..*e
+                })
+                .collect(),
+            scale_down_events: self
+                .scale_down_events
+                .iter()
+                .map(|e| ScaleEvent {
+                    age: grow(e.age),
+                    ..*e
+                })
+                .collect(),
         }
     }
 }
@@ -408,9 +447,14 @@ pub(crate) struct Tolerances {
 impl Tolerances {
     fn for_case(case: &HpaCase) -> Tolerances {
         let flag = case.controller.tolerance;
-        let mut tolerances =
-            Tolerances { scale_up: flag, scale_down: flag, absolute_form: !case.version.has_tolerance_band() };
-        if let (Some(behavior), true) = (&case.spec.behavior, case.controller.configurable_tolerance) {
+        let mut tolerances = Tolerances {
+            scale_up: flag,
+            scale_down: flag,
+            absolute_form: !case.version.has_tolerance_band(),
+        };
+        if let (Some(behavior), true) =
+            (&case.spec.behavior, case.controller.configurable_tolerance)
+        {
             if let Some(t) = behavior.scale_up.as_ref().and_then(|r| r.tolerance) {
                 tolerances.scale_up = t;
             }
@@ -432,23 +476,38 @@ impl Tolerances {
 }
 
 fn condition(status: bool, reason: &'static str, message: impl Into<String>) -> Condition {
-    Condition { status, reason, message: message.into() }
+    Condition {
+        status,
+        reason,
+        message: message.into(),
+    }
 }
 
 /// One reconcile of the HPA in `case` (the reconcile outline of §1.2).
 pub fn recommend(case: &HpaCase) -> Decision {
     let mut conditions = BTreeMap::new();
     let mut memory = case.memory.clone();
-    let current = if case.version.reads_spec_replicas() { case.spec_replicas } else { case.status_replicas };
+    let current = if case.version.reads_spec_replicas() {
+        case.spec_replicas
+    } else {
+        case.status_replicas
+    };
 
     conditions.insert(
         ConditionType::AbleToScale,
-        condition(true, "SucceededGetScale", "the HPA controller was able to get the target's current scale"),
+        condition(
+            true,
+            "SucceededGetScale",
+            "the HPA controller was able to get the target's current scale",
+        ),
     );
     // Seed rule: a controller with no list for this HPA starts one at the current size, which
     // holds any scale-down for a full stabilization window after a restart.
     if memory.recommendations.is_none() {
-        memory.recommendations = Some(vec![Recommendation { age: SimDuration::ZERO, replicas: current }]);
+        memory.recommendations = Some(vec![Recommendation {
+            age: SimDuration::ZERO,
+            replicas: current,
+        }]);
     }
 
     let min = case.spec.min_replicas;
@@ -471,7 +530,11 @@ pub fn recommend(case: &HpaCase) -> Decision {
     if current == 0 && min != 0 {
         conditions.insert(
             ConditionType::ScalingActive,
-            condition(false, "ScalingDisabled", "scaling is disabled since the replica count of the target is zero"),
+            condition(
+                false,
+                "ScalingDisabled",
+                "scaling is disabled since the replica count of the target is zero",
+            ),
         );
         decision.limited_by = Some(LimitedBy::ScalingDisabled);
         desired = 0;
@@ -490,7 +553,11 @@ pub fn recommend(case: &HpaCase) -> Decision {
             Some(replicas) => {
                 conditions.insert(
                     ConditionType::ScalingActive,
-                    condition(true, "ValidMetricFound", "the HPA was able to successfully calculate a replica count"),
+                    condition(
+                        true,
+                        "ValidMetricFound",
+                        "the HPA was able to successfully calculate a replica count",
+                    ),
                 );
                 (replicas, String::from("metrics"))
             }
@@ -499,13 +566,21 @@ pub fn recommend(case: &HpaCase) -> Decision {
                     .spec
                     .metrics
                     .iter()
-                    .map(|metric| calculator::replicas_for_metric(case, metric, current, tolerances))
+                    .map(|metric| {
+                        calculator::replicas_for_metric(case, metric, current, tolerances)
+                    })
                     .collect();
                 decision.current_utilization = outcomes
                     .iter()
                     .zip(&case.spec.metrics)
                     .find(|(_, spec)| {
-                        matches!(spec, MetricSpec::Resource { target: ResourceTarget::Utilization(_), .. })
+                        matches!(
+                            spec,
+                            MetricSpec::Resource {
+                                target: ResourceTarget::Utilization(_),
+                                ..
+                            }
+                        )
                     })
                     .and_then(|(outcome, _)| outcome.as_ref().ok())
                     .and_then(|proposal| proposal.utilization);
@@ -534,7 +609,14 @@ pub fn recommend(case: &HpaCase) -> Decision {
         };
         let normalized = match &case.spec.behavior {
             None => normalize::legacy(case, current, proposal, &mut memory, &mut conditions),
-            Some(behavior) => normalize::with_behavior(case, behavior, current, proposal, &mut memory, &mut conditions),
+            Some(behavior) => normalize::with_behavior(
+                case,
+                behavior,
+                current,
+                proposal,
+                &mut memory,
+                &mut conditions,
+            ),
         };
         decision.stabilized_replicas = Some(normalized.stabilized);
         decision.limited_by = normalized.limited_by;
@@ -544,12 +626,20 @@ pub fn recommend(case: &HpaCase) -> Decision {
     if desired != current {
         conditions.insert(
             ConditionType::AbleToScale,
-            condition(true, "SucceededRescale", format!("the HPA controller was able to update the target scale to {desired}")),
+            condition(
+                true,
+                "SucceededRescale",
+                format!("the HPA controller was able to update the target scale to {desired}"),
+            ),
         );
         if let Some(behavior) = &case.spec.behavior {
             normalize::store_scale_event(behavior, current, desired, &mut memory);
         }
-        decision.rescale = Some(Rescale { from: current, to: desired, reason: rescale_reason });
+        decision.rescale = Some(Rescale {
+            from: current,
+            to: desired,
+            reason: rescale_reason,
+        });
         decision.desired_replicas = desired;
     }
     decision.conditions = conditions;
@@ -589,11 +679,18 @@ fn combine_metrics(
         // outage cannot shrink the workload on the metrics that happen to still answer.
         let (reason, message) = match first_failure {
             Some(failure) => (failure.reason, failure.message.clone()),
-            None => ("InvalidMetricSourceType", "the HPA has no metrics".to_string()),
+            None => (
+                "InvalidMetricSourceType",
+                "the HPA has no metrics".to_string(),
+            ),
         };
         conditions.insert(
             ConditionType::ScalingActive,
-            condition(false, reason, format!("the HPA was unable to compute the replica count: {message}")),
+            condition(
+                false,
+                reason,
+                format!("the HPA was unable to compute the replica count: {message}"),
+            ),
         );
         return None;
     }
@@ -602,7 +699,9 @@ fn combine_metrics(
         condition(
             true,
             "ValidMetricFound",
-            format!("the HPA was able to successfully calculate a replica count from {metric_name}"),
+            format!(
+                "the HPA was able to successfully calculate a replica count from {metric_name}"
+            ),
         ),
     );
     Some((replicas, metric_name))

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Behavior, Condition, ConditionType, ControllerMemory, HpaCase, LimitedBy, PolicyKind, Recommendation,
-    ScaleEvent, ScalingPolicy, ScalingRules, SelectPolicy, condition,
+    Behavior, Condition, ConditionType, ControllerMemory, HpaCase, LimitedBy, PolicyKind,
+    Recommendation, ScaleEvent, ScalingPolicy, ScalingRules, SelectPolicy, condition,
 };
 use crate::engine::SimDuration;
 
@@ -32,8 +32,16 @@ impl ScalingRulesResolved {
             stabilization_window: SimDuration::ZERO,
             select_policy: SelectPolicy::Max,
             policies: vec![
-                ScalingPolicy { kind: PolicyKind::Pods, value: 4, period_seconds: 15 },
-                ScalingPolicy { kind: PolicyKind::Percent, value: 100, period_seconds: 15 },
+                ScalingPolicy {
+                    kind: PolicyKind::Pods,
+                    value: 4,
+                    period_seconds: 15,
+                },
+                ScalingPolicy {
+                    kind: PolicyKind::Percent,
+                    value: 100,
+                    period_seconds: 15,
+                },
             ],
         };
         Self::fill(rules, defaults)
@@ -44,7 +52,11 @@ impl ScalingRulesResolved {
         let defaults = ScalingRulesResolved {
             stabilization_window: controller_window,
             select_policy: SelectPolicy::Max,
-            policies: vec![ScalingPolicy { kind: PolicyKind::Percent, value: 100, period_seconds: 15 }],
+            policies: vec![ScalingPolicy {
+                kind: PolicyKind::Percent,
+                value: 100,
+                period_seconds: 15,
+            }],
         };
         Self::fill(rules, defaults)
     }
@@ -52,7 +64,8 @@ impl ScalingRulesResolved {
     fn fill(rules: Option<&ScalingRules>, mut resolved: ScalingRulesResolved) -> Self {
         if let Some(rules) = rules {
             if let Some(window) = rules.stabilization_window_seconds {
-                resolved.stabilization_window = SimDuration::from_secs(u64::try_from(window).unwrap_or(0));
+                resolved.stabilization_window =
+                    SimDuration::from_secs(u64::try_from(window).unwrap_or(0));
             }
             if let Some(select) = rules.select_policy {
                 resolved.select_policy = select;
@@ -66,7 +79,12 @@ impl ScalingRulesResolved {
     }
 
     fn longest_period_seconds(&self) -> i32 {
-        self.policies.iter().map(|p| p.period_seconds).max().unwrap_or(0).max(0)
+        self.policies
+            .iter()
+            .map(|p| p.period_seconds)
+            .max()
+            .unwrap_or(0)
+            .max(0)
     }
 }
 
@@ -94,7 +112,10 @@ pub(crate) fn legacy(
             stabilized = rec.replicas;
         }
     }
-    let entry = Recommendation { age: SimDuration::ZERO, replicas: desired };
+    let entry = Recommendation {
+        age: SimDuration::ZERO,
+        replicas: desired,
+    };
     match old_sample {
         Some(idx) => recommendations[idx] = entry,
         None => recommendations.push(entry),
@@ -107,7 +128,11 @@ pub(crate) fn legacy(
             "recent recommendations were higher than current one, applying the highest recent recommendation",
         )
     } else {
-        condition(true, "ReadyForNewScale", "recommended size matches current size")
+        condition(
+            true,
+            "ReadyForNewScale",
+            "recommended size matches current size",
+        )
     };
     conditions.insert(ConditionType::AbleToScale, able);
 
@@ -115,13 +140,26 @@ pub(crate) fn legacy(
     let max = case.spec.max_replicas;
     // Guards against a bogus usage spike multiplying the workload in one sync (kubernetes#32304).
     let up_limit = {
-        let limit = (case.controller.scale_up_limit_factor * f64::from(current)).max(case.controller.scale_up_limit_minimum);
-        if limit >= i32::MAX as f64 { i32::MAX } else { limit as i32 }
+        let limit = (case.controller.scale_up_limit_factor * f64::from(current))
+            .max(case.controller.scale_up_limit_minimum);
+        if limit >= i32::MAX as f64 {
+            i32::MAX
+        } else {
+            limit as i32
+        }
     };
     let (max_allowed, mut why, mut message) = if max > up_limit {
-        (up_limit, "ScaleUpLimit", "the desired replica count is increasing faster than the maximum scale rate")
+        (
+            up_limit,
+            "ScaleUpLimit",
+            "the desired replica count is increasing faster than the maximum scale rate",
+        )
     } else {
-        (max, "TooManyReplicas", "the desired replica count is more than the maximum replica count")
+        (
+            max,
+            "TooManyReplicas",
+            "the desired replica count is more than the maximum replica count",
+        )
     };
     let result = if stabilized < min {
         why = "TooFewReplicas";
@@ -134,12 +172,25 @@ pub(crate) fn legacy(
         message = "the desired count is within the acceptable range";
         stabilized
     };
-    conditions.insert(ConditionType::ScalingLimited, condition(result != stabilized, why, message));
-    Normalized { stabilized, replicas: result, limited_by: limited_by(desired, stabilized, result, why, current) }
+    conditions.insert(
+        ConditionType::ScalingLimited,
+        condition(result != stabilized, why, message),
+    );
+    Normalized {
+        stabilized,
+        replicas: result,
+        limited_by: limited_by(desired, stabilized, result, why, current),
+    }
 }
 
 /// The rule that moved the value: a clamp wins over the stabilization before it.
-fn limited_by(desired: i32, stabilized: i32, result: i32, why: &str, current: i32) -> Option<LimitedBy> {
+fn limited_by(
+    desired: i32,
+    stabilized: i32,
+    result: i32,
+    why: &str,
+    current: i32,
+) -> Option<LimitedBy> {
     if result != stabilized {
         return match why {
             "ScaleUpLimit" => Some(LimitedBy::ScaleUpLimit),
@@ -150,7 +201,11 @@ fn limited_by(desired: i32, stabilized: i32, result: i32, why: &str, current: i3
         };
     }
     if stabilized != desired {
-        return Some(if desired >= current { LimitedBy::ScaleUpStabilized } else { LimitedBy::ScaleDownStabilized });
+        return Some(if desired >= current {
+            LimitedBy::ScaleUpStabilized
+        } else {
+            LimitedBy::ScaleDownStabilized
+        });
     }
     None
 }
@@ -165,8 +220,10 @@ pub(crate) fn with_behavior(
     conditions: &mut BTreeMap<ConditionType, Condition>,
 ) -> Normalized {
     let up_rules = ScalingRulesResolved::scale_up(behavior.scale_up.as_ref());
-    let down_rules =
-        ScalingRulesResolved::scale_down(behavior.scale_down.as_ref(), case.controller.downscale_stabilization_window);
+    let down_rules = ScalingRulesResolved::scale_down(
+        behavior.scale_down.as_ref(),
+        case.controller.downscale_stabilization_window,
+    );
 
     let up_window = up_rules.stabilization_window;
     let down_window = down_rules.stabilization_window;
@@ -194,14 +251,21 @@ pub(crate) fn with_behavior(
     if stabilized > down_recommendation {
         stabilized = down_recommendation;
     }
-    let entry = Recommendation { age: SimDuration::ZERO, replicas: desired };
+    let entry = Recommendation {
+        age: SimDuration::ZERO,
+        replicas: desired,
+    };
     match old_sample {
         Some(idx) => recommendations[idx] = entry,
         None => recommendations.push(entry),
     }
 
     let able = if stabilized == desired {
-        condition(true, "ReadyForNewScale", "recommended size matches current size")
+        condition(
+            true,
+            "ReadyForNewScale",
+            "recommended size matches current size",
+        )
     } else if desired >= current {
         condition(
             true,
@@ -223,7 +287,13 @@ pub(crate) fn with_behavior(
     let mut message = "the desired count is within the acceptable range";
     let mut result = stabilized;
     if stabilized > current {
-        let up_limit = scale_up_limit(current, &memory.scale_up_events, &memory.scale_down_events, &up_rules).max(current);
+        let up_limit = scale_up_limit(
+            current,
+            &memory.scale_up_events,
+            &memory.scale_down_events,
+            &up_rules,
+        )
+        .max(current);
         let cap = if max > up_limit {
             why = "ScaleUpLimit";
             message = "the desired replica count is increasing faster than the maximum scale rate";
@@ -240,8 +310,13 @@ pub(crate) fn with_behavior(
             message = "the desired count is within the acceptable range";
         }
     } else if stabilized < current {
-        let down_limit =
-            scale_down_limit(current, &memory.scale_up_events, &memory.scale_down_events, &down_rules).min(current);
+        let down_limit = scale_down_limit(
+            current,
+            &memory.scale_up_events,
+            &memory.scale_down_events,
+            &down_rules,
+        )
+        .min(current);
         let floor = if min < down_limit {
             why = "ScaleDownLimit";
             message = "the desired replica count is decreasing faster than the maximum scale rate";
@@ -258,17 +333,33 @@ pub(crate) fn with_behavior(
             message = "the desired count is within the acceptable range";
         }
     }
-    conditions.insert(ConditionType::ScalingLimited, condition(result != stabilized, why, message));
-    Normalized { stabilized, replicas: result, limited_by: limited_by(desired, stabilized, result, why, current) }
+    conditions.insert(
+        ConditionType::ScalingLimited,
+        condition(result != stabilized, why, message),
+    );
+    Normalized {
+        stabilized,
+        replicas: result,
+        limited_by: limited_by(desired, stabilized, result, why, current),
+    }
 }
 
 /// Σ delta of the events younger than the period (strictly).
 fn change_in_period(period_seconds: i32, events: &[ScaleEvent]) -> i64 {
     let period = SimDuration::from_secs(u64::try_from(period_seconds).unwrap_or(0));
-    events.iter().filter(|e| e.age < period).map(|e| i64::from(e.delta)).sum()
+    events
+        .iter()
+        .filter(|e| e.age < period)
+        .map(|e| i64::from(e.delta))
+        .sum()
 }
 
-fn period_start(current: i32, policy: &ScalingPolicy, up_events: &[ScaleEvent], down_events: &[ScaleEvent]) -> i64 {
+fn period_start(
+    current: i32,
+    policy: &ScalingPolicy,
+    up_events: &[ScaleEvent],
+    down_events: &[ScaleEvent],
+) -> i64 {
     i64::from(current) - change_in_period(policy.period_seconds, up_events)
         + change_in_period(policy.period_seconds, down_events)
 }
@@ -297,7 +388,13 @@ pub(crate) fn scale_up_limit(
             // Rounded up, or a small workload could never grow by a percentage.
             PolicyKind::Percent => {
                 let x = (start as f64 * (1.0 + f64::from(policy.value) / 100.0)).ceil();
-                if x >= i32::MAX as f64 { i32::MAX } else if x <= i32::MIN as f64 { i32::MIN } else { x as i32 }
+                if x >= i32::MAX as f64 {
+                    i32::MAX
+                } else if x <= i32::MIN as f64 {
+                    i32::MIN
+                } else {
+                    x as i32
+                }
             }
         };
         result = pick(result, proposed);
@@ -324,7 +421,13 @@ pub(crate) fn scale_down_limit(
             // Go's float-to-int conversion truncates toward zero.
             PolicyKind::Percent => {
                 let x = (start as f64 * (1.0 - f64::from(policy.value) / 100.0)).trunc();
-                if x >= i32::MAX as f64 { i32::MAX } else if x <= i32::MIN as f64 { i32::MIN } else { x as i32 }
+                if x >= i32::MAX as f64 {
+                    i32::MAX
+                } else if x <= i32::MIN as f64 {
+                    i32::MIN
+                } else {
+                    x as i32
+                }
             }
         };
         result = pick(result, proposed);
@@ -334,14 +437,23 @@ pub(crate) fn scale_down_limit(
 
 /// Records a successful rescale in the list of its direction, reusing the last entry that is
 /// older than that direction's longest policy period so the list stays bounded.
-pub(crate) fn store_scale_event(behavior: &Behavior, previous: i32, new: i32, memory: &mut ControllerMemory) {
+pub(crate) fn store_scale_event(
+    behavior: &Behavior,
+    previous: i32,
+    new: i32,
+    memory: &mut ControllerMemory,
+) {
     let (events, longest) = if new > previous {
-        (&mut memory.scale_up_events, ScalingRulesResolved::scale_up(behavior.scale_up.as_ref()).longest_period_seconds())
+        (
+            &mut memory.scale_up_events,
+            ScalingRulesResolved::scale_up(behavior.scale_up.as_ref()).longest_period_seconds(),
+        )
     } else {
         // The window default does not matter here: only the policies are read.
         (
             &mut memory.scale_down_events,
-            ScalingRulesResolved::scale_down(behavior.scale_down.as_ref(), SimDuration::ZERO).longest_period_seconds(),
+            ScalingRulesResolved::scale_down(behavior.scale_down.as_ref(), SimDuration::ZERO)
+                .longest_period_seconds(),
         )
     };
     let cutoff = SimDuration::from_secs(u64::try_from(longest).unwrap_or(0));
@@ -351,7 +463,11 @@ pub(crate) fn store_scale_event(behavior: &Behavior, previous: i32, new: i32, me
         }
     }
     let delta = saturate((i64::from(new) - i64::from(previous)).abs());
-    let entry = ScaleEvent { age: SimDuration::ZERO, delta, outdated: false };
+    let entry = ScaleEvent {
+        age: SimDuration::ZERO,
+        delta,
+        outdated: false,
+    };
     match events.iter().rposition(|e| e.outdated) {
         Some(idx) => events[idx] = entry,
         None => events.push(entry),
