@@ -21,11 +21,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Explain one controller decision from a case file.
+    #[command(subcommand)]
+    Explain(commands::explain::ExplainCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let outcome: anyhow::Result<ExitCode> = match cli.command {};
+    let outcome: anyhow::Result<ExitCode> = match cli.command {
+        Command::Explain(command) => commands::explain::run(command),
+    };
     match outcome {
         Ok(code) => code,
         Err(err) => {

@@ -1,5 +1,6 @@
 //! One file per subcommand front. Each exposes `XArgs` (clap) and `run(XArgs) -> Result<ExitCode>`.
 
+pub mod explain;
 
 use twin::diag::Diagnostics;
 
