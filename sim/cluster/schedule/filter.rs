@@ -1,0 +1,190 @@
+//! The default Filter plugins, in upstream's order; a node reports the first plugin that
+//! rejects it (only NodeResourcesFit can give several reasons at once).
+
+use crate::cluster::model::{Node, PodSpec, Resources, Taint, TaintEffect};
+use crate::cluster::schedule::interpod::InterPodState;
+use crate::cluster::schedule::{FilterFailure, FilterPlugin, SchedulerConfig};
+
+pub(crate) const REASON_UNSCHEDULABLE: &str = "node(s) were unschedulable";
+pub(crate) const REASON_NODE_NAME: &str = "node(s) didn't match the requested node name";
+pub(crate) const REASON_NODE_AFFINITY: &str = "node(s) didn't match Pod's node affinity/selector";
+pub(crate) const REASON_TAINTS_SHORT: &str = "node(s) had untolerated taint(s)";
+pub(crate) const REASON_AFFINITY: &str = "node(s) didn't match pod affinity rules";
+pub(crate) const REASON_ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affinity rules";
+pub(crate) const REASON_EXISTING_ANTI_AFFINITY: &str =
+    "node(s) didn't satisfy existing pods anti-affinity rules";
+
+/// What one cycle computes once for the incoming pod (upstream's PreFilter state).
+pub(crate) struct Cycle<'a> {
+    pub pod: &'a PodSpec,
+    pub request: Resources,
+    pub config: &'a SchedulerConfig,
+    pub inter: InterPodState,
+}
+
+/// The node-local numbers a filter reads; preemption passes a copy with victims removed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NodeView<'a> {
+    pub requested: &'a Resources,
+    pub pod_count: i64,
+}
+
+/// Runs every filter on one node; `Ok` when it passes them all.
+pub(crate) fn run_filters(
+    cycle: &Cycle<'_>,
+    node: &Node,
+    view: NodeView<'_>,
+    inter: &InterPodState,
+) -> Result<(), FilterFailure> {
+    node_unschedulable(cycle.pod, node)?;
+    node_name(cycle.pod, node)?;
+    taint_toleration(cycle.pod, node, cycle.config)?;
+    node_affinity(cycle.pod, node)?;
+    resources_fit(&cycle.request, node, view, cycle.config)?;
+    inter_pod_affinity(cycle.pod, node, inter)?;
+    Ok(())
+}
+
+fn fail(
+    plugin: FilterPlugin,
+    reason: impl Into<String>,
+    unresolvable: bool,
+) -> Result<(), FilterFailure> {
+    Err(FilterFailure {
+        plugin,
+        reasons: vec![reason.into()],
+        unresolvable,
+    })
+}
+
+/// NodeUnschedulable: a cordoned node, unless the pod tolerates the cordon taint.
+pub(crate) fn node_unschedulable(pod: &PodSpec, node: &Node) -> Result<(), FilterFailure> {
+    if !node.unschedulable {
+        return Ok(());
+    }
+    let cordon = Taint {
+        key: "node.kubernetes.io/unschedulable".to_string(),
+        value: String::new(),
+        effect: TaintEffect::NoSchedule,
+    };
+    if pod.tolerations.iter().any(|t| t.tolerates(&cordon)) {
+        return Ok(());
+    }
+    fail(FilterPlugin::NodeUnschedulable, REASON_UNSCHEDULABLE, true)
+}
+
+pub(crate) fn node_name(pod: &PodSpec, node: &Node) -> Result<(), FilterFailure> {
+    match &pod.node_name {
+        Some(name) if *name != node.name => fail(FilterPlugin::NodeName, REASON_NODE_NAME, true),
+        _ => Ok(()),
+    }
+}
+
+/// TaintToleration: the first NoSchedule/NoExecute taint no toleration matches.
+pub(crate) fn taint_toleration(
+    pod: &PodSpec,
+    node: &Node,
+    config: &SchedulerConfig,
+) -> Result<(), FilterFailure> {
+    let untolerated = node.taints.iter().find(|taint| {
+        matches!(
+            taint.effect,
+            TaintEffect::NoSchedule | TaintEffect::NoExecute
+        ) && !pod.tolerations.iter().any(|t| t.tolerates(taint))
+    });
+    match untolerated {
+        None => Ok(()),
+        Some(taint) => {
+            let reason = if config.kubernetes_version.short_taint_message() {
+                REASON_TAINTS_SHORT.to_string()
+            } else {
+                format!(
+                    "node(s) had untolerated taint {{{}: {}}}",
+                    taint.key, taint.value
+                )
+            };
+            fail(FilterPlugin::TaintToleration, reason, true)
+        }
+    }
+}
+
+/// NodeAffinity: every nodeSelector pair, and at least one required term when given.
+pub(crate) fn node_affinity(pod: &PodSpec, node: &Node) -> Result<(), FilterFailure> {
+    let selector_ok = pod
+        .node_selector
+        .iter()
+        .all(|(k, v)| node.labels.get(k) == Some(v));
+    let affinity_ok = pod
+        .node_affinity_required
+        .as_ref()
+        .is_none_or(|terms| terms.iter().any(|term| term.matches(&node.labels)));
+    if selector_ok && affinity_ok {
+        Ok(())
+    } else {
+        fail(FilterPlugin::NodeAffinity, REASON_NODE_AFFINITY, true)
+    }
+}
+
+/// NodeResourcesFit against allocatable minus the requests already bound.
+pub(crate) fn resources_fit(
+    request: &Resources,
+    node: &Node,
+    view: NodeView<'_>,
+    config: &SchedulerConfig,
+) -> Result<(), FilterFailure> {
+    let mut reasons = Vec::new();
+    let mut unresolvable = false;
+    if view.pod_count + 1 > node.allocatable.pods {
+        reasons.push("Too many pods".to_string());
+    }
+    if !request.is_zero() {
+        let mut check = |name: &str, wanted: i64| {
+            let allocatable = node.allocatable.get(name);
+            if wanted > 0 && wanted > allocatable - view.requested.get(name) {
+                reasons.push(format!("Insufficient {name}"));
+                // Newer releases know that no preemption can make room beyond allocatable.
+                if config.kubernetes_version.unresolvable_fit() && wanted > allocatable {
+                    unresolvable = true;
+                }
+            }
+        };
+        check("cpu", request.cpu_millis);
+        check("memory", request.memory_bytes);
+        check("ephemeral-storage", request.ephemeral_storage_bytes);
+        for (name, wanted) in &request.extended {
+            check(name, *wanted);
+        }
+    }
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(FilterFailure {
+            plugin: FilterPlugin::NodeResourcesFit,
+            reasons,
+            unresolvable,
+        })
+    }
+}
+
+/// InterPodAffinity: required affinity (unresolvable), then the pod's anti-affinity, then
+/// existing pods' anti-affinity (both resolvable: removing pods can help).
+pub(crate) fn inter_pod_affinity(
+    pod: &PodSpec,
+    node: &Node,
+    inter: &InterPodState,
+) -> Result<(), FilterFailure> {
+    if !inter.satisfies_affinity(pod, node) {
+        return fail(FilterPlugin::InterPodAffinity, REASON_AFFINITY, true);
+    }
+    if !inter.satisfies_anti_affinity(pod, node) {
+        return fail(FilterPlugin::InterPodAffinity, REASON_ANTI_AFFINITY, false);
+    }
+    if !inter.satisfies_existing_anti_affinity(node) {
+        return fail(
+            FilterPlugin::InterPodAffinity,
+            REASON_EXISTING_ANTI_AFFINITY,
+            false,
+        );
+    }
+    Ok(())
+}

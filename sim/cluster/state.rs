@@ -1,0 +1,245 @@
+//! The cluster as the scheduler sees it: nodes plus the pods bound to them, with per-node
+//! aggregates kept up to date on every bind and removal, so a scheduling cycle never sums a
+//! node's pods again (upstream keeps the same numbers in its `NodeInfo`).
+
+use std::collections::HashMap;
+
+use crate::cluster::ClusterError;
+use crate::cluster::model::{GPU_RESOURCE, Node, PodDisruptionBudget, PodSpec, Resources};
+
+/// A bound pod's id, numbered in creation order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PodId(pub u32);
+
+/// A pod bound to a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundPod {
+    pub id: PodId,
+    pub spec: PodSpec,
+    pub node: usize,
+    /// Start time in seconds on the caller's clock (smaller = earlier); `None` = not started,
+    /// which preemption treats as "now".
+    pub start_time_secs: Option<i64>,
+    /// Cached effective requests (actual, and with scoring defaults).
+    pub requests: Resources,
+    pub non_zero_cpu_millis: i64,
+    pub non_zero_memory_bytes: i64,
+}
+
+/// Per-node sums over bound pods.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeUsage {
+    /// Σ actual requests.
+    pub requested: Resources,
+    /// Σ requests with the 100m / 200Mi defaults (scoring).
+    pub non_zero_cpu_millis: i64,
+    pub non_zero_memory_bytes: i64,
+    pub pod_count: i64,
+    /// Slots into `ClusterState::pods`, in bind order.
+    pub pods: Vec<usize>,
+}
+
+impl NodeUsage {
+    pub(crate) fn add(&mut self, pod: &BoundPod, slot: usize, sign: i64) {
+        self.requested.add_scaled(&pod.requests, sign);
+        self.non_zero_cpu_millis += sign * pod.non_zero_cpu_millis;
+        self.non_zero_memory_bytes += sign * pod.non_zero_memory_bytes;
+        self.pod_count += sign;
+        if sign > 0 {
+            self.pods.push(slot);
+        } else {
+            self.pods.retain(|s| *s != slot);
+        }
+    }
+}
+
+/// Nodes and bound pods. Iteration is in node order and bind order, never hash order.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterState {
+    nodes: Vec<Node>,
+    node_index: HashMap<String, usize>,
+    pods: Vec<Option<BoundPod>>,
+    usage: Vec<NodeUsage>,
+    /// Slots of pods carrying any pod (anti-)affinity term, for the checks that must look
+    /// at existing pods' terms.
+    with_affinity: Vec<usize>,
+    /// (label key, label value) -> slots of pods carrying that label, so an affinity term
+    /// with `matchLabels` looks at the few pods it can match instead of every pod.
+    label_index: HashMap<(String, String), Vec<usize>>,
+    pdbs: Vec<PodDisruptionBudget>,
+    next_id: u32,
+}
+
+impl ClusterState {
+    /// A cluster of `nodes` with no pods. Node names must be unique.
+    pub fn new(nodes: Vec<Node>) -> Result<Self, ClusterError> {
+        let mut node_index = HashMap::new();
+        for (idx, node) in nodes.iter().enumerate() {
+            if node_index.insert(node.name.clone(), idx).is_some() {
+                return Err(ClusterError::DuplicateNode(node.name.clone()));
+            }
+        }
+        let usage = vec![NodeUsage::default(); nodes.len()];
+        Ok(ClusterState {
+            nodes,
+            node_index,
+            pods: Vec::new(),
+            usage,
+            with_affinity: Vec::new(),
+            label_index: HashMap::new(),
+            pdbs: Vec::new(),
+            next_id: 0,
+        })
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn node_by_name(&self, name: &str) -> Option<usize> {
+        self.node_index.get(name).copied()
+    }
+
+    /// PodDisruptionBudgets preemption must respect where it can.
+    pub fn pdbs(&self) -> &[PodDisruptionBudget] {
+        &self.pdbs
+    }
+
+    pub fn add_pdb(&mut self, pdb: PodDisruptionBudget) {
+        self.pdbs.push(pdb);
+    }
+
+    pub fn usage(&self, node: usize) -> &NodeUsage {
+        &self.usage[node]
+    }
+
+    /// Bound pods in bind order.
+    pub fn pods(&self) -> impl Iterator<Item = &BoundPod> {
+        self.pods.iter().flatten()
+    }
+
+    pub fn pod(&self, id: PodId) -> Option<&BoundPod> {
+        self.pods.iter().flatten().find(|p| p.id == id)
+    }
+
+    pub(crate) fn pod_at(&self, slot: usize) -> &BoundPod {
+        self.pods[slot]
+            .as_ref()
+            .expect("slots listed in aggregates are occupied")
+    }
+
+    pub(crate) fn affinity_slots(&self) -> &[usize] {
+        &self.with_affinity
+    }
+
+    /// Slots of the pods a selector can possibly match: the shortest posting list among its
+    /// `matchLabels` pairs, or `None` when it has none (the caller scans every pod). Callers
+    /// still check the full selector.
+    pub(crate) fn candidate_slots(
+        &self,
+        selector: &crate::cluster::model::LabelSelector,
+    ) -> Option<&[usize]> {
+        const EMPTY: &[usize] = &[];
+        let mut best: Option<&[usize]> = None;
+        for (key, value) in &selector.match_labels {
+            let list = self
+                .label_index
+                .get(&(key.clone(), value.clone()))
+                .map_or(EMPTY, Vec::as_slice);
+            if best.is_none_or(|b| list.len() < b.len()) {
+                best = Some(list);
+            }
+        }
+        best
+    }
+
+    /// Every occupied slot, in bind order.
+    pub(crate) fn all_slots(&self) -> impl Iterator<Item = usize> + '_ {
+        self.pods
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_some())
+            .map(|(slot, _)| slot)
+    }
+
+    /// Binds `spec` to the node called `node_name` without running any filter (a snapshot of
+    /// a real cluster may be overcommitted). GPU units are placed on devices when the node
+    /// describes them.
+    pub fn bind(
+        &mut self,
+        spec: PodSpec,
+        node_name: &str,
+        start_time_secs: Option<i64>,
+    ) -> Result<PodId, ClusterError> {
+        let node = self
+            .node_by_name(node_name)
+            .ok_or_else(|| ClusterError::UnknownNode {
+                pod: spec.name.clone(),
+                node: node_name.to_string(),
+            })?;
+        let id = PodId(self.next_id);
+        let requests = spec.requests();
+        let gpu_units = requests.extended.get(GPU_RESOURCE).copied().unwrap_or(0);
+        if let Some(gpus) = self.nodes[node].gpus.as_mut()
+            && gpu_units > 0
+        {
+            let units = u32::try_from(gpu_units).map_err(|_| ClusterError::Gpu {
+                pod: spec.name.clone(),
+                source: crate::cluster::gpu::GpuError::NotEnoughUnits {
+                    requested: u32::MAX,
+                    free: gpus.free_units(),
+                },
+            })?;
+            gpus.allocate(id, units)
+                .map_err(|source| ClusterError::Gpu {
+                    pod: spec.name.clone(),
+                    source,
+                })?;
+        }
+        self.next_id += 1;
+        let (non_zero_cpu_millis, non_zero_memory_bytes) = spec.non_zero_requests();
+        let has_affinity = spec.has_any_pod_affinity();
+        let pod = BoundPod {
+            id,
+            spec,
+            node,
+            start_time_secs,
+            requests,
+            non_zero_cpu_millis,
+            non_zero_memory_bytes,
+        };
+        let slot = self.pods.len();
+        self.usage[node].add(&pod, slot, 1);
+        if has_affinity {
+            self.with_affinity.push(slot);
+        }
+        for (key, value) in &pod.spec.labels {
+            self.label_index
+                .entry((key.clone(), value.clone()))
+                .or_default()
+                .push(slot);
+        }
+        self.pods.push(Some(pod));
+        Ok(id)
+    }
+
+    /// Removes a bound pod (deleted or preempted) and frees what it held.
+    pub fn remove(&mut self, id: PodId) -> Option<BoundPod> {
+        let slot = self
+            .pods
+            .iter()
+            .position(|p| p.as_ref().is_some_and(|p| p.id == id))?;
+        let pod = self.pods[slot].take()?;
+        self.usage[pod.node].add(&pod, slot, -1);
+        self.with_affinity.retain(|s| *s != slot);
+        for (key, value) in &pod.spec.labels {
+            if let Some(slots) = self.label_index.get_mut(&(key.clone(), value.clone())) {
+                slots.retain(|s| *s != slot);
+            }
+        }
+        if let Some(gpus) = self.nodes[pod.node].gpus.as_mut() {
+            gpus.release(id);
+        }
+        Some(pod)
+    }
+}
