@@ -21,11 +21,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check a folder of manifests for cross-object mistakes (subsets that select no pod, quota
+    /// vs HPA ceilings, alerts reading series nothing scrapes, ...)
+    Lint(commands::lint::LintArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let outcome: anyhow::Result<ExitCode> = match cli.command {};
+    let outcome: anyhow::Result<ExitCode> = match cli.command {
+        Command::Lint(args) => commands::lint::run(args),
+    };
     match outcome {
         Ok(code) => code,
         Err(err) => {

@@ -1,5 +1,7 @@
 //! One file per subcommand front. Each exposes `XArgs` (clap) and `run(XArgs) -> Result<ExitCode>`.
 
+pub mod lint;
+
 
 use twin::diag::Diagnostics;
 

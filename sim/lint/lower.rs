@@ -15,7 +15,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::diag::Location;
 use crate::manifests::quantity::parse_quantity;
-use crate::manifests::{FieldPositions, Inventory, Origin, Sourced, Topology};
+use crate::manifests::topology::Topology;
+use crate::manifests::{FieldPositions, Inventory, Origin, Sourced};
 
 use super::model::{
     Alert, ArgoApplication, AuthorizationPolicy, AuthorizationRule, Container, DashboardQuery, DestinationRule,
@@ -311,7 +312,7 @@ fn lower_mesh(inventory: &Inventory, model: &mut Model) {
         let src = add(model, item, "DestinationRule", Some(&namespace), &name);
         let spec = &item.spec;
         let mut outlier_detections = Vec::new();
-        let mut outlier = |od: &crate::manifests::istio::OutlierDetection, field: String| OutlierDetection {
+        let outlier = |od: &crate::manifests::istio::OutlierDetection, field: String| OutlierDetection {
             field,
             consecutive_errors: od.consecutive_errors.map(i64::from),
             consecutive_5xx_errors: od.consecutive_5xx_errors.map(i64::from),

@@ -24,13 +24,14 @@ pub mod model;
 mod checks;
 mod lower;
 mod promql;
-mod render;
+pub mod render;
 
 pub use lower::lower;
 pub use render::{render_json, render_text};
 
 use crate::diag::{Location, Severity};
-use crate::manifests::{Inventory, Topology};
+use crate::manifests::Inventory;
+use crate::manifests::topology::Topology;
 use model::{Model, ObjectRef, SourceId};
 
 /// One finding.

@@ -3,7 +3,7 @@
 //! its divisions and what their denominators are.
 
 use promql_parser::label::MatchOp;
-use promql_parser::parser::token::{T_DIV, T_LOR, T_MUL};
+use promql_parser::parser::token::{T_DIV, T_GTR, T_LOR, T_MUL, T_NEQ, T_SUB};
 use promql_parser::parser::{self, Expr};
 
 /// Sloth's window placeholder, which is not PromQL; it is replaced by a real range before
@@ -181,6 +181,9 @@ pub fn divisions(expr: &Expr) -> Vec<(Expr, Expr)> {
 
 /// Why a denominator can be 0 for real objects, if it can.
 pub fn zero_denominator_reason(rhs: &Expr) -> Option<String> {
+    if is_guarded(rhs) {
+        return None;
+    }
     let mut reason = None;
     // `x or vector(0)` is 0 by construction whenever x is empty.
     walk(rhs, &mut |node| {
@@ -218,6 +221,19 @@ pub fn zero_denominator_reason(rhs: &Expr) -> Option<String> {
     None
 }
 
+/// Whether the denominator filters out zero itself: `(x > 0)`, `(x > 1)`, `(x != 0)`.
+fn is_guarded(expr: &Expr) -> bool {
+    match expr {
+        Expr::Paren(p) => is_guarded(&p.expr),
+        Expr::Binary(bin) if !bin.return_bool() => match (bin.op.id(), bin.rhs.as_ref()) {
+            (T_GTR, Expr::NumberLiteral(n)) => n.val >= 0.0,
+            (T_NEQ, Expr::NumberLiteral(n)) => n.val == 0.0,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 fn is_vector_zero(expr: &Expr) -> bool {
     match expr {
         Expr::Call(call) if call.func.name == "vector" => {
@@ -233,74 +249,55 @@ pub fn strip(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// If `expr` divides histogram buckets below a bound by the total count, the ratio of *good*
-/// events: returns the bucket selector's `le` value.
+/// If `expr` computes the ratio of *good* events (histogram buckets under a bound over the total
+/// count), the bucket selector's `le` value. `1 - good` and `(total - good) / total` are error
+/// ratios and give `None`.
 pub fn good_ratio_bucket(expr: &Expr) -> Option<String> {
-    for (lhs, rhs) in divisions(expr) {
-        let bucket = selectors(&lhs).into_iter().find_map(|s| {
-            let metric = s.metric.as_deref()?;
-            if metric.ends_with("_bucket") { s.equal("le").map(str::to_string) } else { None }
-        });
-        let over_total = selectors(&rhs).iter().any(|s| {
-            s.metric.as_deref().is_some_and(|m| m.ends_with("_count") || m.ends_with("_total"))
-                || (s.metric.as_deref().is_some_and(|m| m.ends_with("_bucket")) && s.equal("le") == Some("+Inf"))
-        });
-        if let Some(le) = bucket
-            && over_total
-        {
-            return Some(le);
-        }
+    match ratio_polarity(expr)? {
+        (true, le) => Some(le),
+        (false, _) => None,
     }
-    None
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_sum_of_rates_over_an_hour_is_still_per_second() {
-        // Goal: the plan's HighLLMCosts computes dollars per second whatever the range.
-        // Method: the unit of `sum(rate(x[1h])) > 100` is per second with factor 1.
-        let expr = parse("sum(rate(llm_api_cost_dollars[1h])) > 100").unwrap();
-        assert_eq!(time_unit(&expr), TimeUnit::PerSecond { factor: 1.0 });
-        let per_hour = parse("sum(rate(llm_api_cost_dollars[1h])) * 3600 > 100").unwrap();
-        assert_eq!(time_unit(&per_hour), TimeUnit::PerSecond { factor: 3600.0 });
+/// `(is_good_ratio, le)` of a bucket ratio expression.
+fn ratio_polarity(expr: &Expr) -> Option<(bool, String)> {
+    match expr {
+        Expr::Paren(p) => ratio_polarity(&p.expr),
+        Expr::Aggregate(agg) => ratio_polarity(&agg.expr),
+        Expr::Binary(bin) if bin.op.is_comparison_operator() => ratio_polarity(&bin.lhs),
+        Expr::Binary(bin) if bin.op.id() == T_DIV => {
+            let le = bucket_le(&bin.lhs)?;
+            is_total(&bin.rhs).then_some((true, le))
+        }
+        Expr::Binary(bin) if bin.op.id() == T_SUB => match bin.lhs.as_ref() {
+            Expr::NumberLiteral(n) if n.val == 1.0 => ratio_polarity(&bin.rhs).map(|(good, le)| (!good, le)),
+            _ => None,
+        },
+        _ => None,
     }
+}
 
-    #[test]
-    fn a_ratio_of_rates_is_not_a_rate() {
-        // Goal: an error ratio is dimensionless. Method: rate / rate gives NotARate.
-        let expr = parse("sum(rate(a[5m])) / sum(rate(b[5m])) > 0.05").unwrap();
-        assert_eq!(time_unit(&expr), TimeUnit::NotARate);
+/// Strips parentheses, aggregations and range functions down to the selector they read.
+fn inner_selector(expr: &Expr) -> Option<Selector> {
+    match expr {
+        Expr::Paren(p) => inner_selector(&p.expr),
+        Expr::Aggregate(agg) => inner_selector(&agg.expr),
+        Expr::Call(call) if matches!(call.func.name, "rate" | "irate" | "increase") => inner_selector(call.args.args.first()?),
+        Expr::VectorSelector(_) | Expr::MatrixSelector(_) => selectors(expr).into_iter().next(),
+        _ => None,
     }
+}
 
-    #[test]
-    fn bucket_under_a_bound_over_the_count_is_a_good_ratio() {
-        // Goal: detect the plan's inverted latency SLI. Method: le="1" bucket over _count.
-        let expr = parse("sum(rate(h_bucket{le=\"1\"}[5m])) / sum(rate(h_count[5m]))").unwrap();
-        assert_eq!(good_ratio_bucket(&expr).as_deref(), Some("1"));
-        let errors = parse("sum(rate(h_count[5m])) - sum(rate(h_bucket{le=\"1\"}[5m]))").unwrap();
-        assert_eq!(good_ratio_bucket(&errors), None);
-    }
+/// The `le` of an expression that is (a sum of rates of) one finite histogram bucket.
+fn bucket_le(expr: &Expr) -> Option<String> {
+    let selector = inner_selector(expr)?;
+    let le = selector.equal("le")?;
+    (selector.metric.as_deref()?.ends_with("_bucket") && le != "+Inf").then(|| le.to_string())
+}
 
-    #[test]
-    fn or_vector_zero_in_a_denominator_is_reported() {
-        // Goal: `count(x) or vector(0)` as a denominator is zero by construction.
-        // Method: the reason names the `or vector(0)`; a plain gauge denominator has none.
-        let expr = parse("count(a) / (count(b) or vector(0))").unwrap();
-        let (_, rhs) = divisions(&expr).remove(0);
-        assert!(zero_denominator_reason(&rhs).unwrap().contains("vector(0)"));
-        let gauges = parse("a / b").unwrap();
-        let (_, rhs) = divisions(&gauges).remove(0);
-        assert_eq!(zero_denominator_reason(&rhs), None);
-    }
-
-    #[test]
-    fn the_window_placeholder_parses() {
-        // Goal: Sloth templates can be analysed. Method: parse a query holding `{{ .window }}`.
-        assert!(parse("sum(rate(x[{{ .window }}]))").is_ok());
-        assert!(has_window_placeholder("rate(x[{{.window}}])"));
-        assert!(!has_window_placeholder("rate(x[5m])"));
-    }
+/// Whether an expression is (a sum of rates of) a total: `_count`, `_total` or the `+Inf` bucket.
+fn is_total(expr: &Expr) -> bool {
+    let Some(selector) = inner_selector(expr) else { return false };
+    let Some(metric) = selector.metric.as_deref() else { return false };
+    metric.ends_with("_count") || metric.ends_with("_total") || (metric.ends_with("_bucket") && selector.equal("le") == Some("+Inf"))
 }
