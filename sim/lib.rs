@@ -5,6 +5,7 @@
 //! - [`diag`]: diagnostics for bad input, compiler-style: file:line:col, the line, a caret.
 //! - [`engine`]: virtual time, the event queue, the RNG tree, the run loop. No wall clock.
 //! - [`manifests`]: YAML/JSON files into a typed [`manifests::Inventory`], with file, document and line:column; the topology.
+//! - [`lint`]: cross-object findings over the inventory (`twin lint`).
 //! - [`cluster`]: nodes and GPUs, the scheduler, quota admission, rollouts, the kubelet's probes and back-off.
 //! - [`telemetry`]: the in-memory series store the simulated scrape writes and PromQL reads.
 //! - [`autoscale`]: the HPA: a pure decision, `hpa::recommend(&HpaCase) -> Decision`.
@@ -19,6 +20,7 @@ pub mod autoscale;
 pub mod cluster;
 pub mod diag;
 pub mod engine;
+pub mod lint;
 pub mod live;
 pub mod manifests;
 pub mod promql;

@@ -22,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Review a folder of manifests across objects: the inventory and the findings
+    Lint(commands::lint::LintArgs),
     /// Explain one controller decision from a case file (scheduler, HPA)
     #[command(subcommand)]
     Explain(commands::explain::ExplainCommand),
@@ -32,6 +34,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome: anyhow::Result<ExitCode> = match cli.command {
+        Command::Lint(args) => commands::lint::run(args),
         Command::Explain(args) => commands::explain::run(args),
         Command::Promql(args) => commands::promql::run(args),
     };

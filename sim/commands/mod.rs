@@ -2,6 +2,7 @@
 
 pub mod explain;
 pub mod explain_hpa;
+pub mod lint;
 pub mod promql;
 
 use twin::diag::Diagnostics;
