@@ -20,11 +20,16 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// PromQL: run promqltest files over the engine.
+    Promql(commands::promql::PromqlArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let outcome: anyhow::Result<ExitCode> = match cli.command {};
+    let outcome: anyhow::Result<ExitCode> = match cli.command {
+        Command::Promql(args) => commands::promql::run(args),
+    };
     match outcome {
         Ok(code) => code,
         Err(err) => {

@@ -1,5 +1,7 @@
 //! One file per subcommand front. Each exposes `XArgs` (clap) and `run(XArgs) -> Result<ExitCode>`.
 
+pub mod promql;
+
 use twin::diag::Diagnostics;
 
 /// Renders an error for the terminal: diagnostics with their source snippets, anything else as

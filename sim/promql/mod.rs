@@ -1,2 +1,243 @@
+//! PromQL evaluation over the telemetry [`Store`], parsed by `promql-parser`.
+//!
+//! Mirrors the query engine of Prometheus 2.42.0 (`promql/engine.go`, `promql/functions.go`,
+//! `promql/quantile.go`) for float samples; the semantics are in spec/prometheus.md §5-§9:
+//! 5-minute lookback that includes a sample exactly 5m old, closed range windows `[t-d, t]`,
+//! stale markers, `offset` and `@` (with `start()`/`end()`), subqueries aligned to their step,
+//! 2.42's `rate` extrapolation order (zero clamp before the threshold test), plain summation,
+//! the incremental `avg`, and the exact duplicate-series and matching errors.
+//!
+//! Invariants: evaluation never mutates the store and never reads a clock; results are
+//! deterministic (series in label-set order unless the operator defines an order, as `topk`
+//! and `sort` do); a construct the evaluator does not handle is a [`PromqlError::Unsupported`]
+//! naming it, never a silently empty result. Native histograms are out of scope (the store
+//! holds floats only).
+//!
+//! [`promqltest`] runs Prometheus's PromQL test language over this engine.
+
+mod eval;
+mod functions;
+pub mod promqltest;
 pub mod rules;
 pub mod template;
+
+use std::fmt;
+
+pub use promql_parser::parser::Expr;
+
+use crate::telemetry::store::{Labels, Sample, Store};
+
+/// Errors of parsing or evaluating an expression.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum PromqlError {
+    /// The expression does not parse.
+    #[error("parse error: {message}")]
+    Parse { message: String },
+    /// A construct this evaluator does not implement (named), e.g. native histograms.
+    #[error("unsupported: {construct}")]
+    Unsupported { construct: String },
+    /// A runtime error with Prometheus 2.42's wording, e.g. "vector cannot contain metrics
+    /// with the same labelset" or the many-to-many matching errors.
+    #[error("{message}")]
+    Eval { message: String },
+}
+
+impl PromqlError {
+    pub(crate) fn eval(message: impl Into<String>) -> PromqlError {
+        PromqlError::Eval {
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn unsupported(construct: impl Into<String>) -> PromqlError {
+        PromqlError::Unsupported {
+            construct: construct.into(),
+        }
+    }
+}
+
+/// One element of an instant vector: its labels and its value at the evaluation time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VectorSample {
+    pub labels: Labels,
+    pub value: f64,
+}
+
+/// One series of a range vector (matrix): labels and samples in time order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RangeSeries {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+}
+
+/// The result of an evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Scalar(f64),
+    Vector(Vec<VectorSample>),
+    Matrix(Vec<RangeSeries>),
+    String(String),
+}
+
+impl Value {
+    /// The PromQL name of the value's type, as in error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Scalar(_) => "scalar",
+            Value::Vector(_) => "instant vector",
+            Value::Matrix(_) => "range vector",
+            Value::String(_) => "string",
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Scalar(v) => write!(f, "scalar: {}", format_float(*v)),
+            Value::String(s) => write!(f, "string: {s:?}"),
+            Value::Vector(samples) => {
+                for sample in samples {
+                    writeln!(f, "{} => {}", sample.labels, format_float(sample.value))?;
+                }
+                Ok(())
+            }
+            Value::Matrix(series) => {
+                for s in series {
+                    let points: Vec<String> = s
+                        .samples
+                        .iter()
+                        .map(|p| format!("{} @{}", format_float(p.value), p.t_ms))
+                        .collect();
+                    writeln!(f, "{} => {}", s.labels, points.join(" "))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Formats a float as Go's `strconv.FormatFloat(v, 'f', -1, 64)`, which `count_values` uses:
+/// shortest round-trip digits, no exponent, `+Inf`/`-Inf`/`NaN` spelled Go's way.
+pub fn format_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v == f64::INFINITY {
+        "+Inf".to_string()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Engine settings; the defaults are Prometheus's.
+#[derive(Clone, Copy, Debug)]
+pub struct EngineOptions {
+    /// `--query.lookback-delta` [ms]: how old a sample an instant selector still returns.
+    pub lookback_ms: i64,
+    /// Step of a subquery written without one (`x[5m:]`) [ms]: the global evaluation
+    /// interval on a server, 1m in the promqltest framework.
+    pub default_subquery_step_ms: i64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_ms: 5 * 60 * 1000,
+            default_subquery_step_ms: 60 * 1000,
+        }
+    }
+}
+
+/// Parses an expression.
+pub fn parse(expr: &str) -> Result<Expr, PromqlError> {
+    register_removed_functions();
+    promql_parser::parser::parse(expr).map_err(|message| PromqlError::Parse { message })
+}
+
+/// promql-parser follows Prometheus 3, which renamed `holt_winters` to
+/// `double_exponential_smoothing`; 2.42 knows only the old name, so we teach it to the parser
+/// (once per process: the parser's registry is global).
+fn register_removed_functions() {
+    use promql_parser::parser::Function;
+    use promql_parser::parser::value::ValueType;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let holt_winters = Function::new(
+            "holt_winters",
+            vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
+            0,
+            ValueType::Vector,
+            false,
+        );
+        // The only failure is a clash with a built-in name, which would mean the parser
+        // has the function already; either way the name then parses.
+        let _ = promql_parser::parser::function::register_extra_functions(vec![holt_winters]);
+    });
+}
+
+/// The query engine over one store.
+pub struct Engine<'s> {
+    store: &'s Store,
+    options: EngineOptions,
+}
+
+impl<'s> Engine<'s> {
+    pub fn new(store: &'s Store) -> Engine<'s> {
+        Engine {
+            store,
+            options: EngineOptions::default(),
+        }
+    }
+
+    pub fn with_options(store: &'s Store, options: EngineOptions) -> Engine<'s> {
+        Engine { store, options }
+    }
+
+    /// Parses and evaluates an instant query at `t_ms` (Unix milliseconds).
+    pub fn eval_instant(&self, expr: &str, t_ms: i64) -> Result<Value, PromqlError> {
+        self.eval_instant_expr(&parse(expr)?, t_ms)
+    }
+
+    /// Evaluates a parsed instant query at `t_ms`.
+    pub fn eval_instant_expr(&self, expr: &Expr, t_ms: i64) -> Result<Value, PromqlError> {
+        eval::Evaluator::new(self.store, self.options, t_ms, t_ms).eval_top(expr, t_ms)
+    }
+
+    /// Parses and evaluates a range query: the expression at `start_ms`, `start_ms + step_ms`,
+    /// ... up to `end_ms`. The result is a [`Value::Matrix`] ordered by label set.
+    pub fn eval_range(
+        &self,
+        expr: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Value, PromqlError> {
+        self.eval_range_expr(&parse(expr)?, start_ms, end_ms, step_ms)
+    }
+
+    /// Evaluates a parsed range query (see [`Engine::eval_range`]).
+    pub fn eval_range_expr(
+        &self,
+        expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Value, PromqlError> {
+        if step_ms <= 0 {
+            return Err(PromqlError::eval(
+                "zero or negative query resolution step widths are not accepted",
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(PromqlError::eval(
+                "end timestamp must not be before start time",
+            ));
+        }
+        eval::Evaluator::new(self.store, self.options, start_ms, end_ms).eval_range(expr, step_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -23,6 +23,8 @@ use serde_saphyr::Spanned;
 
 use crate::diag::{Diagnostic, Diagnostics, Location};
 use crate::promql::template::{self, TemplateData};
+use crate::promql::{Engine, EngineOptions, Value};
+use crate::telemetry::store::{Labels, Store};
 
 #[cfg(test)]
 mod tests;
@@ -53,6 +55,53 @@ pub trait RuleStorage {
     fn query(&mut self, expr: &str, t_ms: i64) -> Result<Vec<Sample>, String>;
     /// Appends one sample; an error (duplicate or out-of-order sample) is counted, not fatal.
     fn append(&mut self, labels: &LabelSet, t_ms: i64, value: f64) -> Result<(), String>;
+}
+
+/// [`RuleStorage`] over the twin's series store and PromQL engine.
+pub struct StoreStorage {
+    pub store: Store,
+    pub options: EngineOptions,
+}
+
+impl StoreStorage {
+    pub fn new(options: EngineOptions) -> StoreStorage {
+        StoreStorage {
+            store: Store::new(),
+            options,
+        }
+    }
+}
+
+impl RuleStorage for StoreStorage {
+    fn query(&mut self, expr: &str, t_ms: i64) -> Result<Vec<Sample>, String> {
+        let engine = Engine::with_options(&self.store, self.options);
+        match engine.eval_instant(expr, t_ms).map_err(|e| e.to_string())? {
+            Value::Vector(samples) => Ok(samples
+                .into_iter()
+                .map(|s| Sample {
+                    labels: s
+                        .labels
+                        .iter()
+                        .map(|l| (l.name.clone(), l.value.clone()))
+                        .collect(),
+                    value: s.value,
+                })
+                .collect()),
+            Value::Scalar(v) => Ok(vec![Sample {
+                labels: LabelSet::new(),
+                value: v,
+            }]),
+            _ => Err("rule result is not a vector or scalar".to_string()),
+        }
+    }
+
+    fn append(&mut self, labels: &LabelSet, t_ms: i64, value: f64) -> Result<(), String> {
+        let labels = Labels::from_pairs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        self.store
+            .append(&labels, t_ms, value)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Errors of this module.

@@ -1,0 +1,456 @@
+//! The in-memory series store: one series per label set (the metric name is the `__name__`
+//! label), each holding `(t_ms, value)` samples in time order.
+//!
+//! Mirrors what Prometheus 2.42's TSDB head gives the query engine (spec/prometheus.md §5):
+//! series come out sorted by label set, samples in time order, and a stale marker is the NaN
+//! with bit pattern `0x7ff0000000000002` ([`STALE_NAN_BITS`]), distinct from an ordinary NaN.
+//!
+//! Invariants: within a series timestamps strictly increase (an older or equal timestamp is
+//! refused, as Prometheus refuses out-of-order samples); label sets are sorted by name with no
+//! duplicate names and no empty values (an empty value means "no such label", as upstream);
+//! every iteration is ordered by label set.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use regex::Regex;
+
+/// The label holding the metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// Bit pattern of Prometheus's stale marker (`model/value.StaleNaN`).
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// The stale marker as a float.
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+/// Whether a sample value is a stale marker (and not an ordinary NaN).
+pub fn is_stale_nan(value: f64) -> bool {
+    value.to_bits() == STALE_NAN_BITS
+}
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum StoreError {
+    #[error(
+        "out of order sample for {labels}: {t_ms} ms is not after the last sample at {last_t_ms} ms"
+    )]
+    OutOfOrder {
+        labels: String,
+        t_ms: i64,
+        last_t_ms: i64,
+    },
+    #[error("invalid label name {name:?}")]
+    InvalidLabelName { name: String },
+}
+
+/// One label.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Label {
+    pub name: String,
+    pub value: String,
+}
+
+/// A sorted label set, cheap to clone (shared).
+///
+/// Ordering is Prometheus's `labels.Compare`: label by label (name, then value), a shorter set
+/// first when one is a prefix of the other.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Labels(Arc<[Label]>);
+
+impl Labels {
+    /// Builds a label set from pairs: sorts by name, drops empty values, and keeps the last
+    /// value when a name is given twice.
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Labels {
+        let mut labels: Vec<Label> = pairs
+            .into_iter()
+            .map(|(name, value)| Label {
+                name: name.into(),
+                value: value.into(),
+            })
+            .collect();
+        Labels::from_vec(&mut labels)
+    }
+
+    /// Builds from a vector of labels (same normalisation as [`Labels::from_pairs`]).
+    pub fn from_vec(labels: &mut Vec<Label>) -> Labels {
+        // A stable sort keeps the given order among equal names, so the last one wins below.
+        labels.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out: Vec<Label> = Vec::with_capacity(labels.len());
+        for label in labels.drain(..) {
+            if let Some(last) = out.last_mut() {
+                if last.name == label.name {
+                    *last = label;
+                    continue;
+                }
+            }
+            out.push(label);
+        }
+        out.retain(|l| !l.value.is_empty());
+        Labels(out.into())
+    }
+
+    /// The empty label set.
+    pub fn empty() -> Labels {
+        Labels::default()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Label> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The value of a label; `None` when absent.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].value.as_str())
+    }
+
+    /// The value of a label, or "" when absent (how matchers see a missing label).
+    pub fn get_or_empty(&self, name: &str) -> &str {
+        self.get(name).unwrap_or("")
+    }
+
+    /// The metric name, if any.
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    /// The same set without `__name__` (shares the allocation when there is none).
+    pub fn without_metric_name(&self) -> Labels {
+        if self.metric_name().is_none() {
+            return self.clone();
+        }
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| l.name != METRIC_NAME)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+        )
+    }
+
+    /// Keeps only the labels whose names are listed.
+    pub fn keep(&self, names: &[String]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| names.iter().any(|n| *n == l.name))
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+        )
+    }
+
+    /// Removes the listed labels.
+    pub fn remove(&self, names: &[String]) -> Labels {
+        if !self.0.iter().any(|l| names.iter().any(|n| *n == l.name)) {
+            return self.clone();
+        }
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| !names.iter().any(|n| *n == l.name))
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+        )
+    }
+
+    /// Returns the set with one label set (or removed when `value` is empty).
+    pub fn with(&self, name: &str, value: &str) -> Labels {
+        let mut labels: Vec<Label> = self.0.iter().filter(|l| l.name != name).cloned().collect();
+        if !value.is_empty() {
+            labels.push(Label {
+                name: name.to_string(),
+                value: value.to_string(),
+            });
+            labels.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        Labels(labels.into())
+    }
+
+    /// Copies the labels into a vector for editing.
+    pub fn to_vec(&self) -> Vec<Label> {
+        self.0.to_vec()
+    }
+}
+
+/// Whether a string is a valid Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+pub fn is_valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Writes a string as a double-quoted Go-style literal.
+pub fn write_quoted(out: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    out.write_char('"')?;
+    for c in value.chars() {
+        match c {
+            '"' => out.write_str("\\\"")?,
+            '\\' => out.write_str("\\\\")?,
+            '\n' => out.write_str("\\n")?,
+            '\t' => out.write_str("\\t")?,
+            '\r' => out.write_str("\\r")?,
+            c => out.write_char(c)?,
+        }
+    }
+    out.write_char('"')
+}
+
+impl fmt::Display for Labels {
+    /// PromQL form: `name{a="1", b="2"}`, or `{a="1"}` without a name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = self.metric_name() {
+            f.write_str(name)?;
+        }
+        f.write_str("{")?;
+        let mut first = true;
+        for label in self.0.iter().filter(|l| l.name != METRIC_NAME) {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            f.write_str(&label.name)?;
+            f.write_str("=")?;
+            write_quoted(f, &label.value)?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// One sample: a Unix timestamp in milliseconds and a value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub t_ms: i64,
+    pub value: f64,
+}
+
+/// Index of a series in its store, in creation order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesId(pub u32);
+
+/// One series: its labels and its samples in strictly increasing time order.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub labels: Labels,
+    samples: Vec<Sample>,
+}
+
+impl Series {
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// The samples with `from_ms <= t_ms <= to_ms` (closed window, as 2.42's range selectors).
+    pub fn samples_between(&self, from_ms: i64, to_ms: i64) -> &[Sample] {
+        let lo = self.samples.partition_point(|s| s.t_ms < from_ms);
+        let hi = self.samples.partition_point(|s| s.t_ms <= to_ms);
+        if lo >= hi { &[] } else { &self.samples[lo..hi] }
+    }
+
+    /// The newest sample at or before `t_ms`.
+    pub fn latest_at_or_before(&self, t_ms: i64) -> Option<Sample> {
+        let idx = self.samples.partition_point(|s| s.t_ms <= t_ms);
+        if idx == 0 {
+            None
+        } else {
+            Some(self.samples[idx - 1])
+        }
+    }
+}
+
+/// How a matcher compares a label value.
+#[derive(Clone, Debug)]
+pub enum MatchKind {
+    Equal(String),
+    NotEqual(String),
+    /// A fully anchored regular expression (`^(?:re)$`).
+    Regex(Regex),
+    NotRegex(Regex),
+}
+
+/// A label matcher; a missing label matches as the empty string, as upstream.
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    pub name: String,
+    pub kind: MatchKind,
+}
+
+impl Matcher {
+    pub fn equal(name: &str, value: &str) -> Matcher {
+        Matcher {
+            name: name.to_string(),
+            kind: MatchKind::Equal(value.to_string()),
+        }
+    }
+
+    /// Builds a regex matcher, anchoring the expression on both ends as Prometheus does.
+    pub fn regex(name: &str, re: &str, negate: bool) -> Result<Matcher, regex::Error> {
+        let compiled = Regex::new(&format!("^(?:{re})$"))?;
+        let kind = if negate {
+            MatchKind::NotRegex(compiled)
+        } else {
+            MatchKind::Regex(compiled)
+        };
+        Ok(Matcher {
+            name: name.to_string(),
+            kind,
+        })
+    }
+
+    pub fn matches(&self, labels: &Labels) -> bool {
+        let value = labels.get_or_empty(&self.name);
+        match &self.kind {
+            MatchKind::Equal(v) => value == v,
+            MatchKind::NotEqual(v) => value != v,
+            MatchKind::Regex(re) => re.is_match(value),
+            MatchKind::NotRegex(re) => !re.is_match(value),
+        }
+    }
+}
+
+/// The store. See the module doc for its invariants.
+#[derive(Clone, Debug, Default)]
+pub struct Store {
+    series: Vec<Series>,
+    by_labels: BTreeMap<Labels, SeriesId>,
+    /// Series of each metric name, kept sorted by label set.
+    by_name: BTreeMap<String, Vec<SeriesId>>,
+    n_samples: usize,
+}
+
+impl Store {
+    pub fn new() -> Store {
+        Store::default()
+    }
+
+    /// Removes every series.
+    pub fn clear(&mut self) {
+        *self = Store::default();
+    }
+
+    /// Number of series.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Number of samples over all series (stale markers included).
+    pub fn n_samples(&self) -> usize {
+        self.n_samples
+    }
+
+    pub fn series(&self, id: SeriesId) -> &Series {
+        &self.series[id.0 as usize]
+    }
+
+    /// The id of a label set's series, creating an empty series when it is new.
+    pub fn series_id(&mut self, labels: &Labels) -> Result<SeriesId, StoreError> {
+        if let Some(id) = self.by_labels.get(labels) {
+            return Ok(*id);
+        }
+        if let Some(bad) = labels.iter().find(|l| !is_valid_label_name(&l.name)) {
+            return Err(StoreError::InvalidLabelName {
+                name: bad.name.clone(),
+            });
+        }
+        let id = SeriesId(self.series.len() as u32);
+        self.series.push(Series {
+            labels: labels.clone(),
+            samples: Vec::new(),
+        });
+        self.by_labels.insert(labels.clone(), id);
+        let name = labels.metric_name().unwrap_or("").to_string();
+        let ids = self.by_name.entry(name).or_default();
+        let pos = ids.partition_point(|other| self.series[other.0 as usize].labels < *labels);
+        ids.insert(pos, id);
+        Ok(id)
+    }
+
+    /// Appends a sample to the series with these labels (created on first use).
+    pub fn append(
+        &mut self,
+        labels: &Labels,
+        t_ms: i64,
+        value: f64,
+    ) -> Result<SeriesId, StoreError> {
+        let id = self.series_id(labels)?;
+        self.append_to(id, t_ms, value)?;
+        Ok(id)
+    }
+
+    /// Appends a stale marker: the series reads as absent from `t_ms` on until its next sample.
+    pub fn mark_stale(&mut self, labels: &Labels, t_ms: i64) -> Result<SeriesId, StoreError> {
+        self.append(labels, t_ms, stale_nan())
+    }
+
+    /// Appends by id: the scraper's fast path once it knows its series.
+    pub fn append_to(&mut self, id: SeriesId, t_ms: i64, value: f64) -> Result<(), StoreError> {
+        let series = &mut self.series[id.0 as usize];
+        if let Some(last) = series.samples.last() {
+            if t_ms <= last.t_ms {
+                return Err(StoreError::OutOfOrder {
+                    labels: series.labels.to_string(),
+                    t_ms,
+                    last_t_ms: last.t_ms,
+                });
+            }
+        }
+        series.samples.push(Sample { t_ms, value });
+        self.n_samples += 1;
+        Ok(())
+    }
+
+    /// Every series id, ordered by label set.
+    pub fn ids(&self) -> impl Iterator<Item = SeriesId> + '_ {
+        self.by_labels.values().copied()
+    }
+
+    /// The series matching all matchers, ordered by label set. An equality matcher on
+    /// `__name__` narrows the scan to that metric's series.
+    pub fn select(&self, matchers: &[Matcher]) -> Vec<SeriesId> {
+        let by_name = matchers.iter().find_map(|m| match &m.kind {
+            MatchKind::Equal(v) if m.name == METRIC_NAME => Some(v.as_str()),
+            _ => None,
+        });
+        let keep = |id: &SeriesId| {
+            matchers
+                .iter()
+                .all(|m| m.matches(&self.series[id.0 as usize].labels))
+        };
+        match by_name {
+            Some(name) => self
+                .by_name
+                .get(name)
+                .map(|ids| ids.iter().copied().filter(keep).collect())
+                .unwrap_or_default(),
+            None => self.ids().filter(keep).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
