@@ -4,6 +4,7 @@
 //!
 //! - [`diag`]: diagnostics for bad input, compiler-style.
 //! - [`engine`]: virtual time, the event queue, the RNG tree, the run loop. No wall clock.
+//! - [`workload`]: arrival processes, service-time distributions, the pod queue. Draws only from handed streams.
 //!
 //! Invariants held across the crate: virtual time only inside a run; one seeded RNG tree;
 //! ordered iteration wherever order reaches output; bad input is an error naming file,
@@ -11,3 +12,4 @@
 
 pub mod diag;
 pub mod engine;
+pub mod workload;
