@@ -4,6 +4,7 @@
 //!
 //! - [`diag`]: diagnostics for bad input, compiler-style.
 //! - [`engine`]: virtual time, the event queue, the RNG tree, the run loop. No wall clock.
+//! - [`mesh`]: Istio routing and authorization, Envoy load balancing, pools and outlier detection, as pure state machines.
 //! - [`workload`]: arrival processes, service-time distributions, the pod queue. Draws only from handed streams.
 //!
 //! Invariants held across the crate: virtual time only inside a run; one seeded RNG tree;
@@ -12,4 +13,5 @@
 
 pub mod diag;
 pub mod engine;
+pub mod mesh;
 pub mod workload;

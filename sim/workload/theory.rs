@@ -16,7 +16,7 @@
 /// Erlang C: the probability that an arrival to an M/M/c queue must wait.
 pub fn erlang_c(servers: u32, offered_load: f64) -> Option<f64> {
     let c = f64::from(servers);
-    if servers == 0 || !(offered_load >= 0.0) || offered_load >= c {
+    if servers == 0 || offered_load.is_nan() || offered_load < 0.0 || offered_load >= c {
         return None;
     }
     let mut erlang_b = 1.0;
@@ -43,7 +43,7 @@ pub fn mg1_mean_wait_secs(
     service_second_moment_secs2: f64,
 ) -> Option<f64> {
     let utilization = arrival_rate_per_sec * service_mean_secs;
-    if !(utilization >= 0.0) || utilization >= 1.0 {
+    if utilization.is_nan() || utilization < 0.0 || utilization >= 1.0 {
         return None;
     }
     Some(arrival_rate_per_sec * service_second_moment_secs2 / (2.0 * (1.0 - utilization)))
