@@ -43,7 +43,7 @@ pub fn mg1_mean_wait_secs(
     service_second_moment_secs2: f64,
 ) -> Option<f64> {
     let utilization = arrival_rate_per_sec * service_mean_secs;
-    if utilization.is_nan() || utilization < 0.0 || utilization >= 1.0 {
+    if !(0.0..1.0).contains(&utilization) {
         return None;
     }
     Some(arrival_rate_per_sec * service_second_moment_secs2 / (2.0 * (1.0 - utilization)))
