@@ -202,6 +202,12 @@ impl OutlierDetector {
         self.hosts[host.index()].multiplier
     }
 
+    /// When the host's current ejection began; `None` while it is in service.
+    pub fn ejected_at(&self, host: HostId) -> Option<SimTime> {
+        let monitor = &self.hosts[host.index()];
+        monitor.last_ejection.filter(|_| monitor.ejected)
+    }
+
     /// When the host, if ejected, becomes eligible for unejection (the next sweep at or after
     /// this instant brings it back).
     pub fn eligible_for_unejection_at(&self, host: HostId) -> Option<SimTime> {

@@ -19,7 +19,7 @@
 
 use super::lb::{HostSet, LoadBalancer, Pick};
 use super::merge::{Delivery, UpdateMerge};
-use super::outlier::{AttemptResult, OutlierDetector, OutlierEvent};
+use super::outlier::{AttemptResult, OutlierAction, OutlierDetector, OutlierEvent};
 use super::policy::ClusterPolicy;
 use super::pool::{ConnId, ConnectionPools, PoolOutcome};
 use super::{HostId, ResponseFlag};
@@ -49,6 +49,7 @@ pub struct Upstream<T> {
     pools: ConnectionPools<T>,
     detector: Option<OutlierDetector>,
     merge: UpdateMerge,
+    panic_threshold_percent: f64,
     health: Vec<bool>,
     pool_out: Vec<PoolOutcome<T>>,
     sweep_events: Vec<OutlierEvent>,
@@ -77,6 +78,7 @@ impl<T> Upstream<T> {
                 .clone()
                 .map(|config| OutlierDetector::new(config, n_hosts, rng.stream("outlier"))),
             merge: UpdateMerge::default(),
+            panic_threshold_percent: policy.healthy_panic_threshold_percent,
             health: Vec::with_capacity(n_hosts as usize),
             pool_out: Vec::new(),
             sweep_events: Vec::new(),
@@ -141,19 +143,29 @@ impl<T> Upstream<T> {
         }
     }
 
-    /// A request for this cluster at `now`.
+    /// A request for this cluster: picks a host and asks its pool. Returns the host picked
+    /// (the access log's upstream host), or `None` for 503 `UH`.
     #[inline]
-    pub fn send(&mut self, request: T, out: &mut Vec<UpstreamEvent<T>>) {
+    pub fn send(&mut self, request: T, out: &mut Vec<UpstreamEvent<T>>) -> Option<HostId> {
         match self.lb.pick(&self.hosts, self.pools.active_per_host()) {
-            Pick::NoHealthyUpstream => out.push(UpstreamEvent::Rejected {
-                request,
-                flag: ResponseFlag::NoHealthyUpstream,
-            }),
+            Pick::NoHealthyUpstream => {
+                out.push(UpstreamEvent::Rejected {
+                    request,
+                    flag: ResponseFlag::NoHealthyUpstream,
+                });
+                None
+            }
             Pick::Host { host, .. } => {
                 self.pools.request(host, request, &mut self.pool_out);
                 self.drain_pool(out);
+                Some(host)
             }
         }
+    }
+
+    /// Whether the balancer picks among all hosts now (panic, §4.1).
+    pub fn in_panic(&self) -> bool {
+        self.hosts.in_panic(self.panic_threshold_percent)
     }
 
     /// A connection opened earlier is up.
@@ -199,12 +211,10 @@ impl<T> Upstream<T> {
         if self.keep_log {
             self.outlier_log.extend(self.sweep_events.iter().copied());
         }
-        let changed = self.sweep_events.iter().any(|e| {
-            matches!(
-                e.action,
-                super::outlier::OutlierAction::Ejected | super::outlier::OutlierAction::Unejected
-            )
-        });
+        let changed = self
+            .sweep_events
+            .iter()
+            .any(|e| matches!(e.action, OutlierAction::Ejected | OutlierAction::Unejected));
         if changed {
             self.health_changed(now, out);
         }
