@@ -8,7 +8,9 @@
 //!   host is a candidate. No candidate at all means 503 `UH`.
 //! - ROUND_ROBIN with equal weights indexes the candidate list with one counter per list kind
 //!   (healthy, all), started at a random value; unequal weights use EDF on the static weights.
-//! - RANDOM picks uniformly (weighted by cumulative weight when weights differ).
+//! - RANDOM picks uniformly among the candidates and ignores weights. The spec says it is
+//!   weighted when weights differ; Envoy 1.40's `RandomLoadBalancer::peekOrChoose` indexes
+//!   `hosts[random % size]`, and upstream wins.
 //! - LEAST_REQUEST with equal weights draws `choice_count` hosts with replacement and keeps the
 //!   first unless a later one has strictly fewer active requests; with unequal weights it runs
 //!   EDF on `weight / (active + 1)^bias`, recomputing a host's weight when it is picked.
@@ -192,7 +194,6 @@ pub struct LoadBalancer {
     panic: bool,
     candidates: Vec<HostId>,
     weights_equal: bool,
-    cumulative_weights: Vec<u64>,
     edf: Edf,
     stats: LbStats,
 }
@@ -210,7 +211,6 @@ impl LoadBalancer {
             panic: false,
             candidates: Vec::new(),
             weights_equal: true,
-            cumulative_weights: Vec::new(),
             edf: Edf::default(),
             stats: LbStats::default(),
         }
@@ -242,12 +242,6 @@ impl LoadBalancer {
             .candidates
             .iter()
             .all(|h| Some(hosts.weights[h.index()]) == first_weight);
-        self.cumulative_weights.clear();
-        let mut sum = 0;
-        for host in &self.candidates {
-            sum += u64::from(hosts.weights[host.index()]);
-            self.cumulative_weights.push(sum);
-        }
         self.edf = Edf::default();
         if !self.weights_equal {
             for &host in &self.candidates {
@@ -309,17 +303,7 @@ impl LoadBalancer {
                 self.round_robin_index[list] = index.wrapping_add(1);
                 self.candidates[(index % n) as usize]
             }
-            LbPolicy::Random if self.weights_equal => {
-                self.candidates[(self.rng.next_u64() % n) as usize]
-            }
-            LbPolicy::Random => {
-                let total = *self
-                    .cumulative_weights
-                    .last()
-                    .expect("candidates are non-empty");
-                let draw = self.rng.next_u64() % total;
-                self.candidates[self.cumulative_weights.partition_point(|&c| c <= draw)]
-            }
+            LbPolicy::Random => self.candidates[(self.rng.next_u64() % n) as usize],
             LbPolicy::LeastRequest { choice_count, .. } if self.weights_equal => {
                 let mut chosen = self.candidates[(self.rng.next_u64() % n) as usize];
                 for _ in 1..choice_count.max(1) {

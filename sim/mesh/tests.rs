@@ -876,10 +876,20 @@ fn least_request_with_unequal_weights_runs_edf_on_weight_over_active_plus_one() 
 }
 
 #[test]
-fn weighted_round_robin_and_random_follow_the_weights() {
-    // Goal: §4.3 with unequal weights. Method: weights 1, 2, 5 over 8000 picks each.
+fn weighted_round_robin_follows_the_weights_and_random_ignores_them() {
+    // Goal: §4.3 with unequal weights, as Envoy 1.40 does it (RANDOM is `hosts[random % n]`
+    // whatever the weights). Method: weights 1, 2, 5 over 8000 picks each.
     let hosts = HostSet::weighted(vec![1, 2, 5]);
-    for policy in [LbPolicy::RoundRobin, LbPolicy::Random] {
+    let mut lb = LoadBalancer::new(LbPolicy::Random, 50.0, rng("random"));
+    let mut counts = [0u32; 3];
+    for _ in 0..9000 {
+        counts[pick_host(&mut lb, &hosts, &[0; 3]).index()] += 1;
+    }
+    assert!(
+        shares(&counts).iter().all(|s| (s - 1.0 / 3.0).abs() < 0.02),
+        "{counts:?}"
+    );
+    for policy in [LbPolicy::RoundRobin] {
         let mut lb = LoadBalancer::new(policy, 50.0, rng("weighted"));
         let mut counts = [0u32; 3];
         for _ in 0..8000 {
