@@ -436,9 +436,8 @@ impl Inventory {
                 .as_ref()
                 .and_then(|e| e.namespace.as_deref())
         }
-        for item in &self.namespaces {
+        for _ in &self.namespaces {
             add("Namespace", None, true);
-            let _ = item;
         }
         for item in &self.resource_quotas {
             add("ResourceQuota", ns(&item.metadata), false);
@@ -966,7 +965,7 @@ fn load_document(
         };
         return load_kind(ctx, text, value, api_version, kind, inv, errors);
     }
-    load_shape(ctx, value, inv)
+    load_shape(ctx, value, inv, errors)
 }
 
 fn load_kind(
@@ -983,9 +982,14 @@ fn load_kind(
     require(ctx, value, required_fields(api_version, kind))?;
     match (api_version, kind) {
         ("v1", "Namespace") => inv.namespaces.push(ctx.sourced(decode(ctx, value, "")?)),
-        ("v1", "ResourceQuota") => inv
-            .resource_quotas
-            .push(ctx.sourced(decode(ctx, value, "")?)),
+        ("v1", "ResourceQuota") => {
+            let quota: ResourceQuota = decode(ctx, value, "")?;
+            errors.extend(validate::quantities(
+                ctx,
+                validate::resource_quota_quantities(&quota),
+            ));
+            inv.resource_quotas.push(ctx.sourced(quota));
+        }
         ("v1", "Secret") => inv.secrets.push(ctx.sourced(decode(ctx, value, "")?)),
         ("v1", "ServiceAccount") => inv
             .service_accounts
@@ -1002,11 +1006,16 @@ fn load_kind(
         ("apps/v1", "Deployment") => {
             let deployment: Deployment = decode(ctx, value, "")?;
             errors.extend(validate::deployment(ctx, &deployment));
+            errors.extend(validate::quantities(
+                ctx,
+                validate::deployment_quantities(&deployment),
+            ));
             inv.deployments.push(ctx.sourced(deployment));
         }
         ("autoscaling/v2", "HorizontalPodAutoscaler") => {
             let hpa: HorizontalPodAutoscaler = decode(ctx, value, "")?;
             errors.extend(validate::hpa(ctx, &hpa));
+            errors.extend(validate::quantities(ctx, validate::hpa_quantities(&hpa)));
             inv.hpas.push(ctx.sourced(hpa));
         }
         ("policy/v1", "PodDisruptionBudget") => inv
@@ -1057,9 +1066,11 @@ fn load_kind(
                 written_fields,
             }));
         }
-        ("monitoring.coreos.com/v1", "PrometheusRule") => inv
-            .prometheus_rules
-            .push(ctx.sourced(decode(ctx, value, "")?)),
+        ("monitoring.coreos.com/v1", "PrometheusRule") => {
+            let rule: PrometheusRule = decode(ctx, value, "")?;
+            errors.extend(validate::rule_file(ctx, &rule.spec, "spec"));
+            inv.prometheus_rules.push(ctx.sourced(rule));
+        }
         ("argoproj.io/v1alpha1", "Application") => inv
             .argo_applications
             .push(ctx.sourced(decode(ctx, value, "")?)),
@@ -1169,13 +1180,21 @@ fn unknown_object(value: &Value) -> UnknownObject {
 }
 
 /// Files without apiVersion and kind: recognised by their top-level keys.
-fn load_shape(ctx: &DocContext<'_>, value: &Value, inv: &mut Inventory) -> Result<(), Diagnostic> {
+fn load_shape(
+    ctx: &DocContext<'_>,
+    value: &Value,
+    inv: &mut Inventory,
+    errors: &mut Vec<Diagnostic>,
+) -> Result<(), Diagnostic> {
     let has = |key: &str| value.get(key).is_some();
     if has("groups") {
-        inv.rule_files.push(ctx.sourced(decode(ctx, value, "")?));
+        let rules: RuleFile = decode(ctx, value, "")?;
+        errors.extend(validate::rule_file(ctx, &rules, ""));
+        inv.rule_files.push(ctx.sourced(rules));
     } else if has("scrape_configs") || (has("global") && (has("rule_files") || has("alerting"))) {
-        inv.prometheus_configs
-            .push(ctx.sourced(decode(ctx, value, "")?));
+        let config: PrometheusConfig = decode(ctx, value, "")?;
+        errors.extend(validate::prometheus_config(ctx, &config));
+        inv.prometheus_configs.push(ctx.sourced(config));
     } else if string_at(value, "version") == Some("prometheus/v1") && has("slos") {
         let spec: SloSpec = decode(ctx, value, "")?;
         let written_fields = sloth::written_fields(value, "");
@@ -1282,8 +1301,17 @@ fn load_embedded(
                 positions: Arc::new(positions),
                 start,
             };
-            let result = load_embedded_document(&inner, kind, &document.value, &embedded_in, inv);
-            if let Err(mut diag) = result {
+            let mut found = Vec::new();
+            let result = load_embedded_document(
+                &inner,
+                kind,
+                &document.value,
+                &embedded_in,
+                inv,
+                &mut found,
+            );
+            found.extend(result.err());
+            for mut diag in found {
                 diag.field = join_shown(&shown_path, &diag.field);
                 errors.push(diag);
             }
@@ -1307,10 +1335,12 @@ fn load_embedded_document(
     value: &Value,
     embedded_in: &EmbeddedIn,
     inv: &mut Inventory,
+    errors: &mut Vec<Diagnostic>,
 ) -> Result<(), Diagnostic> {
     match kind {
         EmbeddedKind::Prometheus => {
             let config: PrometheusConfig = decode(ctx, value, "")?;
+            errors.extend(validate::prometheus_config(ctx, &config));
             inv.prometheus_configs
                 .push(ctx.embedded(embedded_in, config));
         }
@@ -1324,6 +1354,7 @@ fn load_embedded_document(
         }
         EmbeddedKind::Rules => {
             let rules: RuleFile = decode(ctx, value, "")?;
+            errors.extend(validate::rule_file(ctx, &rules, ""));
             inv.rule_files.push(ctx.embedded(embedded_in, rules));
         }
         EmbeddedKind::GpuSharing => {

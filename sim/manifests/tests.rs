@@ -862,3 +862,24 @@ proptest! {
         let _ = load_str("fuzz.yaml", &text);
     }
 }
+
+#[test]
+fn a_quantity_that_kubernetes_refuses_names_its_container_field() {
+    // Goal: STYLE's own example, `requests.cpu: "2x" is not a quantity`. Method: golden output;
+    // both bad quantities of the file are reported together.
+    check("err/deployment_bad_cpu.yaml");
+}
+
+#[test]
+fn rule_files_are_validated_as_prometheus_loads_them() {
+    // Goal: what `promtool check rules` refuses, we refuse, with its messages. Method: golden
+    // output for a file with one mistake of each kind.
+    check("err/rule_file_invalid_rules.yaml");
+}
+
+#[test]
+fn a_prometheus_config_is_validated_as_prometheus_loads_it() {
+    // Goal: unknown sections, timeouts above intervals, duplicate jobs and unknown relabel
+    // actions are errors, as in `config.Load`. Method: golden output.
+    check("err/prometheus_config_invalid.yaml");
+}
