@@ -1371,6 +1371,42 @@ fn load_embedded_document(
     Ok(())
 }
 
+/// Where a `|` block's content sits: (the indicator's line, the content's indentation).
+///
+/// saphyr-parser starts the block's span at its first non-blank content line, so the indicator
+/// is found from the key's line instead: the first line from there holding a `|`. The content
+/// is indented as its first non-blank line, unless an indentation indicator (`|2`) says how far
+/// beyond the key's own indentation it starts.
+fn literal_block_layout(text: &str, span: FieldSpan) -> (usize, usize) {
+    let lines: Vec<&str> = text.lines().collect();
+    let line_text = |line: usize| lines.get(line.wrapping_sub(1)).copied().unwrap_or("");
+    let content_line = span.value.line;
+    let key_line = span
+        .key
+        .map(|key| key.line)
+        .unwrap_or(content_line.saturating_sub(1));
+    let indicator_line = (key_line..content_line)
+        .find(|line| line_text(*line).contains('|'))
+        .unwrap_or(content_line.saturating_sub(1));
+    let leading_spaces = |line: &str| line.len() - line.trim_start_matches(' ').len();
+    let header = line_text(indicator_line);
+    let explicit = header
+        .rsplit_once('|')
+        .and_then(|(_, after)| after.trim_start_matches(['-', '+']).chars().next())
+        .and_then(|c| c.to_digit(10))
+        .filter(|digit| *digit > 0);
+    let indent = match explicit {
+        Some(digit) => leading_spaces(line_text(key_line)) + digit as usize,
+        None => lines
+            .iter()
+            .skip(indicator_line)
+            .find(|line| !line.trim().is_empty())
+            .map(|line| leading_spaces(line))
+            .unwrap_or(0),
+    };
+    (indicator_line, indent)
+}
+
 /// Maps a position inside a string scalar back to the outer file. Exact for `|` blocks (each
 /// content line is one source line); for other styles every position maps to the scalar's start,
 /// which is the best an editor can be told.
@@ -1384,18 +1420,7 @@ impl LineMapper {
         let span = ctx.positions.get(path).unwrap_or_default();
         let start = span.value;
         let literal = match ctx.positions.form(path) {
-            Some(yaml::ScalarForm::Literal) => {
-                // saphyr-parser starts a `|` block's span on the line after the indicator, where
-                // content begins; content is indented by its first non-blank line's indentation.
-                let indicator_line = start.line.saturating_sub(1);
-                let indent = text
-                    .lines()
-                    .skip(indicator_line)
-                    .find(|line| !line.trim().is_empty())
-                    .map(|line| line.len() - line.trim_start_matches(' ').len())
-                    .unwrap_or(0);
-                Some((indicator_line, indent))
-            }
+            Some(yaml::ScalarForm::Literal) => Some(literal_block_layout(text, span)),
             _ => None,
         };
         LineMapper { start, literal }
