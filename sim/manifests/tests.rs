@@ -947,3 +947,10 @@ fn json_with_tabs_reads_with_positions() {
         "rules.json:3:29: document 1: groups[0].interval: not a valid duration string: \"1x\""
     );
 }
+
+#[test]
+fn unknown_fields_of_core_kinds_are_refused_as_kubectl_strict_validation_does() {
+    // Goal: a typo in a Deployment is not silently dropped by k8s-openapi. Method: golden output
+    // for two misspelt fields (and a `null` the API drops without complaint).
+    check("err/deployment_unknown_field.yaml");
+}
