@@ -844,6 +844,21 @@ fn topology_mistakes_are_errors_naming_line_and_field() {
 
 // ---- never a panic ---------------------------------------------------------------------------
 
+/// The plan's files, read once per test process.
+fn plan_files() -> &'static [(String, String)] {
+    static FILES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    FILES.get_or_init(|| {
+        sophia()
+            .files()
+            .iter()
+            .map(|path| {
+                let text = std::fs::read_to_string(path).expect("a plan file is readable");
+                (path.display().to_string(), text)
+            })
+            .collect()
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -852,6 +867,29 @@ proptest! {
         // Goal: no input panics. Method: arbitrary bytes, made text the lossy way.
         let text = String::from_utf8_lossy(&bytes);
         let _ = load_str("fuzz.yaml", &text);
+    }
+
+    #[test]
+    fn load_str_never_panics_on_mutated_plan_files(
+        file_idx in 0usize..12,
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), 0usize..4, "[ -~\n\t]{0,3}"), 1..6),
+    ) {
+        // Goal: realistic near-misses (a deleted, replaced or inserted character somewhere in a
+        // real manifest) never panic. Method: mutate one of the plan's files and load it.
+        let files = plan_files();
+        let (name, original) = &files[file_idx % files.len()];
+        let mut text: Vec<char> = original.chars().collect();
+        for (at, op, insert) in edits {
+            if text.is_empty() { break; }
+            let idx = at.index(text.len());
+            match op {
+                0 => { text.remove(idx); }
+                1 => { text.splice(idx..=idx, insert.chars()); }
+                _ => { text.splice(idx..idx, insert.chars()); }
+            }
+        }
+        let text: String = text.into_iter().collect();
+        let _ = load_str(name, &text);
     }
 
     #[test]
@@ -953,4 +991,25 @@ fn unknown_fields_of_core_kinds_are_refused_as_kubectl_strict_validation_does() 
     // Goal: a typo in a Deployment is not silently dropped by k8s-openapi. Method: golden output
     // for two misspelt fields (and a `null` the API drops without complaint).
     check("err/deployment_unknown_field.yaml");
+}
+
+#[test]
+fn merge_keys_fill_in_what_a_mapping_does_not_set() {
+    // Goal: `<<: *defaults` works as in yaml.v2, explicit keys win, and a merged key may be
+    // overridden without counting as a duplicate. Method: parse and compare values.
+    let text = "base: &base {a: 1, b: 2}\nmore: &more {c: 3, a: 9}\nlisted:\n  <<: [*base, *more]\n  b: 20\nsingle:\n  b: 5\n  <<: *base\n";
+    let documents = yaml::parse_documents(text).expect("valid YAML");
+    let value = &documents[0].value;
+    assert_eq!(
+        value["listed"],
+        serde_json::json!({"a": 1, "b": 20, "c": 3})
+    );
+    assert_eq!(value["single"], serde_json::json!({"b": 5, "a": 1}));
+    let err = yaml::parse_documents("x:\n  <<: 3\n").expect_err("not a mapping");
+    assert_eq!(
+        err.message,
+        "a merge key `<<` takes a mapping or a list of mappings"
+    );
+    let quoted = yaml::parse_documents("x:\n  \"<<\": 3\n").expect("a quoted << is a plain key");
+    assert_eq!(quoted[0].value["x"]["<<"], serde_json::json!(3));
 }

@@ -488,7 +488,6 @@ pub fn rule_file(ctx: &DocContext<'_>, rules: &RuleFile, base: &str) -> Vec<Diag
                     );
                 }
             }
-            drop(fail);
             check_duration(
                 ctx,
                 &join_key(&rule_path, "for"),
