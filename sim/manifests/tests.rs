@@ -1013,3 +1013,58 @@ fn merge_keys_fill_in_what_a_mapping_does_not_set() {
     let quoted = yaml::parse_documents("x:\n  \"<<\": 3\n").expect("a quoted << is a plain key");
     assert_eq!(quoted[0].value["x"]["<<"], serde_json::json!(3));
 }
+
+#[test]
+fn objects_lists_every_kind_in_file_and_document_order() {
+    // Goal: one uniform listing for lint and reports. Method: list the plan's objects of one file
+    // and check order, names, namespaces and scopes.
+    let inventory = sophia();
+    let objects = inventory.objects();
+    assert_eq!(objects.len(), 24);
+    let cluster_config: Vec<(String, Option<&str>, Option<&str>, Scope)> = objects
+        .iter()
+        .filter(|o| o.origin.file.ends_with("cluster-config.yaml"))
+        .map(|o| (o.kind.clone(), o.namespace, o.name, o.scope))
+        .collect();
+    assert_eq!(
+        cluster_config,
+        [
+            (
+                "Namespace".to_string(),
+                None,
+                Some("sophia-production"),
+                Scope::Cluster
+            ),
+            (
+                "ResourceQuota".to_string(),
+                Some("sophia-production"),
+                Some("sophia-resource-quota"),
+                Scope::Namespaced
+            ),
+            (
+                "PriorityClass".to_string(),
+                None,
+                Some("sophia-critical"),
+                Scope::Cluster
+            ),
+            (
+                "PriorityClass".to_string(),
+                None,
+                Some("sophia-high"),
+                Scope::Cluster
+            ),
+            (
+                "ConfigMap".to_string(),
+                Some("sophia-production"),
+                Some("gpu-scheduling-config"),
+                Scope::Namespaced
+            ),
+            (
+                "GpuSharing".to_string(),
+                Some("sophia-production"),
+                None,
+                Scope::File
+            ),
+        ]
+    );
+}
