@@ -1157,6 +1157,7 @@ fn load_kind(
         ("apps/v1", "Deployment") => {
             let deployment: Deployment = decode_core(ctx, value, errors)?;
             errors.extend(validate::deployment(ctx, &deployment));
+            errors.extend(validate::deployment_deadlines(ctx, &deployment));
             errors.extend(validate::quantities(
                 ctx,
                 validate::deployment_quantities(&deployment),
@@ -1210,12 +1211,14 @@ fn load_kind(
             }
             let spec: SloSpec = decode(ctx, spec_value, "spec")?;
             let written_fields = sloth::written_fields(spec_value, "spec");
-            inv.slos.push(ctx.sourced(PrometheusServiceLevel {
+            let slo = PrometheusServiceLevel {
                 form: SloForm::Crd,
                 metadata: Some(metadata),
                 spec,
                 written_fields,
-            }));
+            };
+            errors.extend(validate::slo(ctx, &slo, "spec"));
+            inv.slos.push(ctx.sourced(slo));
         }
         ("monitoring.coreos.com/v1", "PrometheusRule") => {
             let rule: PrometheusRule = decode(ctx, value, "")?;
@@ -1349,12 +1352,14 @@ fn load_shape(
     } else if string_at(value, "version") == Some("prometheus/v1") && has("slos") {
         let spec: SloSpec = decode(ctx, value, "")?;
         let written_fields = sloth::written_fields(value, "");
-        inv.slos.push(ctx.sourced(PrometheusServiceLevel {
+        let slo = PrometheusServiceLevel {
             form: SloForm::Plain,
             metadata: None,
             spec,
             written_fields,
-        }));
+        };
+        errors.extend(validate::slo(ctx, &slo, ""));
+        inv.slos.push(ctx.sourced(slo));
     } else if let Some(inner) = value.get("dashboard").filter(|inner| inner.is_object()) {
         let dashboard: Dashboard = decode(ctx, inner, "dashboard")?;
         let mut sourced = ctx.sourced(dashboard);

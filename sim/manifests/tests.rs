@@ -1068,3 +1068,11 @@ fn objects_lists_every_kind_in_file_and_document_order() {
         ]
     );
 }
+
+#[test]
+fn slo_documents_are_validated_as_sloth_validates_them() {
+    // Goal: what `sloth generate` refuses, we refuse. Method: golden output for an objective
+    // out of range, a query that does not parse, a missing alert name, a repeated name and an
+    // empty SLI.
+    check("err/sloth_invalid.yaml");
+}

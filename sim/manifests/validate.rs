@@ -24,6 +24,7 @@ use k8s_openapi::api::core::v1::ResourceQuota;
 use super::DocContext;
 use super::prometheus::{PrometheusConfig, RuleFile};
 use super::quantity::parse_quantity;
+use super::sloth::{PrometheusServiceLevel, SloAlert};
 use super::yaml::{join_index, join_key};
 use crate::diag::Diagnostic;
 use crate::engine::parse_duration;
@@ -644,4 +645,137 @@ pub fn prometheus_config(ctx: &DocContext<'_>, config: &PrometheusConfig) -> Vec
         }
     }
     out
+}
+
+/// A Sloth SLO document as Sloth (v0.11) validates it before generating rules: a service, SLO
+/// names unique, objectives within (0, 100], exactly one SLI source, non-empty queries that parse
+/// as PromQL once Sloth's `{{.window}}` template is filled in, and an alert name when alerts are
+/// on. `base` is where the spec sits (`spec` for the CRD form, `` for the plain form). Field
+/// paths use the names as written, whichever spelling that was.
+pub fn slo(ctx: &DocContext<'_>, slo: &PrometheusServiceLevel, base: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut fail = |path: String, message: String| {
+        out.push(Diagnostic::error(ctx.location(&path, false), path, message));
+    };
+    let spec = &slo.spec;
+    if spec.service.trim().is_empty() {
+        fail(
+            join_key(base, "service"),
+            "service must not be empty".into(),
+        );
+    }
+    if spec.slos.is_empty() {
+        fail(
+            join_key(base, "slos"),
+            "at least one SLO is required".into(),
+        );
+    }
+    let written = |path: &str, camel: &str, snake: &str| {
+        let camel_path = join_key(path, camel);
+        if slo
+            .written_fields
+            .iter()
+            .any(|field| field.path == camel_path)
+        {
+            camel_path
+        } else {
+            join_key(path, snake)
+        }
+    };
+    let mut names = BTreeMap::new();
+    for (idx, item) in spec.slos.iter().enumerate() {
+        let path = join_index(&join_key(base, "slos"), idx);
+        if item.name.trim().is_empty() {
+            fail(join_key(&path, "name"), "SLO name must not be empty".into());
+        } else if let Some(first) = names.insert(item.name.clone(), idx) {
+            fail(
+                join_key(&path, "name"),
+                format!("SLO name {:?} is also used by slos[{first}]", item.name),
+            );
+        }
+        if !(item.objective > 0.0 && item.objective <= 100.0) {
+            fail(
+                join_key(&path, "objective"),
+                format!(
+                    "objective {} must be above 0 and at most 100 (a percentage)",
+                    item.objective
+                ),
+            );
+        }
+        let sli_path = join_key(&path, "sli");
+        let sources = usize::from(item.sli.events.is_some())
+            + usize::from(item.sli.raw.is_some())
+            + usize::from(item.sli.plugin.is_some());
+        if sources != 1 {
+            fail(
+                sli_path.clone(),
+                format!("an SLI needs exactly one of events, raw or plugin; found {sources}"),
+            );
+        }
+        let mut queries = Vec::new();
+        if let Some(events) = &item.sli.events {
+            let events_path = join_key(&sli_path, "events");
+            queries.push((
+                written(&events_path, "errorQuery", "error_query"),
+                &events.error_query,
+            ));
+            queries.push((
+                written(&events_path, "totalQuery", "total_query"),
+                &events.total_query,
+            ));
+        }
+        if let Some(raw) = &item.sli.raw {
+            let raw_path = join_key(&sli_path, "raw");
+            queries.push((
+                written(&raw_path, "errorRatioQuery", "error_ratio_query"),
+                &raw.error_ratio_query,
+            ));
+        }
+        for (query_path, query) in queries {
+            if query.trim().is_empty() {
+                fail(query_path, "query must not be empty".into());
+                continue;
+            }
+            // Sloth fills `{{.window}}` with each alert window before use; any window parses.
+            let filled = query
+                .replace("{{.window}}", "5m")
+                .replace("{{ .window }}", "5m");
+            if let Err(err) = promql_parser::parser::parse(&filled) {
+                fail(query_path, format!("invalid PromQL query: {}", err.trim()));
+            }
+        }
+        if let Some(alerting) = &item.alerting {
+            let enabled =
+                |alert: &Option<SloAlert>| alert.as_ref().is_none_or(|a| a.disable != Some(true));
+            let any_enabled = enabled(&alerting.page_alert) || enabled(&alerting.ticket_alert);
+            if any_enabled
+                && alerting
+                    .name
+                    .as_deref()
+                    .is_none_or(|name| name.trim().is_empty())
+            {
+                fail(
+                    join_key(&join_key(&path, "alerting"), "name"),
+                    "an alert name is required while page or ticket alerts are enabled".into(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// `progressDeadlineSeconds` must exceed `minReadySeconds` (`ValidateDeploymentSpec`).
+pub fn deployment_deadlines(ctx: &DocContext<'_>, deployment: &Deployment) -> Vec<Diagnostic> {
+    let Some(spec) = &deployment.spec else {
+        return Vec::new();
+    };
+    match spec.progress_deadline_seconds {
+        Some(deadline) if deadline <= spec.min_ready_seconds.unwrap_or(0) => vec![invalid(
+            ctx,
+            "spec.progressDeadlineSeconds",
+            &deadline.to_string(),
+            "must be greater than minReadySeconds",
+        )],
+        _ => Vec::new(),
+    }
 }
