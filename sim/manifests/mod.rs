@@ -1167,6 +1167,7 @@ fn load_kind(
         ("autoscaling/v2", "HorizontalPodAutoscaler") => {
             let hpa: HorizontalPodAutoscaler = decode_core(ctx, value, errors)?;
             errors.extend(validate::hpa(ctx, &hpa));
+            errors.extend(validate::hpa_details(ctx, &hpa));
             errors.extend(validate::quantities(ctx, validate::hpa_quantities(&hpa)));
             inv.hpas.push(ctx.sourced(hpa));
         }

@@ -1076,3 +1076,10 @@ fn slo_documents_are_validated_as_sloth_validates_them() {
     // empty SLI.
     check("err/sloth_invalid.yaml");
 }
+
+#[test]
+fn hpa_metrics_and_behavior_are_validated_as_the_api_server_does() {
+    // Goal: the checks of validateMetricSpec, validateMetricTarget and validateBehavior, with
+    // their wording. Method: golden output for one HPA with a mistake of each kind.
+    check("err/hpa_invalid_metrics_and_behavior.yaml");
+}

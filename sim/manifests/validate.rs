@@ -779,3 +779,343 @@ pub fn deployment_deadlines(ctx: &DocContext<'_>, deployment: &Deployment) -> Ve
         _ => Vec::new(),
     }
 }
+
+fn required(ctx: &DocContext<'_>, path: &str, detail: &str) -> Diagnostic {
+    Diagnostic::error(
+        ctx.location(path, false),
+        path,
+        format!("Required value: {detail}"),
+    )
+}
+
+fn forbidden(ctx: &DocContext<'_>, path: &str, detail: &str) -> Diagnostic {
+    Diagnostic::error(
+        ctx.location(path, false),
+        path,
+        format!("Forbidden: {detail}"),
+    )
+}
+
+fn not_supported(ctx: &DocContext<'_>, path: &str, value: &str, supported: &[&str]) -> Diagnostic {
+    let quoted: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+    let message = format!(
+        "Unsupported value: {value:?}: supported values: {}",
+        quoted.join(", ")
+    );
+    Diagnostic::error(ctx.location(path, false), path, message)
+}
+
+/// `validMetricSourceTypes.List()`, sorted as upstream's set lists it.
+const METRIC_SOURCE_TYPES: &[&str] = &[
+    "ContainerResource",
+    "External",
+    "Object",
+    "Pods",
+    "Resource",
+];
+const SCALING_POLICY_TYPES: &[&str] = &["Percent", "Pods"];
+const SELECT_POLICY_TYPES: &[&str] = &["Disabled", "Max", "Min"];
+/// `MaxPeriodSeconds` and `MaxStabilizationWindowSeconds` of the autoscaling validation.
+const MAX_PERIOD_SECONDS: i32 = 1800;
+const MAX_STABILIZATION_WINDOW_SECONDS: i32 = 3600;
+
+fn quantity_sign(
+    quantity: &k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+) -> Option<i128> {
+    parse_quantity(&quantity.0).ok().map(|q| q.millis.signum())
+}
+
+/// An HPA's metrics and behavior as `validateMetrics`, `validateMetricSpec` and
+/// `validateBehavior` see them after defaulting (so empty policy lists, which defaulting fills,
+/// are not checked). A quantity's bad value prints as its text: 1.29 would print Go's `%#v` of
+/// `resource.Quantity`'s internals there, which helps nobody.
+pub fn hpa_details(ctx: &DocContext<'_>, hpa: &HorizontalPodAutoscaler) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let Some(spec) = &hpa.spec else { return out };
+    let mut has_object_or_external = false;
+    for (idx, metric) in spec.metrics.iter().flatten().enumerate() {
+        let path = format!("spec.metrics[{idx}]");
+        let source_type = metric.type_.as_str();
+        has_object_or_external |= matches!(source_type, "Object" | "External");
+        if source_type.is_empty() {
+            out.push(required(
+                ctx,
+                &format!("{path}.type"),
+                "must specify a metric source type",
+            ));
+        }
+        let present: Vec<&str> = [
+            ("object", metric.object.is_some()),
+            ("external", metric.external.is_some()),
+            ("pods", metric.pods.is_some()),
+            ("resource", metric.resource.is_some()),
+            ("containerResource", metric.container_resource.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        // Upstream validates only the first populated source, in this order.
+        let mut targets = Vec::new();
+        match present.first().copied() {
+            Some("object") => {
+                if let Some(source) = &metric.object {
+                    if source.metric.name.is_empty() {
+                        out.push(required(
+                            ctx,
+                            &format!("{path}.object.metric.name"),
+                            "must specify a metric name",
+                        ));
+                    }
+                    if source.target.value.is_none() && source.target.average_value.is_none() {
+                        out.push(required(
+                            ctx,
+                            &format!("{path}.object.target.averageValue"),
+                            "must set either a target value or averageValue",
+                        ));
+                    }
+                    targets.push((format!("{path}.object.target"), &source.target));
+                }
+            }
+            Some("external") => {
+                if let Some(source) = &metric.external {
+                    if source.metric.name.is_empty() {
+                        out.push(required(
+                            ctx,
+                            &format!("{path}.external.metric.name"),
+                            "must specify a metric name",
+                        ));
+                    }
+                    match (&source.target.value, &source.target.average_value) {
+                        (None, None) => out.push(required(
+                            ctx,
+                            &format!("{path}.external.target.averageValue"),
+                            "must set either a target value for metric or a per-pod target",
+                        )),
+                        (Some(_), Some(_)) => out.push(forbidden(
+                            ctx,
+                            &format!("{path}.external.target.value"),
+                            "may not set both a target value for metric and a per-pod target",
+                        )),
+                        _ => {}
+                    }
+                    targets.push((format!("{path}.external.target"), &source.target));
+                }
+            }
+            Some("pods") => {
+                if let Some(source) = &metric.pods {
+                    if source.metric.name.is_empty() {
+                        out.push(required(
+                            ctx,
+                            &format!("{path}.pods.metric.name"),
+                            "must specify a metric name",
+                        ));
+                    }
+                    if source.target.average_value.is_none() {
+                        out.push(required(
+                            ctx,
+                            &format!("{path}.pods.target.averageValue"),
+                            "must specify a positive target averageValue",
+                        ));
+                    }
+                    targets.push((format!("{path}.pods.target"), &source.target));
+                }
+            }
+            Some(kind @ ("resource" | "containerResource")) => {
+                let source = if kind == "resource" {
+                    metric.resource.as_ref().map(|s| (&s.name, &s.target, None))
+                } else {
+                    metric
+                        .container_resource
+                        .as_ref()
+                        .map(|s| (&s.name, &s.target, Some(&s.container)))
+                };
+                if let Some((name, target, container)) = source {
+                    if name.is_empty() {
+                        out.push(required(
+                            ctx,
+                            &format!("{path}.{kind}.name"),
+                            "must specify a resource name",
+                        ));
+                    }
+                    if container.is_some_and(String::is_empty) {
+                        out.push(required(
+                            ctx,
+                            &format!("{path}.{kind}.container"),
+                            "must specify a container",
+                        ));
+                    }
+                    match (target.average_utilization, &target.average_value) {
+                        (None, None) => out.push(required(
+                            ctx,
+                            &format!("{path}.{kind}.target.averageUtilization"),
+                            "must set either a target raw value or a target utilization",
+                        )),
+                        (Some(_), Some(_)) => out.push(forbidden(
+                            ctx,
+                            &format!("{path}.{kind}.target.averageValue"),
+                            "may not set both a target raw value and a target utilization",
+                        )),
+                        _ => {}
+                    }
+                    targets.push((format!("{path}.{kind}.target"), target));
+                }
+            }
+            _ => {}
+        }
+        for (target_path, target) in targets {
+            if target.type_.is_empty() {
+                out.push(required(
+                    ctx,
+                    &format!("{target_path}.type"),
+                    "must specify a metric target type",
+                ));
+            }
+            if !matches!(
+                target.type_.as_str(),
+                "Utilization" | "Value" | "AverageValue"
+            ) {
+                let field = format!("{target_path}.type");
+                out.push(invalid(
+                    ctx,
+                    &field,
+                    &format!("{:?}", target.type_),
+                    "must be either Utilization, Value, or AverageValue",
+                ));
+            }
+            for (field, value) in [
+                ("value", &target.value),
+                ("averageValue", &target.average_value),
+            ] {
+                if let Some(quantity) = value
+                    && quantity_sign(quantity).is_some_and(|sign| sign != 1)
+                {
+                    out.push(invalid(
+                        ctx,
+                        &format!("{target_path}.{field}"),
+                        &format!("{:?}", quantity.0),
+                        "must be positive",
+                    ));
+                }
+            }
+            if let Some(utilization) = target.average_utilization.filter(|u| *u < 1) {
+                out.push(invalid(
+                    ctx,
+                    &format!("{target_path}.averageUtilization"),
+                    &utilization.to_string(),
+                    "must be greater than 0",
+                ));
+            }
+        }
+        let expected = match source_type {
+            "Object" => Some("object"),
+            "Pods" => Some("pods"),
+            "Resource" => Some("resource"),
+            "External" => Some("external"),
+            "ContainerResource" => Some("containerResource"),
+            _ => None,
+        };
+        match expected {
+            Some(field) if !present.contains(&field) => {
+                out.push(required(
+                    ctx,
+                    &format!("{path}.{field}"),
+                    "must populate information for the given metric source",
+                ));
+            }
+            Some(_) => {}
+            None => out.push(not_supported(
+                ctx,
+                &format!("{path}.type"),
+                source_type,
+                METRIC_SOURCE_TYPES,
+            )),
+        }
+        if present.len() != 1 {
+            for field in present.iter().filter(|field| Some(**field) != expected) {
+                out.push(forbidden(
+                    ctx,
+                    &format!("{path}.{field}"),
+                    "must populate the given metric source only",
+                ));
+            }
+        }
+    }
+    if spec.min_replicas == Some(0) && !has_object_or_external {
+        out.push(forbidden(ctx, "spec.metrics", "must specify at least one Object or External metric to support scaling to zero replicas"));
+    }
+    let behavior = spec.behavior.as_ref();
+    for (direction, rules) in [
+        ("scaleUp", behavior.and_then(|b| b.scale_up.as_ref())),
+        ("scaleDown", behavior.and_then(|b| b.scale_down.as_ref())),
+    ] {
+        let Some(rules) = rules else { continue };
+        let path = format!("spec.behavior.{direction}");
+        if let Some(window) = rules.stabilization_window_seconds {
+            let field = format!("{path}.stabilizationWindowSeconds");
+            if window < 0 {
+                out.push(invalid(
+                    ctx,
+                    &field,
+                    &window.to_string(),
+                    "must be greater than or equal to zero",
+                ));
+            } else if window > MAX_STABILIZATION_WINDOW_SECONDS {
+                out.push(invalid(
+                    ctx,
+                    &field,
+                    &window.to_string(),
+                    &format!("must be less than or equal to {MAX_STABILIZATION_WINDOW_SECONDS}"),
+                ));
+            }
+        }
+        if let Some(select) = rules
+            .select_policy
+            .as_deref()
+            .filter(|s| !SELECT_POLICY_TYPES.contains(s))
+        {
+            out.push(not_supported(
+                ctx,
+                &format!("{path}.selectPolicy"),
+                select,
+                SELECT_POLICY_TYPES,
+            ));
+        }
+        for (idx, policy) in rules.policies.iter().flatten().enumerate() {
+            let policy_path = format!("{path}.policies[{idx}]");
+            if !SCALING_POLICY_TYPES.contains(&policy.type_.as_str()) {
+                out.push(not_supported(
+                    ctx,
+                    &format!("{policy_path}.type"),
+                    &policy.type_,
+                    SCALING_POLICY_TYPES,
+                ));
+            }
+            if policy.value <= 0 {
+                out.push(invalid(
+                    ctx,
+                    &format!("{policy_path}.value"),
+                    &policy.value.to_string(),
+                    "must be greater than zero",
+                ));
+            }
+            let period_path = format!("{policy_path}.periodSeconds");
+            if policy.period_seconds <= 0 {
+                out.push(invalid(
+                    ctx,
+                    &period_path,
+                    &policy.period_seconds.to_string(),
+                    "must be greater than zero",
+                ));
+            }
+            if policy.period_seconds > MAX_PERIOD_SECONDS {
+                out.push(invalid(
+                    ctx,
+                    &period_path,
+                    &policy.period_seconds.to_string(),
+                    &format!("must be less than or equal to {MAX_PERIOD_SECONDS}"),
+                ));
+            }
+        }
+    }
+    out
+}
