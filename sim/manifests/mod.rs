@@ -1125,6 +1125,12 @@ fn load_kind(
     let (group, _version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     // k8s-openapi fills a missing required field with its default; the API server refuses it.
     require(ctx, value, required_fields(api_version, kind))?;
+    if let Some(rule) = name_rule(api_version, kind)
+        && let Some(meta) = value.get("metadata")
+    {
+        let meta: ObjectMeta = decode(ctx, meta, "metadata")?;
+        errors.extend(validate::object_meta(ctx, &meta, rule));
+    }
     match (api_version, kind) {
         ("v1", "Namespace") => inv
             .namespaces
@@ -1285,6 +1291,22 @@ fn required_fields(api_version: &str, kind: &str) -> &'static [&'static str] {
         }
         (_, "AuthorizationPolicy") => NAMED,
         _ => &[],
+    }
+}
+
+/// The name rule of the core kinds (apimachinery's `ValidateObjectMeta` with each kind's
+/// `ValidateNameFunc`); other kinds' names are their CRD's business.
+fn name_rule(api_version: &str, kind: &str) -> Option<validate::NameRule> {
+    use validate::NameRule::{Dns1035Label, Dns1123Label, Dns1123Subdomain};
+    match (api_version, kind) {
+        ("v1", "Namespace") => Some(Dns1123Label),
+        ("v1", "Service") => Some(Dns1035Label),
+        ("v1", "ResourceQuota" | "Secret" | "ServiceAccount" | "ConfigMap")
+        | ("apps/v1", "Deployment")
+        | ("autoscaling/v2", "HorizontalPodAutoscaler")
+        | ("policy/v1", "PodDisruptionBudget")
+        | ("scheduling.k8s.io/v1", "PriorityClass") => Some(Dns1123Subdomain),
+        _ => None,
     }
 }
 

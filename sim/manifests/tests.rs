@@ -1083,3 +1083,10 @@ fn hpa_metrics_and_behavior_are_validated_as_the_api_server_does() {
     // their wording. Method: golden output for one HPA with a mistake of each kind.
     check("err/hpa_invalid_metrics_and_behavior.yaml");
 }
+
+#[test]
+fn object_names_follow_the_api_servers_rules() {
+    // Goal: DNS label, DNS-1035 and subdomain rules with upstream's messages; a dotted ConfigMap
+    // name is fine. Method: golden output.
+    check("err/invalid_names.yaml");
+}

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use k8s_openapi::api::core::v1::ResourceQuota;
@@ -1115,6 +1115,80 @@ pub fn hpa_details(ctx: &DocContext<'_>, hpa: &HorizontalPodAutoscaler) -> Vec<D
                     &format!("must be less than or equal to {MAX_PERIOD_SECONDS}"),
                 ));
             }
+        }
+    }
+    out
+}
+
+/// Which of apimachinery's name rules an object's name follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameRule {
+    /// `IsDNS1123Label`: Namespaces, and every `metadata.namespace`.
+    Dns1123Label,
+    /// `IsDNS1035Label`: Services.
+    Dns1035Label,
+    /// `IsDNS1123Subdomain`: most other kinds.
+    Dns1123Subdomain,
+}
+
+const DNS1123_LABEL_MESSAGE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1035_LABEL_MESSAGE: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+const DNS1123_SUBDOMAIN_MESSAGE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+fn is_dns1123_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first().is_some_and(|b| *b != b'-')
+        && bytes.last().is_some_and(|b| *b != b'-')
+}
+
+/// The messages `IsDNS1123Label`, `IsDNS1035Label` or `IsDNS1123Subdomain` return for `name`.
+pub fn name_problems(rule: NameRule, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let max_len = if rule == NameRule::Dns1123Subdomain {
+        253
+    } else {
+        63
+    };
+    if name.len() > max_len {
+        out.push(format!("must be no more than {max_len} characters"));
+    }
+    let ok = match rule {
+        NameRule::Dns1123Label => is_dns1123_label(name),
+        NameRule::Dns1035Label => is_dns1123_label(name) && name.as_bytes()[0].is_ascii_lowercase(),
+        NameRule::Dns1123Subdomain => !name.is_empty() && name.split('.').all(is_dns1123_label),
+    };
+    if !ok {
+        out.push(
+            match rule {
+                NameRule::Dns1123Label => DNS1123_LABEL_MESSAGE,
+                NameRule::Dns1035Label => DNS1035_LABEL_MESSAGE,
+                NameRule::Dns1123Subdomain => DNS1123_SUBDOMAIN_MESSAGE,
+            }
+            .to_string(),
+        );
+    }
+    out
+}
+
+/// `metadata.name` and `metadata.namespace` as `ValidateObjectMeta` checks them.
+pub fn object_meta(ctx: &DocContext<'_>, meta: &ObjectMeta, rule: NameRule) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let fields = [
+        ("metadata.name", meta.name.as_deref(), rule),
+        (
+            "metadata.namespace",
+            meta.namespace.as_deref(),
+            NameRule::Dns1123Label,
+        ),
+    ];
+    for (path, value, rule) in fields {
+        let Some(value) = value else { continue };
+        for message in name_problems(rule, value) {
+            out.push(invalid(ctx, path, &format!("{value:?}"), &message));
         }
     }
     out
