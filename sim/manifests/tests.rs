@@ -733,14 +733,41 @@ fn malformed_quantities_are_errors() {
         parse_quantity("2x").map_err(|e| e.to_string()),
         Err("\"2x\" is not a quantity: unknown suffix (one of n u m k M G T P E, Ki Mi Gi Ti Pi Ei, or an exponent e3)".to_string())
     );
-    assert!(matches!(
-        parse_quantity("1e99999"),
-        Err(quantity::QuantityError::TooLarge { .. })
-    ));
-    assert!(matches!(
-        parse_quantity("999999999999999999999999999999999Ei"),
-        Err(quantity::QuantityError::TooLarge { .. })
-    ));
+}
+
+#[test]
+fn huge_and_tiny_quantities_are_capped_and_rounded_as_kubernetes_does() {
+    // Goal: ParseQuantity's cap at 2^63-1 units and its round-up of tiny values. Method: values
+    // past the cap, far below a milli-unit, and with more digits than are kept exactly.
+    let max = quantity::MAX_MILLIS;
+    for text in [
+        "10E",
+        "1e99999",
+        "999999999999999999999999999999999Ei",
+        "9223372036854775808",
+    ] {
+        assert_eq!(
+            parse_quantity(text).map(|q| q.millis),
+            Ok(max),
+            "capping {text:?}"
+        );
+    }
+    assert_eq!(parse_quantity("-10E").map(|q| q.millis), Ok(-max));
+    assert_eq!(
+        parse_quantity("9223372036854775807").map(|q| q.millis),
+        Ok(max)
+    );
+    assert_eq!(parse_quantity("1e-99999").map(|q| q.millis), Ok(1));
+    assert_eq!(parse_quantity("0e-99999").map(|q| q.millis), Ok(0));
+    assert_eq!(
+        parse_quantity("1.0000000000000000000000000000000000001").map(|q| q.millis),
+        Ok(1_001)
+    );
+    assert_eq!(
+        parse_quantity("1.0000000000000000000000000000000000000").map(|q| q.millis),
+        Ok(1_000)
+    );
+    assert_eq!(parse_quantity("-1.0001m").map(|q| q.millis), Ok(-2));
 }
 
 // ---- topology --------------------------------------------------------------------------------
