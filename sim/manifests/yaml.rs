@@ -22,8 +22,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
 
-/// Most nodes one text may expand to, aliases included.
-pub const MAX_NODES: usize = 500_000;
+/// Most nodes one document may hold, aliases expanded. Files are already capped in size, so
+/// this bounds the tree a single document can grow to.
+pub const MAX_NODES: usize = 1_000_000;
+/// Most nodes one text may add by expanding aliases. Real manifests use aliases for a few
+/// shared blocks; an alias bomb needs billions.
+pub const MAX_ALIAS_NODES: usize = 100_000;
 /// Deepest nesting of mappings and sequences accepted.
 pub const MAX_DEPTH: usize = 128;
 
@@ -212,6 +216,7 @@ struct Frame {
 struct Builder {
     document: usize,
     nodes: usize,
+    alias_nodes: usize,
     anchors: BTreeMap<usize, (Value, usize)>,
     stack: Vec<Frame>,
     positions: FieldPositions,
@@ -259,7 +264,7 @@ impl Builder {
             return Err(self.error(
                 position,
                 path,
-                format!("more than {MAX_NODES} nodes (after expanding aliases); refusing an alias bomb or an oversized document"),
+                format!("more than {MAX_NODES} nodes; refusing an oversized document"),
             ));
         }
         Ok(())
@@ -485,6 +490,16 @@ impl Builder {
             return Err(self.error(position, &path, "alias to an unknown anchor"));
         };
         // Charge before copying: the copy is only made when the budget allows it.
+        self.alias_nodes = self.alias_nodes.saturating_add(count);
+        if self.alias_nodes > MAX_ALIAS_NODES {
+            return Err(self.error(
+                position,
+                &path,
+                format!(
+                    "aliases expand to more than {MAX_ALIAS_NODES} nodes; refusing an alias bomb"
+                ),
+            ));
+        }
         self.charge(count, position, &path)?;
         let value = self
             .anchors
@@ -527,6 +542,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     let mut builder = Builder {
         document: 0,
         nodes: 0,
+        alias_nodes: 0,
         anchors: BTreeMap::new(),
         stack: Vec::new(),
         positions: FieldPositions::default(),
@@ -554,6 +570,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
             Event::StreamEnd => break,
             Event::DocumentStart(_) => {
                 builder.document += 1;
+                builder.nodes = 0;
                 builder.anchors.clear();
                 builder.positions = FieldPositions::default();
                 builder.root = None;
