@@ -5,6 +5,7 @@ use proptest::prelude::*;
 
 use super::configs::GpuSharingStrategy;
 use super::quantity::parse_quantity;
+use super::sloth::SloForm;
 use super::topology::{TaintEffect, load_topology};
 use super::*;
 

@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use k8s_openapi::api::core::v1::ResourceQuota;
 
-use super::DocContext;
+use super::load::DocContext;
 use super::prometheus::{PrometheusConfig, RuleFile};
 use super::quantity::parse_quantity;
 use super::sloth::{PrometheusServiceLevel, SloAlert};
