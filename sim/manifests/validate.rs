@@ -1,16 +1,20 @@
-//! The API server's own validation for the kinds the twin simulates, so that an object the real
-//! cluster would refuse is refused here too, with the API server's wording.
+//! Upstream's own validation for what the twin reads, so that an input the real system would
+//! refuse is refused here too, with upstream's wording.
 //!
-//! Mirrors `pkg/apis/apps/validation` (`ValidateDeploymentSpec`, `ValidateRollingUpdateDeployment`,
-//! `ValidatePodTemplateSpecForReplicaSet`) and `pkg/apis/autoscaling/validation`
-//! (`validateHorizontalPodAutoscalerSpec`) of Kubernetes 1.29. Messages follow `field.Invalid`:
-//! `<path>: Invalid value: <value>: <detail>`, the value printed as `field.Error.ErrorBody` does:
-//! numbers plainly, strings quoted, anything else with Go's `%#v` (1.29's `IntOrString` has a
-//! pointer-receiver `String`, so it prints as `intstr.IntOrString{Type:0, IntVal:0, StrVal:""}`;
-//! newer API servers print a bare `0`).
+//! - Kubernetes 1.29 API server: `pkg/apis/apps/validation` (`ValidateDeploymentSpec`,
+//!   `ValidateRollingUpdateDeployment`, `ValidatePodTemplateSpecForReplicaSet`),
+//!   `pkg/apis/autoscaling/validation` (`validateHorizontalPodAutoscalerSpec`, `validateMetrics`,
+//!   `validateBehavior`), apimachinery's `ValidateObjectMeta` name rules, and the decoder's
+//!   refusal of malformed quantities. Messages follow `field.Error.ErrorBody`:
+//!   `<path>: Invalid value: <value>: <detail>` (also `Required value`, `Forbidden`,
+//!   `Unsupported value`), the value printed as upstream does: numbers plainly, strings quoted,
+//!   anything else with Go's `%#v` (1.29's `IntOrString` has a pointer-receiver `String`, so it
+//!   prints as `intstr.IntOrString{Type:0, IntVal:0, StrVal:""}`; newer API servers print `0`).
+//! - Prometheus 2.42: rule files as `rulefmt.RuleGroups.Validate` checks them, configuration as
+//!   `config.Load` does, with its messages; expressions parsed by promql-parser.
+//! - Sloth v0.11: SLO documents as `sloth generate` validates them (our wording).
 //!
-//! Prometheus rule files and configuration are checked as Prometheus 2.42 loads them
-//! (`rulefmt.RuleGroups.Validate`, `config.Load`), with its messages.
+//! Invariant: every check only reads; findings come back as diagnostics, never panics.
 
 use std::collections::BTreeMap;
 
