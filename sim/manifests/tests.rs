@@ -680,8 +680,14 @@ fn plain_scalars_resolve_as_yaml_v2_does() {
         ("1e3", json!(1000.0)),
         ("2023-01-01", json!("2023-01-01")),
         ("15s", json!("15s")),
-        ("1_000", json!("1_000")),
+        ("1_000", json!(1000)),
         ("0x1_0", json!(16)),
+        ("_1", json!("_1")),
+        ("08", json!(8.0)),
+        ("1_000.5", json!(1000.5)),
+        ("+.5", json!(0.5)),
+        ("18446744073709551615", json!(18446744073709551615u64)),
+        ("-9223372036854775808", json!(-9223372036854775808i64)),
     ];
     for (text, expected) in cases {
         assert_eq!(yaml::resolve_plain(text), expected, "resolving {text:?}");

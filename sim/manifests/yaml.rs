@@ -632,11 +632,16 @@ pub fn resolve_plain(text: &str) -> Value {
         }
         _ => {}
     }
-    if let Some(int) = parse_go_int(text) {
+    // yaml.v2 tries numbers only for scalars that start like one, and first drops every `_`.
+    if !text.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-' || c == '.') {
+        return Value::String(text.to_string());
+    }
+    let plain = text.replace('_', "");
+    if let Some(int) = parse_go_int(&plain) {
         return Value::Number(int);
     }
-    if looks_like_yaml_float(text)
-        && let Ok(float) = text.parse::<f64>()
+    if looks_like_yaml_float(&plain)
+        && let Ok(float) = plain.parse::<f64>()
         && let Some(number) = Number::from_f64(float)
     {
         return Value::Number(number);
@@ -644,7 +649,8 @@ pub fn resolve_plain(text: &str) -> Value {
     Value::String(text.to_string())
 }
 
-/// Go's `strconv.ParseInt(s, 0, 64)`, then `ParseUint`: sign, base prefix, `_` between digits.
+/// Go's `strconv.ParseInt(s, 0, 64)`, then `ParseUint`, on text whose `_` are already gone:
+/// sign, then a base prefix (`0x`, `0o`, `0b`, or a bare leading `0` for octal).
 fn parse_go_int(text: &str) -> Option<Number> {
     let (negative, body) = match text.as_bytes().first()? {
         b'-' => (true, &text[1..]),
@@ -655,28 +661,21 @@ fn parse_go_int(text: &str) -> Option<Number> {
         return None;
     }
     let lower = body.to_ascii_lowercase();
-    let (radix, digits, prefixed) = if let Some(rest) = lower.strip_prefix("0x") {
-        (16, rest.to_string(), true)
+    let (radix, digits) = if let Some(rest) = lower.strip_prefix("0x") {
+        (16, rest)
     } else if let Some(rest) = lower.strip_prefix("0o") {
-        (8, rest.to_string(), true)
+        (8, rest)
     } else if let Some(rest) = lower.strip_prefix("0b") {
-        (2, rest.to_string(), true)
+        (2, rest)
     } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, lower[1..].to_string(), true)
+        (8, &lower[1..])
     } else {
-        (10, lower.clone(), false)
+        (10, lower.as_str())
     };
-    // Go allows underscores only with a base prefix, and only between digits.
-    if digits.contains('_')
-        && (!prefixed || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__"))
-    {
-        return None;
-    }
-    let digits: String = digits.chars().filter(|c| *c != '_').collect();
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
-    let magnitude = u64::from_str_radix(&digits, radix).ok()?;
+    let magnitude = u64::from_str_radix(digits, radix).ok()?;
     if negative {
         if magnitude <= i64::MAX as u64 + 1 {
             Some(Number::from((magnitude as i128).wrapping_neg() as i64))
