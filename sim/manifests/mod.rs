@@ -26,6 +26,7 @@ pub mod istio;
 mod load;
 pub mod prometheus;
 pub mod quantity;
+pub mod scalar;
 pub mod sloth;
 pub mod topology;
 mod validate;

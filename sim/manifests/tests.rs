@@ -1124,3 +1124,33 @@ fn object_names_follow_the_api_servers_rules() {
     // name is fine. Method: golden output.
     check("err/invalid_names.yaml");
 }
+
+#[test]
+fn string_fields_of_yaml_v2_formats_take_any_scalar() {
+    // Goal: a rule label `priority: 1` loads as Prometheus loads it (the text "1"), while the
+    // same number in a Kubernetes string field is refused (see wrong_type_replicas and
+    // env values). Method: load a rule file with unquoted scalars and read them back.
+    check("ok/yaml_v2_scalars.yaml");
+    let inventory = load_file("fixtures/manifests/ok/yaml_v2_scalars.yaml").expect("loads");
+    let group = &inventory.rule_files()[0].groups[0];
+    assert_eq!(group.name, "2024");
+    let labels: Vec<(&str, &str)> = group.rules[0]
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        labels,
+        [("paging", "true"), ("priority", "1"), ("ratio", "0.5")]
+    );
+    assert_eq!(
+        group.rules[0]
+            .annotations
+            .get("runbook")
+            .map(String::as_str),
+        Some("42")
+    );
+    let env = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  count: 3\n";
+    let err = load_str("cm.yaml", env).expect_err("a ConfigMap value must be a string");
+    assert_eq!(err.diagnostics()[0].field, "data.count");
+}
