@@ -1154,3 +1154,11 @@ fn string_fields_of_yaml_v2_formats_take_any_scalar() {
     let err = load_str("cm.yaml", env).expect_err("a ConfigMap value must be a string");
     assert_eq!(err.diagnostics()[0].field, "data.count");
 }
+
+#[test]
+fn strict_decoding_has_no_false_alarms_on_a_rich_deployment() {
+    // Goal: the round-trip check for unknown fields accepts every field real charts set.
+    // Method: golden output for a Deployment with many of them, and the selector expression
+    // matched against the template's labels.
+    check("ok/rich_deployment.yaml");
+}
