@@ -469,7 +469,11 @@ impl Builder {
         // The parser balances start and end events; should it ever not, that is an error in
         // the input's structure, not a reason to stop the program.
         let Some(frame) = self.stack.pop() else {
-            return Err(self.error(position_of(span), "", "unbalanced end of a mapping or sequence"));
+            return Err(self.error(
+                position_of(span),
+                "",
+                "unbalanced end of a mapping or sequence",
+            ));
         };
         let value = match frame.container {
             Container::Seq(items) => Value::Array(items),
