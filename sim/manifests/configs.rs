@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::prometheus::{KubernetesSdConfig, RelabelConfig, StaticConfig};
+use super::scalar;
 
 /// Loki's configuration file (`loki.yaml`).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -49,6 +50,7 @@ pub struct PromtailConfig {
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct PromtailClient {
+    #[serde(deserialize_with = "scalar::string")]
     pub url: String,
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -56,6 +58,7 @@ pub struct PromtailClient {
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct PromtailScrapeConfig {
+    #[serde(deserialize_with = "scalar::string")]
     pub job_name: String,
     #[serde(default)]
     pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,

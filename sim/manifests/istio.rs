@@ -310,6 +310,11 @@ pub struct Source {
     pub remote_ip_blocks: Vec<String>,
     #[serde(default)]
     pub not_remote_ip_blocks: Vec<String>,
+    /// Istio 1.25 and later.
+    #[serde(default)]
+    pub service_accounts: Vec<String>,
+    #[serde(default)]
+    pub not_service_accounts: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]

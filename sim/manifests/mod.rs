@@ -23,8 +23,10 @@ pub mod argo;
 pub mod configs;
 pub mod grafana;
 pub mod istio;
+mod load;
 pub mod prometheus;
 pub mod quantity;
+pub mod scalar;
 pub mod sloth;
 pub mod topology;
 mod validate;
@@ -35,9 +37,8 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Read;
 use std::ops::Deref;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -49,7 +50,6 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::diag::{Diagnostic, Diagnostics, Location};
@@ -57,8 +57,9 @@ use argo::Application;
 use configs::{GpuSharing, LokiConfig, PromtailConfig};
 use grafana::Dashboard;
 use istio::{AuthorizationPolicy, DestinationRule, VirtualService};
+pub use load::{load_dir, load_file, load_str};
 use prometheus::{PrometheusConfig, PrometheusRule, RuleFile, RuleGroup};
-use sloth::{PrometheusServiceLevel, SloForm, SloSpec};
+use sloth::PrometheusServiceLevel;
 use topology::Topology;
 pub use yaml::{FieldPositions, FieldSpan, Position};
 
@@ -220,6 +221,28 @@ impl RuleGroupRef<'_> {
             None => self.origin.location(),
         }
     }
+}
+
+/// Whether an object lives in a namespace, in the cluster as a whole, or in no cluster at all
+/// (a plain config file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Scope {
+    Namespaced,
+    Cluster,
+    File,
+}
+
+/// One object of any kind, as [`Inventory::objects`] lists them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ObjectRef<'a> {
+    /// `Deployment`, `PrometheusConfig`, ... (an unknown object's own `kind`).
+    pub kind: String,
+    /// The object's namespace, or for an embedded config its ConfigMap's.
+    pub namespace: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub scope: Scope,
+    pub origin: &'a Origin,
+    pub embedded_in: Option<&'a EmbeddedIn>,
 }
 
 /// Counts of what was loaded, by kind and by namespace.
@@ -407,6 +430,167 @@ impl Inventory {
         &self.unknown
     }
 
+    /// Every object, of every kind, in (file, document) order: a uniform view for listings and
+    /// for checks that apply to all objects.
+    pub fn objects(&self) -> Vec<ObjectRef<'_>> {
+        fn named<'a, T>(
+            out: &mut Vec<ObjectRef<'a>>,
+            kind: &'static str,
+            scope: Scope,
+            items: &'a [Sourced<T>],
+            meta: impl Fn(&'a T) -> Option<&'a ObjectMeta>,
+        ) {
+            for item in items {
+                let metadata = meta(&item.object);
+                let embedded_namespace = item
+                    .embedded_in
+                    .as_ref()
+                    .and_then(|e| e.namespace.as_deref());
+                out.push(ObjectRef {
+                    kind: kind.to_string(),
+                    namespace: metadata
+                        .and_then(|m| m.namespace.as_deref())
+                        .or(embedded_namespace),
+                    name: metadata.and_then(|m| m.name.as_deref()),
+                    scope,
+                    origin: &item.origin,
+                    embedded_in: item.embedded_in.as_ref(),
+                });
+            }
+        }
+        use Scope::{Cluster, File, Namespaced};
+        let mut out = Vec::new();
+        named(&mut out, "Namespace", Cluster, &self.namespaces, |o| {
+            Some(&o.metadata)
+        });
+        named(
+            &mut out,
+            "ResourceQuota",
+            Namespaced,
+            &self.resource_quotas,
+            |o| Some(&o.metadata),
+        );
+        named(
+            &mut out,
+            "PriorityClass",
+            Cluster,
+            &self.priority_classes,
+            |o| Some(&o.metadata),
+        );
+        named(&mut out, "ConfigMap", Namespaced, &self.config_maps, |o| {
+            Some(&o.metadata)
+        });
+        named(&mut out, "Secret", Namespaced, &self.secrets, |o| {
+            Some(&o.metadata)
+        });
+        named(
+            &mut out,
+            "ServiceAccount",
+            Namespaced,
+            &self.service_accounts,
+            |o| Some(&o.metadata),
+        );
+        named(&mut out, "Deployment", Namespaced, &self.deployments, |o| {
+            Some(&o.metadata)
+        });
+        named(&mut out, "Service", Namespaced, &self.services, |o| {
+            Some(&o.metadata)
+        });
+        named(
+            &mut out,
+            "HorizontalPodAutoscaler",
+            Namespaced,
+            &self.hpas,
+            |o| Some(&o.metadata),
+        );
+        named(
+            &mut out,
+            "PodDisruptionBudget",
+            Namespaced,
+            &self.pod_disruption_budgets,
+            |o| Some(&o.metadata),
+        );
+        named(
+            &mut out,
+            "VirtualService",
+            Namespaced,
+            &self.virtual_services,
+            |o| Some(&o.metadata),
+        );
+        named(
+            &mut out,
+            "DestinationRule",
+            Namespaced,
+            &self.destination_rules,
+            |o| Some(&o.metadata),
+        );
+        named(
+            &mut out,
+            "AuthorizationPolicy",
+            Namespaced,
+            &self.authorization_policies,
+            |o| Some(&o.metadata),
+        );
+        named(
+            &mut out,
+            "PrometheusServiceLevel",
+            Namespaced,
+            &self.slos,
+            |o| o.metadata.as_ref(),
+        );
+        named(&mut out, "RuleFile", File, &self.rule_files, |_| None);
+        named(
+            &mut out,
+            "PrometheusRule",
+            Namespaced,
+            &self.prometheus_rules,
+            |o| Some(&o.metadata),
+        );
+        named(
+            &mut out,
+            "PrometheusConfig",
+            File,
+            &self.prometheus_configs,
+            |_| None,
+        );
+        named(&mut out, "LokiConfig", File, &self.loki_configs, |_| None);
+        named(
+            &mut out,
+            "PromtailConfig",
+            File,
+            &self.promtail_configs,
+            |_| None,
+        );
+        named(&mut out, "GpuSharing", File, &self.gpu_sharing, |_| None);
+        named(&mut out, "GrafanaDashboard", File, &self.dashboards, |_| {
+            None
+        });
+        named(
+            &mut out,
+            "Application",
+            Namespaced,
+            &self.argo_applications,
+            |o| Some(&o.metadata),
+        );
+        named(&mut out, "Topology", File, &self.topologies, |_| None);
+        for item in &self.unknown {
+            out.push(ObjectRef {
+                kind: item.kind.clone().unwrap_or_else(|| "(unknown)".to_string()),
+                namespace: item.namespace.as_deref(),
+                name: item.name.as_deref(),
+                scope: if item.kind.is_some() {
+                    Namespaced
+                } else {
+                    File
+                },
+                origin: &item.origin,
+                embedded_in: None,
+            });
+        }
+        out.sort_by(|a, b| a.origin.cmp(b.origin));
+        out
+    }
+
     /// Counts by kind and namespace, for `twin lint` and friends to print.
     pub fn summary(&self) -> Summary {
         let mut summary = Summary {
@@ -414,105 +598,19 @@ impl Inventory {
             warnings: self.warnings.len(),
             ..Default::default()
         };
-        let mut add = |kind: &str, namespace: Option<&str>, cluster_scoped: bool| {
-            *summary.by_kind.entry(kind.to_string()).or_default() += 1;
-            let namespace = match namespace {
-                Some(name) => name.to_string(),
-                None if cluster_scoped => "(cluster)".to_string(),
-                None => "(none)".to_string(),
+        for object in self.objects() {
+            *summary.by_kind.entry(object.kind.clone()).or_default() += 1;
+            let namespace = match (object.namespace, object.scope) {
+                (Some(name), _) => name.to_string(),
+                (None, Scope::Cluster) => "(cluster)".to_string(),
+                (None, _) => "(none)".to_string(),
             };
             *summary
                 .by_namespace
                 .entry(namespace)
                 .or_default()
-                .entry(kind.to_string())
+                .entry(object.kind)
                 .or_default() += 1;
-        };
-        fn ns(meta: &ObjectMeta) -> Option<&str> {
-            meta.namespace.as_deref()
-        }
-        fn embedded_ns<T>(item: &Sourced<T>) -> Option<&str> {
-            item.embedded_in
-                .as_ref()
-                .and_then(|e| e.namespace.as_deref())
-        }
-        for item in &self.namespaces {
-            add("Namespace", None, true);
-            let _ = item;
-        }
-        for item in &self.resource_quotas {
-            add("ResourceQuota", ns(&item.metadata), false);
-        }
-        for _ in &self.priority_classes {
-            add("PriorityClass", None, true);
-        }
-        for item in &self.config_maps {
-            add("ConfigMap", ns(&item.metadata), false);
-        }
-        for item in &self.secrets {
-            add("Secret", ns(&item.metadata), false);
-        }
-        for item in &self.service_accounts {
-            add("ServiceAccount", ns(&item.metadata), false);
-        }
-        for item in &self.deployments {
-            add("Deployment", ns(&item.metadata), false);
-        }
-        for item in &self.services {
-            add("Service", ns(&item.metadata), false);
-        }
-        for item in &self.hpas {
-            add("HorizontalPodAutoscaler", ns(&item.metadata), false);
-        }
-        for item in &self.pod_disruption_budgets {
-            add("PodDisruptionBudget", ns(&item.metadata), false);
-        }
-        for item in &self.virtual_services {
-            add("VirtualService", ns(&item.metadata), false);
-        }
-        for item in &self.destination_rules {
-            add("DestinationRule", ns(&item.metadata), false);
-        }
-        for item in &self.authorization_policies {
-            add("AuthorizationPolicy", ns(&item.metadata), false);
-        }
-        for item in &self.slos {
-            add(
-                "PrometheusServiceLevel",
-                item.metadata.as_ref().and_then(ns),
-                false,
-            );
-        }
-        for item in &self.rule_files {
-            add("RuleFile", embedded_ns(item), false);
-        }
-        for item in &self.prometheus_rules {
-            add("PrometheusRule", ns(&item.metadata), false);
-        }
-        for item in &self.prometheus_configs {
-            add("PrometheusConfig", embedded_ns(item), false);
-        }
-        for item in &self.loki_configs {
-            add("LokiConfig", embedded_ns(item), false);
-        }
-        for item in &self.promtail_configs {
-            add("PromtailConfig", embedded_ns(item), false);
-        }
-        for item in &self.gpu_sharing {
-            add("GpuSharing", embedded_ns(item), false);
-        }
-        for _ in &self.dashboards {
-            add("GrafanaDashboard", None, false);
-        }
-        for item in &self.argo_applications {
-            add("Application", ns(&item.metadata), false);
-        }
-        for _ in &self.topologies {
-            add("Topology", None, false);
-        }
-        for item in &self.unknown {
-            let kind = item.kind.clone().unwrap_or_else(|| "(unknown)".to_string());
-            add(&kind, item.namespace.as_deref(), false);
         }
         summary
     }
@@ -546,837 +644,5 @@ impl Inventory {
         self.topologies.extend(other.topologies);
         self.unknown.extend(other.unknown);
         self.warnings.extend(other.warnings);
-    }
-}
-
-/// Reads every `.yaml`, `.yml` and `.json` file below `dir`, in sorted path order. Hidden
-/// entries (names starting with `.`) are skipped; symbolic links to folders are not followed.
-/// Any error in any file fails the whole load, with every error found.
-pub fn load_dir(dir: impl AsRef<Path>) -> Result<Inventory, ManifestError> {
-    let dir = dir.as_ref();
-    let here = Location {
-        file: dir.to_path_buf(),
-        ..Default::default()
-    };
-    let meta = match std::fs::metadata(dir) {
-        Ok(meta) => meta,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ManifestError::from_diagnostics(vec![Diagnostic::error(
-                here,
-                "",
-                "no such directory",
-            )]));
-        }
-        Err(err) => {
-            return Err(ManifestError::from_diagnostics(vec![Diagnostic::error(
-                here,
-                "",
-                format!("cannot read: {err}"),
-            )]));
-        }
-    };
-    if !meta.is_dir() {
-        return Err(ManifestError::from_diagnostics(vec![Diagnostic::error(
-            here,
-            "",
-            "not a directory",
-        )]));
-    }
-    let mut errors = Vec::new();
-    let files = collect_files(dir, &mut errors);
-    let mut inventory = Inventory::default();
-    for file in files {
-        match read_text(&file) {
-            Ok(text) => load_text_into(&file, &text, &mut inventory, &mut errors),
-            Err(diag) => errors.push(diag),
-        }
-    }
-    if errors.is_empty() {
-        Ok(inventory)
-    } else {
-        Err(ManifestError::from_diagnostics(errors))
-    }
-}
-
-/// Reads one file.
-pub fn load_file(path: impl AsRef<Path>) -> Result<Inventory, ManifestError> {
-    let path = path.as_ref();
-    let text = read_text(path).map_err(|diag| ManifestError::from_diagnostics(vec![diag]))?;
-    load_str(path, &text)
-}
-
-/// Reads text as if it were the file `name` (the name's extension does not matter).
-pub fn load_str(name: impl AsRef<Path>, text: &str) -> Result<Inventory, ManifestError> {
-    let name = name.as_ref();
-    let mut inventory = Inventory::default();
-    let mut errors = Vec::new();
-    if let Err(diag) = check_text(name, text.as_bytes()) {
-        return Err(ManifestError::from_diagnostics(vec![diag]));
-    }
-    load_text_into(name, text, &mut inventory, &mut errors);
-    if errors.is_empty() {
-        Ok(inventory)
-    } else {
-        Err(ManifestError::from_diagnostics(errors))
-    }
-}
-
-fn collect_files(dir: &Path, errors: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        let entries = match std::fs::read_dir(&folder) {
-            Ok(entries) => entries,
-            Err(err) => {
-                errors.push(Diagnostic::error(
-                    Location {
-                        file: folder.clone(),
-                        ..Default::default()
-                    },
-                    "",
-                    format!("cannot list: {err}"),
-                ));
-                continue;
-            }
-        };
-        for entry in entries {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(err) => {
-                    errors.push(Diagnostic::error(
-                        Location {
-                            file: folder.clone(),
-                            ..Default::default()
-                        },
-                        "",
-                        format!("cannot list: {err}"),
-                    ));
-                    continue;
-                }
-            };
-            let path = entry.path();
-            if entry.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_dir() {
-                pending.push(path);
-            } else if has_known_extension(&path) && (kind.is_file() || path.is_file()) {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
-fn has_known_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|ext| ext.to_str())
-        .map(|ext| {
-            EXTENSIONS
-                .iter()
-                .any(|known| ext.eq_ignore_ascii_case(known))
-        })
-        .unwrap_or(false)
-}
-
-/// Reads a file as text, refusing large and non-text files. The size is checked before reading
-/// and the read itself is capped, so a file growing meanwhile cannot be read whole either.
-fn read_text(path: &Path) -> Result<String, Diagnostic> {
-    let here = || Location {
-        file: path.to_path_buf(),
-        ..Default::default()
-    };
-    let file = std::fs::File::open(path)
-        .map_err(|err| Diagnostic::error(here(), "", format!("cannot read: {err}")))?;
-    let size = file.metadata().map(|meta| meta.len()).unwrap_or(0);
-    if size > MAX_FILE_BYTES {
-        return Err(Diagnostic::error(
-            here(),
-            "",
-            format!(
-                "file is {size} bytes, above the limit of {MAX_FILE_BYTES} bytes (8 MiB); not read"
-            ),
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|err| Diagnostic::error(here(), "", format!("cannot read: {err}")))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(Diagnostic::error(
-            here(),
-            "",
-            format!("file is above the limit of {MAX_FILE_BYTES} bytes (8 MiB); not read"),
-        ));
-    }
-    check_text(path, &bytes)?;
-    String::from_utf8(bytes)
-        .map_err(|err| Diagnostic::error(here(), "", format!("not UTF-8 text: {err}")))
-}
-
-/// Refuses empty and non-text input, naming the first bad byte.
-fn check_text(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
-    let here = |line: usize, column: usize| Location {
-        file: path.to_path_buf(),
-        document: 0,
-        line,
-        column,
-    };
-    if bytes.is_empty() {
-        return Err(Diagnostic::error(here(0, 0), "", "file is empty"));
-    }
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(Diagnostic::error(
-            here(0, 0),
-            "",
-            format!("input is above the limit of {MAX_FILE_BYTES} bytes (8 MiB)"),
-        ));
-    }
-    let line_col = |offset: usize| {
-        let before = &bytes[..offset];
-        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-        let column = offset
-            - before
-                .iter()
-                .rposition(|b| *b == b'\n')
-                .map(|at| at + 1)
-                .unwrap_or(0)
-            + 1;
-        (line, column)
-    };
-    if let Some(offset) = bytes.iter().position(|b| *b == 0) {
-        let (line, column) = line_col(offset);
-        return Err(Diagnostic::error(
-            here(line, column),
-            "",
-            format!("not a text file: NUL byte at offset {offset}"),
-        ));
-    }
-    if let Err(err) = std::str::from_utf8(bytes) {
-        let offset = err.valid_up_to();
-        let (line, column) = line_col(offset);
-        return Err(Diagnostic::error(
-            here(line, column),
-            "",
-            format!("not UTF-8 text: invalid byte at offset {offset}"),
-        ));
-    }
-    Ok(())
-}
-
-/// What one document is being read as: its file, index and positions.
-struct DocContext<'a> {
-    file: &'a Path,
-    document: usize,
-    positions: Arc<FieldPositions>,
-    start: Position,
-}
-
-impl DocContext<'_> {
-    fn origin(&self) -> Origin {
-        Origin {
-            file: self.file.to_path_buf(),
-            document: self.document,
-            line: self.start.line,
-            column: self.start.column,
-        }
-    }
-
-    /// The location of `path`: its value, or its key when `at_key`, or the nearest ancestor.
-    fn location(&self, path: &str, at_key: bool) -> Location {
-        let position = match self.positions.nearest(path) {
-            Some((found, span)) if found == path && at_key => span.key.unwrap_or(span.value),
-            Some((_, span)) => span.key.filter(|_| at_key).unwrap_or(span.value),
-            None => self.start,
-        };
-        Location {
-            file: self.file.to_path_buf(),
-            document: self.document,
-            line: position.line,
-            column: position.column,
-        }
-    }
-
-    fn error(&self, path: &str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::error(self.location(path, false), path, message)
-    }
-
-    fn sourced<T>(&self, object: T) -> Sourced<T> {
-        Sourced {
-            origin: self.origin(),
-            embedded_in: None,
-            positions: self.positions.clone(),
-            object,
-        }
-    }
-
-    fn embedded<T>(&self, embedded_in: &EmbeddedIn, object: T) -> Sourced<T> {
-        Sourced {
-            origin: self.origin(),
-            embedded_in: Some(embedded_in.clone()),
-            positions: self.positions.clone(),
-            object,
-        }
-    }
-}
-
-/// Deserializes `value` (found at `base` in the document) as `T`, turning a failure into a
-/// diagnostic at the failing field.
-fn decode<T: DeserializeOwned>(
-    ctx: &DocContext<'_>,
-    value: &Value,
-    base: &str,
-) -> Result<T, Diagnostic> {
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
-        let mut path = base.to_string();
-        for segment in err.path().iter() {
-            match segment {
-                serde_path_to_error::Segment::Seq { index } => {
-                    path = yaml::join_index(&path, *index)
-                }
-                serde_path_to_error::Segment::Map { key }
-                | serde_path_to_error::Segment::Enum { variant: key } => {
-                    path = yaml::join_key(&path, key)
-                }
-                serde_path_to_error::Segment::Unknown => {}
-            }
-        }
-        let message = err.inner().to_string();
-        // serde names the offending field in backticks. serde_path_to_error already ends the
-        // path with an unknown key (point at the key, not its value); a missing field is reported
-        // at its parent, so extend the path to name the field itself.
-        let named = message.split('`').nth(1).map(str::to_string);
-        if let Some(field) = named.as_deref() {
-            if message.starts_with("unknown field") {
-                return Diagnostic::error(ctx.location(&path, true), path, message);
-            }
-            if message.starts_with("missing field") {
-                let field_path = yaml::join_key(&path, field);
-                return Diagnostic::error(ctx.location(&path, true), field_path, message);
-            }
-        }
-        Diagnostic::error(ctx.location(&path, false), path, message)
-    })
-}
-
-fn string_at<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
-    value.get(key).and_then(Value::as_str)
-}
-
-/// Reads every document of one file's text into `inventory`, or pushes its errors.
-fn load_text_into(
-    file: &Path,
-    text: &str,
-    inventory: &mut Inventory,
-    errors: &mut Vec<Diagnostic>,
-) {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let documents = match yaml::parse_documents(text) {
-        Ok(documents) => documents,
-        Err(err) => {
-            errors.push(yaml_error_diagnostic(file, &err, |p| p));
-            return;
-        }
-    };
-    if documents.is_empty() {
-        errors.push(Diagnostic::error(
-            Location {
-                file: file.to_path_buf(),
-                ..Default::default()
-            },
-            "",
-            "file holds no document (only blank lines or comments)",
-        ));
-        return;
-    }
-    let mut local = Inventory {
-        files: vec![file.to_path_buf()],
-        ..Default::default()
-    };
-    let mut local_errors = Vec::new();
-    for document in documents {
-        let ctx = DocContext {
-            file,
-            document: document.index,
-            positions: Arc::new(document.positions),
-            start: document.start,
-        };
-        if let Err(diag) = load_document(&ctx, text, &document.value, &mut local, &mut local_errors)
-        {
-            local_errors.push(diag);
-        }
-    }
-    if local_errors.is_empty() {
-        inventory.merge(local);
-    } else {
-        errors.extend(local_errors);
-    }
-}
-
-fn yaml_error_diagnostic(
-    file: &Path,
-    err: &yaml::YamlError,
-    map: impl Fn(Position) -> Position,
-) -> Diagnostic {
-    let position = map(err.position);
-    Diagnostic::error(
-        Location {
-            file: file.to_path_buf(),
-            document: err.document,
-            line: position.line,
-            column: position.column,
-        },
-        err.path.clone(),
-        err.message.clone(),
-    )
-}
-
-/// Reads one document by its apiVersion and kind, or by its shape when it has neither.
-fn load_document(
-    ctx: &DocContext<'_>,
-    text: &str,
-    value: &Value,
-    inv: &mut Inventory,
-    errors: &mut Vec<Diagnostic>,
-) -> Result<(), Diagnostic> {
-    if !value.is_object() {
-        return Err(ctx.error(
-            "",
-            "a document must be a mapping (an object), not a sequence or a scalar",
-        ));
-    }
-    let api_version = value.get("apiVersion");
-    let kind = value.get("kind");
-    if kind.is_some() || api_version.is_some() {
-        let Some(api_version) = api_version.and_then(Value::as_str) else {
-            return Err(ctx.error(
-                "apiVersion",
-                "apiVersion must be set to a string when kind is set",
-            ));
-        };
-        let Some(kind) = kind.and_then(Value::as_str) else {
-            return Err(ctx.error(
-                "kind",
-                "kind must be set to a string when apiVersion is set",
-            ));
-        };
-        return load_kind(ctx, text, value, api_version, kind, inv, errors);
-    }
-    load_shape(ctx, value, inv)
-}
-
-fn load_kind(
-    ctx: &DocContext<'_>,
-    text: &str,
-    value: &Value,
-    api_version: &str,
-    kind: &str,
-    inv: &mut Inventory,
-    errors: &mut Vec<Diagnostic>,
-) -> Result<(), Diagnostic> {
-    let (group, _version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    // k8s-openapi fills a missing required field with its default; the API server refuses it.
-    require(ctx, value, required_fields(api_version, kind))?;
-    match (api_version, kind) {
-        ("v1", "Namespace") => inv.namespaces.push(ctx.sourced(decode(ctx, value, "")?)),
-        ("v1", "ResourceQuota") => inv
-            .resource_quotas
-            .push(ctx.sourced(decode(ctx, value, "")?)),
-        ("v1", "Secret") => inv.secrets.push(ctx.sourced(decode(ctx, value, "")?)),
-        ("v1", "ServiceAccount") => inv
-            .service_accounts
-            .push(ctx.sourced(decode(ctx, value, "")?)),
-        ("v1", "Service") => inv.services.push(ctx.sourced(decode(ctx, value, "")?)),
-        ("v1", "ConfigMap") => {
-            let config_map: ConfigMap = decode(ctx, value, "")?;
-            load_embedded(ctx, text, &config_map, inv, errors);
-            inv.config_maps.push(ctx.sourced(config_map));
-        }
-        ("scheduling.k8s.io/v1", "PriorityClass") => inv
-            .priority_classes
-            .push(ctx.sourced(decode(ctx, value, "")?)),
-        ("apps/v1", "Deployment") => {
-            let deployment: Deployment = decode(ctx, value, "")?;
-            errors.extend(validate::deployment(ctx, &deployment));
-            inv.deployments.push(ctx.sourced(deployment));
-        }
-        ("autoscaling/v2", "HorizontalPodAutoscaler") => {
-            let hpa: HorizontalPodAutoscaler = decode(ctx, value, "")?;
-            errors.extend(validate::hpa(ctx, &hpa));
-            inv.hpas.push(ctx.sourced(hpa));
-        }
-        ("policy/v1", "PodDisruptionBudget") => inv
-            .pod_disruption_budgets
-            .push(ctx.sourced(decode(ctx, value, "")?)),
-        (_, "VirtualService") if is_istio_networking(api_version) => inv
-            .virtual_services
-            .push(ctx.sourced(decode(ctx, value, "")?)),
-        (_, "DestinationRule") if is_istio_networking(api_version) => inv
-            .destination_rules
-            .push(ctx.sourced(decode(ctx, value, "")?)),
-        ("security.istio.io/v1beta1" | "security.istio.io/v1", "AuthorizationPolicy") => inv
-            .authorization_policies
-            .push(ctx.sourced(decode(ctx, value, "")?)),
-        ("sloth.slok.dev/v1", "PrometheusServiceLevel") => {
-            let metadata: ObjectMeta = match value.get("metadata") {
-                Some(meta) => decode(ctx, meta, "metadata")?,
-                None => return Err(ctx.error("metadata", "missing field `metadata`")),
-            };
-            let Some(spec_value) = value.get("spec") else {
-                return Err(ctx.error("spec", "missing field `spec`"));
-            };
-            for key in value
-                .as_object()
-                .map(|map| map.keys())
-                .into_iter()
-                .flatten()
-            {
-                if !matches!(
-                    key.as_str(),
-                    "apiVersion" | "kind" | "metadata" | "spec" | "status"
-                ) {
-                    return Err(Diagnostic::error(
-                        ctx.location(key, true),
-                        key.clone(),
-                        format!(
-                            "unknown field `{key}`, expected one of `apiVersion`, `kind`, `metadata`, `spec`"
-                        ),
-                    ));
-                }
-            }
-            let spec: SloSpec = decode(ctx, spec_value, "spec")?;
-            let written_fields = sloth::written_fields(spec_value, "spec");
-            inv.slos.push(ctx.sourced(PrometheusServiceLevel {
-                form: SloForm::Crd,
-                metadata: Some(metadata),
-                spec,
-                written_fields,
-            }));
-        }
-        ("monitoring.coreos.com/v1", "PrometheusRule") => inv
-            .prometheus_rules
-            .push(ctx.sourced(decode(ctx, value, "")?)),
-        ("argoproj.io/v1alpha1", "Application") => inv
-            .argo_applications
-            .push(ctx.sourced(decode(ctx, value, "")?)),
-        (topology::API_VERSION, topology::KIND) => {
-            let topology = Topology::from_value(value, &ctx.positions, ctx.file, ctx.document, "")
-                .map_err(|mut diags| {
-                    let first = diags.remove(0);
-                    errors.extend(diags);
-                    first
-                })?;
-            inv.topologies.push(ctx.sourced(topology));
-        }
-        _ => {
-            let reason = if group.is_empty() || group.ends_with("k8s.io") || !group.contains('.') {
-                format!("{api_version} {kind} is not a kind twin reads; kept as is")
-            } else {
-                format!("{kind} of {api_version} is not a kind twin reads; kept as is")
-            };
-            inv.warnings.push(Diagnostic::warning(
-                ctx.location("kind", false),
-                "kind",
-                reason,
-            ));
-            inv.unknown.push(ctx.sourced(unknown_object(value)));
-        }
-    }
-    Ok(())
-}
-
-/// The fields the API server (or the CRD's schema) requires, as dotted paths, parents first.
-fn required_fields(api_version: &str, kind: &str) -> &'static [&'static str] {
-    const NAMED: &[&str] = &["metadata", "metadata.name"];
-    match (api_version, kind) {
-        ("apps/v1", "Deployment") => &[
-            "metadata",
-            "metadata.name",
-            "spec",
-            "spec.selector",
-            "spec.template",
-        ],
-        ("autoscaling/v2", "HorizontalPodAutoscaler") => &[
-            "metadata",
-            "metadata.name",
-            "spec",
-            "spec.scaleTargetRef",
-            "spec.scaleTargetRef.kind",
-            "spec.scaleTargetRef.name",
-            "spec.maxReplicas",
-        ],
-        ("scheduling.k8s.io/v1", "PriorityClass") => &["metadata", "metadata.name", "value"],
-        ("v1", _)
-        | ("policy/v1", _)
-        | ("monitoring.coreos.com/v1", _)
-        | ("argoproj.io/v1alpha1", _) => NAMED,
-        (_, "VirtualService" | "DestinationRule") if is_istio_networking(api_version) => {
-            &["metadata", "metadata.name", "spec"]
-        }
-        (_, "AuthorizationPolicy") => NAMED,
-        _ => &[],
-    }
-}
-
-/// Refuses the first absent path of `required` (a `null` counts as absent, as in the API).
-fn require(ctx: &DocContext<'_>, value: &Value, required: &[&str]) -> Result<(), Diagnostic> {
-    for path in required {
-        let mut node = Some(value);
-        for key in path.split('.') {
-            node = node.and_then(|n| n.get(key)).filter(|n| !n.is_null());
-        }
-        if node.is_none() {
-            let (parent, field) = path.rsplit_once('.').unwrap_or(("", path));
-            let location = if parent.is_empty() {
-                ctx.location("", false)
-            } else {
-                ctx.location(parent, true)
-            };
-            return Err(Diagnostic::error(
-                location,
-                *path,
-                format!("missing field `{field}`"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn is_istio_networking(api_version: &str) -> bool {
-    matches!(
-        api_version,
-        "networking.istio.io/v1alpha3" | "networking.istio.io/v1beta1" | "networking.istio.io/v1"
-    )
-}
-
-fn unknown_object(value: &Value) -> UnknownObject {
-    let metadata = value.get("metadata");
-    UnknownObject {
-        api_version: string_at(value, "apiVersion").map(str::to_string),
-        kind: string_at(value, "kind").map(str::to_string),
-        name: metadata
-            .and_then(|m| string_at(m, "name"))
-            .map(str::to_string),
-        namespace: metadata
-            .and_then(|m| string_at(m, "namespace"))
-            .map(str::to_string),
-        value: value.clone(),
-    }
-}
-
-/// Files without apiVersion and kind: recognised by their top-level keys.
-fn load_shape(ctx: &DocContext<'_>, value: &Value, inv: &mut Inventory) -> Result<(), Diagnostic> {
-    let has = |key: &str| value.get(key).is_some();
-    if has("groups") {
-        inv.rule_files.push(ctx.sourced(decode(ctx, value, "")?));
-    } else if has("scrape_configs") || (has("global") && (has("rule_files") || has("alerting"))) {
-        inv.prometheus_configs
-            .push(ctx.sourced(decode(ctx, value, "")?));
-    } else if string_at(value, "version") == Some("prometheus/v1") && has("slos") {
-        let spec: SloSpec = decode(ctx, value, "")?;
-        let written_fields = sloth::written_fields(value, "");
-        inv.slos.push(ctx.sourced(PrometheusServiceLevel {
-            form: SloForm::Plain,
-            metadata: None,
-            spec,
-            written_fields,
-        }));
-    } else if let Some(inner) = value.get("dashboard").filter(|inner| inner.is_object()) {
-        let dashboard: Dashboard = decode(ctx, inner, "dashboard")?;
-        let mut sourced = ctx.sourced(dashboard);
-        sourced.positions = Arc::new(ctx.positions.subtree("dashboard"));
-        inv.dashboards.push(sourced);
-    } else if has("panels") && has("title") {
-        inv.dashboards.push(ctx.sourced(decode(ctx, value, "")?));
-    } else {
-        inv.warnings.push(Diagnostic::warning(
-            ctx.location("", false),
-            "",
-            "document has no apiVersion and kind and is not a config file twin recognises; kept as is",
-        ));
-        inv.unknown.push(ctx.sourced(unknown_object(value)));
-    }
-    Ok(())
-}
-
-/// What a ConfigMap data key holds, judged by its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum EmbeddedKind {
-    Prometheus,
-    Loki,
-    Promtail,
-    Rules,
-    GpuSharing,
-}
-
-fn embedded_kind(key: &str) -> Option<EmbeddedKind> {
-    let lower = key.to_ascii_lowercase();
-    match lower.as_str() {
-        "prometheus.yml" | "prometheus.yaml" => Some(EmbeddedKind::Prometheus),
-        "loki.yaml" | "loki.yml" | "loki-config.yaml" | "loki-config.yml" => {
-            Some(EmbeddedKind::Loki)
-        }
-        "promtail.yaml" | "promtail.yml" | "promtail-config.yaml" | "promtail-config.yml" => {
-            Some(EmbeddedKind::Promtail)
-        }
-        "gpu-sharing" | "gpu-sharing.yaml" | "gpu-sharing.yml" => Some(EmbeddedKind::GpuSharing),
-        "alerts.yml"
-        | "alerts.yaml"
-        | "rules.yml"
-        | "rules.yaml"
-        | "alerting_rules.yml"
-        | "recording_rules.yml" => Some(EmbeddedKind::Rules),
-        _ if lower.ends_with(".rules")
-            || lower.ends_with(".rules.yml")
-            || lower.ends_with(".rules.yaml") =>
-        {
-            Some(EmbeddedKind::Rules)
-        }
-        _ => None,
-    }
-}
-
-/// Parses the ConfigMap data keys that hold a known config, mapping positions back to the outer
-/// file. Errors go to `errors`; the ConfigMap itself is kept either way (the caller fails the file).
-fn load_embedded(
-    ctx: &DocContext<'_>,
-    text: &str,
-    config_map: &ConfigMap,
-    inv: &mut Inventory,
-    errors: &mut Vec<Diagnostic>,
-) {
-    let Some(data) = &config_map.data else { return };
-    for (key, body) in data {
-        let Some(kind) = embedded_kind(key) else {
-            continue;
-        };
-        let outer_path = yaml::join_key("data", key);
-        let shown_path = format!("data[{key:?}]");
-        let mapper = LineMapper::new(ctx, text, &outer_path);
-        let documents = match yaml::parse_documents(body) {
-            Ok(documents) => documents,
-            Err(err) => {
-                let mut diag = yaml_error_diagnostic(ctx.file, &err, |p| mapper.map(p));
-                diag.location.document = ctx.document;
-                diag.field = join_shown(&shown_path, &err.path);
-                errors.push(diag);
-                continue;
-            }
-        };
-        let embedded_in = EmbeddedIn {
-            namespace: config_map.metadata.namespace.clone(),
-            config_map: config_map.metadata.name.clone().unwrap_or_default(),
-            key: key.clone(),
-        };
-        for document in documents {
-            let mut positions = document.positions;
-            positions.remap(|p| mapper.map(p));
-            let start = mapper.map(document.start);
-            let inner = DocContext {
-                file: ctx.file,
-                document: ctx.document,
-                positions: Arc::new(positions),
-                start,
-            };
-            let result = load_embedded_document(&inner, kind, &document.value, &embedded_in, inv);
-            if let Err(mut diag) = result {
-                diag.field = join_shown(&shown_path, &diag.field);
-                errors.push(diag);
-            }
-        }
-    }
-}
-
-fn join_shown(outer: &str, inner: &str) -> String {
-    if inner.is_empty() {
-        outer.to_string()
-    } else if inner.starts_with('[') {
-        format!("{outer}{inner}")
-    } else {
-        format!("{outer}.{inner}")
-    }
-}
-
-fn load_embedded_document(
-    ctx: &DocContext<'_>,
-    kind: EmbeddedKind,
-    value: &Value,
-    embedded_in: &EmbeddedIn,
-    inv: &mut Inventory,
-) -> Result<(), Diagnostic> {
-    match kind {
-        EmbeddedKind::Prometheus => {
-            let config: PrometheusConfig = decode(ctx, value, "")?;
-            inv.prometheus_configs
-                .push(ctx.embedded(embedded_in, config));
-        }
-        EmbeddedKind::Loki => {
-            let config: LokiConfig = decode(ctx, value, "")?;
-            inv.loki_configs.push(ctx.embedded(embedded_in, config));
-        }
-        EmbeddedKind::Promtail => {
-            let config: PromtailConfig = decode(ctx, value, "")?;
-            inv.promtail_configs.push(ctx.embedded(embedded_in, config));
-        }
-        EmbeddedKind::Rules => {
-            let rules: RuleFile = decode(ctx, value, "")?;
-            inv.rule_files.push(ctx.embedded(embedded_in, rules));
-        }
-        EmbeddedKind::GpuSharing => {
-            let sharing = GpuSharing::from_value(value).map_err(|problem| {
-                Diagnostic::error(
-                    ctx.location(&problem.field, problem.at_key),
-                    problem.field.clone(),
-                    problem.message,
-                )
-            })?;
-            inv.gpu_sharing.push(ctx.embedded(embedded_in, sharing));
-        }
-    }
-    Ok(())
-}
-
-/// Maps a position inside a string scalar back to the outer file. Exact for `|` blocks (each
-/// content line is one source line); for other styles every position maps to the scalar's start,
-/// which is the best an editor can be told.
-struct LineMapper {
-    start: Position,
-    literal: Option<(usize, usize)>,
-}
-
-impl LineMapper {
-    fn new(ctx: &DocContext<'_>, text: &str, path: &str) -> LineMapper {
-        let span = ctx.positions.get(path).unwrap_or_default();
-        let start = span.value;
-        let literal = match ctx.positions.form(path) {
-            Some(yaml::ScalarForm::Literal) => {
-                // saphyr-parser starts a `|` block's span on the line after the indicator, where
-                // content begins; content is indented by its first non-blank line's indentation.
-                let indicator_line = start.line.saturating_sub(1);
-                let indent = text
-                    .lines()
-                    .skip(indicator_line)
-                    .find(|line| !line.trim().is_empty())
-                    .map(|line| line.len() - line.trim_start_matches(' ').len())
-                    .unwrap_or(0);
-                Some((indicator_line, indent))
-            }
-            _ => None,
-        };
-        LineMapper { start, literal }
-    }
-
-    fn map(&self, inner: Position) -> Position {
-        match self.literal {
-            Some((indicator_line, indent)) => Position {
-                line: indicator_line + inner.line,
-                column: inner.column + indent,
-            },
-            None => self.start,
-        }
     }
 }

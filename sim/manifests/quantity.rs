@@ -6,8 +6,9 @@
 //! exponent (`e3`, `E-2`). A value finer than one milli-unit is rounded up, away from zero, as
 //! `MilliValue` does (`inf.RoundUp`). Spaces, other suffixes and an empty string are errors.
 //!
-//! Invariant: arithmetic is exact (integers only); a quantity beyond what an `i128` of
-//! milli-units holds is an error, never a wrapped or saturated number.
+//! Like `ParseQuantity`, a magnitude above 2^63-1 units is capped there ([`MAX_MILLIS`]).
+//!
+//! Invariant: arithmetic is exact (integers only); nothing wraps.
 
 use std::fmt;
 
@@ -57,12 +58,13 @@ impl std::str::FromStr for Quantity {
 pub enum QuantityError {
     #[error("{input:?} is not a quantity: {why}")]
     Invalid { input: String, why: &'static str },
-    #[error("{input:?} is too large a quantity for twin")]
-    TooLarge { input: String },
 }
 
-/// Decimal digits kept; beyond this a quantity is refused rather than rounded silently.
-const MAX_DIGITS: usize = 30;
+/// Significant decimal digits kept exactly; any further non-zero digit still rounds up.
+const KEPT_DIGITS: usize = 30;
+
+/// The largest quantity Kubernetes holds: `ParseQuantity` caps the magnitude at 2^63-1 units.
+pub const MAX_MILLIS: i128 = (i64::MAX as i128) * 1000;
 
 /// Parses a quantity into exact milli-units.
 pub fn parse_quantity(input: &str) -> Result<Quantity, QuantityError> {
@@ -70,9 +72,7 @@ pub fn parse_quantity(input: &str) -> Result<Quantity, QuantityError> {
         input: input.to_string(),
         why,
     };
-    let too_large = || QuantityError::TooLarge {
-        input: input.to_string(),
-    };
+
     if input.is_empty() {
         return Err(invalid("empty"));
     }
@@ -135,48 +135,57 @@ pub fn parse_quantity(input: &str) -> Result<Quantity, QuantityError> {
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(invalid("an exponent must be a whole number, as in 129e6"));
             }
-            if digits.len() > 4 {
-                return Err(too_large());
-            }
-            let exponent = exp
-                .parse::<i64>()
-                .map_err(|_| invalid("an exponent must be a whole number, as in 129e6"))?;
+            // Beyond ±9999 the value is capped or rounds up to one milli-unit either way.
+            let exponent = if digits.len() > 4 {
+                if exp.starts_with('-') {
+                    -99_999
+                } else {
+                    99_999
+                }
+            } else {
+                exp.parse::<i64>()
+                    .map_err(|_| invalid("an exponent must be a whole number, as in 129e6"))?
+            };
             (exponent, 0)
         }
     };
     let all_digits = format!("{int_digits}{frac_digits}");
     let significant = all_digits.trim_start_matches('0');
-    if significant.len() > MAX_DIGITS {
-        return Err(too_large());
-    }
-    let mantissa: i128 = if significant.is_empty() {
-        0
+    // Keep the leading digits exactly; remember whether anything non-zero was dropped, which
+    // only matters for rounding up (a 30-digit mantissa is already far above the cap).
+    let (kept, dropped, sticky) = if significant.len() > KEPT_DIGITS {
+        let (kept, rest) = significant.split_at(KEPT_DIGITS);
+        (kept, rest.len() as i64, rest.bytes().any(|b| b != b'0'))
     } else {
-        significant.parse().map_err(|_| too_large())?
+        (significant, 0, false)
     };
-    // value = mantissa * 10^(exponent10 - frac_len) * 1024^power1024; we want value * 1000.
-    exponent10 += 3 - frac_digits.len() as i64;
-    let mut numerator = mantissa;
+    let mantissa: i128 = kept.parse().unwrap_or(0);
+    // value = mantissa * 10^(exponent10 + dropped - frac_len) * 1024^power1024; we want it * 1000.
+    exponent10 += 3 + dropped - frac_digits.len() as i64;
+    let mut millis = Some(mantissa);
     for _ in 0..power1024 {
-        numerator = numerator.checked_mul(1024).ok_or_else(too_large)?;
+        millis = millis.and_then(|m| m.checked_mul(1024));
     }
-    let millis = if exponent10 >= 0 {
-        for _ in 0..exponent10 {
-            numerator = numerator.checked_mul(10).ok_or_else(too_large)?;
+    let millis = match millis {
+        None => MAX_MILLIS,
+        Some(0) => 0,
+        Some(numerator) if exponent10 >= 0 => {
+            let mut scaled = Some(numerator);
+            for _ in 0..exponent10.min(40) {
+                scaled = scaled.and_then(|m| m.checked_mul(10));
+            }
+            scaled.unwrap_or(MAX_MILLIS).min(MAX_MILLIS)
         }
-        numerator
-    } else {
-        let shift = (-exponent10) as u32;
-        if shift > 38 {
-            // Far below one milli-unit: zero stays zero, anything else rounds up to one.
-            i128::from(numerator != 0)
-        } else {
-            let denominator = 10i128.pow(shift);
-            let whole = numerator / denominator;
-            if numerator % denominator == 0 {
-                whole
+        Some(numerator) => {
+            let shift = (-exponent10) as u32;
+            if shift > 38 {
+                // Far below one milli-unit: a non-zero value rounds up to one.
+                1
             } else {
-                whole + 1
+                let denominator = 10i128.pow(shift);
+                let whole = numerator / denominator;
+                let exact = numerator % denominator == 0 && !sticky;
+                (if exact { whole } else { whole + 1 }).min(MAX_MILLIS)
             }
         }
     };

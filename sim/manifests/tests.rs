@@ -5,6 +5,7 @@ use proptest::prelude::*;
 
 use super::configs::GpuSharingStrategy;
 use super::quantity::parse_quantity;
+use super::sloth::SloForm;
 use super::topology::{TaintEffect, load_topology};
 use super::*;
 
@@ -679,8 +680,14 @@ fn plain_scalars_resolve_as_yaml_v2_does() {
         ("1e3", json!(1000.0)),
         ("2023-01-01", json!("2023-01-01")),
         ("15s", json!("15s")),
-        ("1_000", json!("1_000")),
+        ("1_000", json!(1000)),
         ("0x1_0", json!(16)),
+        ("_1", json!("_1")),
+        ("08", json!(8.0)),
+        ("1_000.5", json!(1000.5)),
+        ("+.5", json!(0.5)),
+        ("18446744073709551615", json!(18446744073709551615u64)),
+        ("-9223372036854775808", json!(-9223372036854775808i64)),
     ];
     for (text, expected) in cases {
         assert_eq!(yaml::resolve_plain(text), expected, "resolving {text:?}");
@@ -733,14 +740,41 @@ fn malformed_quantities_are_errors() {
         parse_quantity("2x").map_err(|e| e.to_string()),
         Err("\"2x\" is not a quantity: unknown suffix (one of n u m k M G T P E, Ki Mi Gi Ti Pi Ei, or an exponent e3)".to_string())
     );
-    assert!(matches!(
-        parse_quantity("1e99999"),
-        Err(quantity::QuantityError::TooLarge { .. })
-    ));
-    assert!(matches!(
-        parse_quantity("999999999999999999999999999999999Ei"),
-        Err(quantity::QuantityError::TooLarge { .. })
-    ));
+}
+
+#[test]
+fn huge_and_tiny_quantities_are_capped_and_rounded_as_kubernetes_does() {
+    // Goal: ParseQuantity's cap at 2^63-1 units and its round-up of tiny values. Method: values
+    // past the cap, far below a milli-unit, and with more digits than are kept exactly.
+    let max = quantity::MAX_MILLIS;
+    for text in [
+        "10E",
+        "1e99999",
+        "999999999999999999999999999999999Ei",
+        "9223372036854775808",
+    ] {
+        assert_eq!(
+            parse_quantity(text).map(|q| q.millis),
+            Ok(max),
+            "capping {text:?}"
+        );
+    }
+    assert_eq!(parse_quantity("-10E").map(|q| q.millis), Ok(-max));
+    assert_eq!(
+        parse_quantity("9223372036854775807").map(|q| q.millis),
+        Ok(max)
+    );
+    assert_eq!(parse_quantity("1e-99999").map(|q| q.millis), Ok(1));
+    assert_eq!(parse_quantity("0e-99999").map(|q| q.millis), Ok(0));
+    assert_eq!(
+        parse_quantity("1.0000000000000000000000000000000000001").map(|q| q.millis),
+        Ok(1_001)
+    );
+    assert_eq!(
+        parse_quantity("1.0000000000000000000000000000000000000").map(|q| q.millis),
+        Ok(1_000)
+    );
+    assert_eq!(parse_quantity("-1.0001m").map(|q| q.millis), Ok(-2));
 }
 
 // ---- topology --------------------------------------------------------------------------------
@@ -844,6 +878,21 @@ fn topology_mistakes_are_errors_naming_line_and_field() {
 
 // ---- never a panic ---------------------------------------------------------------------------
 
+/// The plan's files, read once per test process.
+fn plan_files() -> &'static [(String, String)] {
+    static FILES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    FILES.get_or_init(|| {
+        sophia()
+            .files()
+            .iter()
+            .map(|path| {
+                let text = std::fs::read_to_string(path).expect("a plan file is readable");
+                (path.display().to_string(), text)
+            })
+            .collect()
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -855,10 +904,261 @@ proptest! {
     }
 
     #[test]
+    fn load_str_never_panics_on_mutated_plan_files(
+        file_idx in 0usize..12,
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), 0usize..4, "[ -~\n\t]{0,3}"), 1..6),
+    ) {
+        // Goal: realistic near-misses (a deleted, replaced or inserted character somewhere in a
+        // real manifest) never panic. Method: mutate one of the plan's files and load it.
+        let files = plan_files();
+        let (name, original) = &files[file_idx % files.len()];
+        let mut text: Vec<char> = original.chars().collect();
+        for (at, op, insert) in edits {
+            if text.is_empty() { break; }
+            let idx = at.index(text.len());
+            match op {
+                0 => { text.remove(idx); }
+                1 => { text.splice(idx..=idx, insert.chars()); }
+                _ => { text.splice(idx..idx, insert.chars()); }
+            }
+        }
+        let text: String = text.into_iter().collect();
+        let _ = load_str(name, &text);
+    }
+
+    #[test]
     fn load_str_never_panics_on_yaml_ish_text(
         text in "(apiVersion: (v1|apps/v1|autoscaling/v2|networking.istio.io/v1)\n|kind: (Deployment|ConfigMap|HorizontalPodAutoscaler|DestinationRule|Service)\n|metadata:\n  name: x\n|spec:\n|  [a-z]{1,8}: [-0-9a-z\"\\[\\]{}&*!|>:, ]{0,12}\n|data:\n  prometheus.yml: \\|\n    [a-z_]{1,8}: [0-9a-z\\[\\]:]{0,6}\n|---\n|  - [a-z&*]{0,5}\n){0,16}"
     ) {
         // Goal: no near-miss of a manifest panics. Method: lines drawn from manifest shapes.
         let _ = load_str("fuzz.yaml", &text);
     }
+}
+
+#[test]
+fn a_quantity_that_kubernetes_refuses_names_its_container_field() {
+    // Goal: STYLE's own example, `requests.cpu: "2x" is not a quantity`. Method: golden output;
+    // both bad quantities of the file are reported together.
+    check("err/deployment_bad_cpu.yaml");
+}
+
+#[test]
+fn rule_files_are_validated_as_prometheus_loads_them() {
+    // Goal: what `promtool check rules` refuses, we refuse, with its messages. Method: golden
+    // output for a file with one mistake of each kind.
+    check("err/rule_file_invalid_rules.yaml");
+}
+
+#[test]
+fn a_prometheus_config_is_validated_as_prometheus_loads_it() {
+    // Goal: unknown sections, timeouts above intervals, duplicate jobs and unknown relabel
+    // actions are errors, as in `config.Load`. Method: golden output.
+    check("err/prometheus_config_invalid.yaml");
+}
+
+#[test]
+fn embedded_positions_survive_every_block_style() {
+    // Goal: an error inside an embedded config lands on the right outer line and column however
+    // the block is written. Method: the same bad duration under `|-`, a leading blank line, an
+    // indentation indicator, CRLF line ends, a comment after `|`, and a quoted string (which can
+    // only point at the string's start).
+    let head = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: p\ndata:\n";
+    let cases = [
+        (
+            "  prometheus.yml: |-\n    global:\n      scrape_interval: 15x\n",
+            (8, 24),
+        ),
+        (
+            "  prometheus.yml: |\n\n    global:\n      scrape_interval: 15x\n",
+            (9, 24),
+        ),
+        (
+            "  prometheus.yml: |2\n      global:\n        scrape_interval: 15x\n",
+            (8, 26),
+        ),
+        (
+            "  prometheus.yml: | # the server's config\n    global:\n      scrape_interval: 15x\n",
+            (8, 24),
+        ),
+        (
+            "  prometheus.yml: \"global:\\n  scrape_interval: 15x\\n\"\n",
+            (6, 19),
+        ),
+    ];
+    for (body, expected) in cases {
+        let text = format!("{head}{body}");
+        let err = load_str("case.yaml", &text).expect_err("a bad duration");
+        let diag = &err.diagnostics()[0];
+        assert_eq!(
+            diag.field, "data[\"prometheus.yml\"].global.scrape_interval",
+            "{body:?}"
+        );
+        assert_eq!(
+            (diag.location.line, diag.location.column),
+            expected,
+            "{body:?}"
+        );
+    }
+    let crlf = format!("{head}  prometheus.yml: |\n    global:\n      scrape_interval: 15x\n")
+        .replace('\n', "\r\n");
+    let err = load_str("crlf.yaml", &crlf).expect_err("a bad duration");
+    let location = &err.diagnostics()[0].location;
+    assert_eq!((location.line, location.column), (8, 24));
+}
+
+#[test]
+fn json_with_tabs_reads_with_positions() {
+    // Goal: JSON files (Grafana exports are tab-indented sometimes) read through the same path
+    // and keep positions. Method: a tab-indented rule file with a bad interval.
+    let text =
+        "{\n\t\"groups\": [\n\t\t{\"name\": \"a\", \"interval\": \"1x\", \"rules\": []}\n\t]\n}\n";
+    let err = load_str("rules.json", text).expect_err("a bad interval");
+    let diag = &err.diagnostics()[0];
+    assert_eq!(
+        diag.headline(),
+        "rules.json:3:29: document 1: groups[0].interval: not a valid duration string: \"1x\""
+    );
+}
+
+#[test]
+fn unknown_fields_of_core_kinds_are_refused_as_kubectl_strict_validation_does() {
+    // Goal: a typo in a Deployment is not silently dropped by k8s-openapi. Method: golden output
+    // for two misspelt fields (and a `null` the API drops without complaint).
+    check("err/deployment_unknown_field.yaml");
+}
+
+#[test]
+fn merge_keys_fill_in_what_a_mapping_does_not_set() {
+    // Goal: `<<: *defaults` works as in yaml.v2, explicit keys win, and a merged key may be
+    // overridden without counting as a duplicate. Method: parse and compare values.
+    let text = "base: &base {a: 1, b: 2}\nmore: &more {c: 3, a: 9}\nlisted:\n  <<: [*base, *more]\n  b: 20\nsingle:\n  b: 5\n  <<: *base\n";
+    let documents = yaml::parse_documents(text).expect("valid YAML");
+    let value = &documents[0].value;
+    assert_eq!(
+        value["listed"],
+        serde_json::json!({"a": 1, "b": 20, "c": 3})
+    );
+    assert_eq!(value["single"], serde_json::json!({"b": 5, "a": 1}));
+    let err = yaml::parse_documents("x:\n  <<: 3\n").expect_err("not a mapping");
+    assert_eq!(
+        err.message,
+        "a merge key `<<` takes a mapping or a list of mappings"
+    );
+    let quoted = yaml::parse_documents("x:\n  \"<<\": 3\n").expect("a quoted << is a plain key");
+    assert_eq!(quoted[0].value["x"]["<<"], serde_json::json!(3));
+}
+
+#[test]
+fn objects_lists_every_kind_in_file_and_document_order() {
+    // Goal: one uniform listing for lint and reports. Method: list the plan's objects of one file
+    // and check order, names, namespaces and scopes.
+    let inventory = sophia();
+    let objects = inventory.objects();
+    assert_eq!(objects.len(), 24);
+    let cluster_config: Vec<(String, Option<&str>, Option<&str>, Scope)> = objects
+        .iter()
+        .filter(|o| o.origin.file.ends_with("cluster-config.yaml"))
+        .map(|o| (o.kind.clone(), o.namespace, o.name, o.scope))
+        .collect();
+    assert_eq!(
+        cluster_config,
+        [
+            (
+                "Namespace".to_string(),
+                None,
+                Some("sophia-production"),
+                Scope::Cluster
+            ),
+            (
+                "ResourceQuota".to_string(),
+                Some("sophia-production"),
+                Some("sophia-resource-quota"),
+                Scope::Namespaced
+            ),
+            (
+                "PriorityClass".to_string(),
+                None,
+                Some("sophia-critical"),
+                Scope::Cluster
+            ),
+            (
+                "PriorityClass".to_string(),
+                None,
+                Some("sophia-high"),
+                Scope::Cluster
+            ),
+            (
+                "ConfigMap".to_string(),
+                Some("sophia-production"),
+                Some("gpu-scheduling-config"),
+                Scope::Namespaced
+            ),
+            (
+                "GpuSharing".to_string(),
+                Some("sophia-production"),
+                None,
+                Scope::File
+            ),
+        ]
+    );
+}
+
+#[test]
+fn slo_documents_are_validated_as_sloth_validates_them() {
+    // Goal: what `sloth generate` refuses, we refuse. Method: golden output for an objective
+    // out of range, a query that does not parse, a missing alert name, a repeated name and an
+    // empty SLI.
+    check("err/sloth_invalid.yaml");
+}
+
+#[test]
+fn hpa_metrics_and_behavior_are_validated_as_the_api_server_does() {
+    // Goal: the checks of validateMetricSpec, validateMetricTarget and validateBehavior, with
+    // their wording. Method: golden output for one HPA with a mistake of each kind.
+    check("err/hpa_invalid_metrics_and_behavior.yaml");
+}
+
+#[test]
+fn object_names_follow_the_api_servers_rules() {
+    // Goal: DNS label, DNS-1035 and subdomain rules with upstream's messages; a dotted ConfigMap
+    // name is fine. Method: golden output.
+    check("err/invalid_names.yaml");
+}
+
+#[test]
+fn string_fields_of_yaml_v2_formats_take_any_scalar() {
+    // Goal: a rule label `priority: 1` loads as Prometheus loads it (the text "1"), while the
+    // same number in a Kubernetes string field is refused (see wrong_type_replicas and
+    // env values). Method: load a rule file with unquoted scalars and read them back.
+    check("ok/yaml_v2_scalars.yaml");
+    let inventory = load_file("fixtures/manifests/ok/yaml_v2_scalars.yaml").expect("loads");
+    let group = &inventory.rule_files()[0].groups[0];
+    assert_eq!(group.name, "2024");
+    let labels: Vec<(&str, &str)> = group.rules[0]
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        labels,
+        [("paging", "true"), ("priority", "1"), ("ratio", "0.5")]
+    );
+    assert_eq!(
+        group.rules[0]
+            .annotations
+            .get("runbook")
+            .map(String::as_str),
+        Some("42")
+    );
+    let env = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  count: 3\n";
+    let err = load_str("cm.yaml", env).expect_err("a ConfigMap value must be a string");
+    assert_eq!(err.diagnostics()[0].field, "data.count");
+}
+
+#[test]
+fn strict_decoding_has_no_false_alarms_on_a_rich_deployment() {
+    // Goal: the round-trip check for unknown fields accepts every field real charts set.
+    // Method: golden output for a Deployment with many of them, and the selector expression
+    // matched against the template's labels.
+    check("ok/rich_deployment.yaml");
 }

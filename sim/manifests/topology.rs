@@ -18,9 +18,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::ManifestError;
+use super::load::{DocContext, check_text, decode, read_text, yaml_error_diagnostic};
 use super::quantity::{Quantity, parse_quantity};
 use super::yaml::{FieldPositions, join_index, join_key};
-use super::{DocContext, ManifestError, decode};
 use crate::diag::{Diagnostic, Location};
 
 pub const API_VERSION: &str = "twin.sophia.dev/v1";
@@ -136,17 +137,16 @@ pub struct Topology {
 /// Reads a topology file: one document of kind `Topology`.
 pub fn load_topology(path: impl AsRef<Path>) -> Result<Topology, ManifestError> {
     let path = path.as_ref();
-    let text =
-        super::read_text(path).map_err(|diag| ManifestError::from_diagnostics(vec![diag]))?;
+    let text = read_text(path).map_err(|diag| ManifestError::from_diagnostics(vec![diag]))?;
     topology_from_str(path, &text)
 }
 
 /// Reads topology text as if it were the file `name`.
 pub fn topology_from_str(name: &Path, text: &str) -> Result<Topology, ManifestError> {
     let fail = |diags: Vec<Diagnostic>| ManifestError::from_diagnostics(diags);
-    super::check_text(name, text.as_bytes()).map_err(|diag| fail(vec![diag]))?;
+    check_text(name, text.as_bytes()).map_err(|diag| fail(vec![diag]))?;
     let documents = super::yaml::parse_documents(text)
-        .map_err(|err| fail(vec![super::yaml_error_diagnostic(name, &err, |p| p)]))?;
+        .map_err(|err| fail(vec![yaml_error_diagnostic(name, &err, |p| p)]))?;
     let here = Location {
         file: name.to_path_buf(),
         ..Default::default()

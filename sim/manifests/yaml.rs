@@ -9,20 +9,25 @@
 //! `null` and the empty plain scalar are null, Go's `ParseInt(s, 0, 64)` forms (decimal, `0x`,
 //! `0o`, `0b`, a leading `0` for octal) are integers, and the `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)
 //! ([eE][-+]?[0-9]+)?` shape and `.inf`/`.nan` are floats. Quoted and block scalars are strings.
-//! Mapping keys become strings (as `sigs.k8s.io/yaml` makes them for JSON).
+//! Mapping keys become strings (as `sigs.k8s.io/yaml` makes them for JSON). A plain `<<` key
+//! merges mappings (YAML 1.1 merge keys, which yaml.v2 honours); a duplicate key is an error.
 //!
 //! Invariants: no recursion over input-derived depth (an explicit stack, and a depth limit so
 //! that serde and `Drop` later stay shallow); alias expansion is charged to a node budget
 //! before any copy is made, so an alias bomb is refused with bounded memory; a syntax error
 //! anywhere fails the whole text (no partial documents come back).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
 
-/// Most nodes one text may expand to, aliases included.
-pub const MAX_NODES: usize = 500_000;
+/// Most nodes one document may hold, aliases expanded. Files are already capped in size, so
+/// this bounds the tree a single document can grow to.
+pub const MAX_NODES: usize = 1_000_000;
+/// Most nodes one text may add by expanding aliases. Real manifests use aliases for a few
+/// shared blocks; an alias bomb needs billions.
+pub const MAX_ALIAS_NODES: usize = 100_000;
 /// Deepest nesting of mappings and sequences accepted.
 pub const MAX_DEPTH: usize = 128;
 
@@ -194,6 +199,10 @@ enum Container {
     Map {
         map: Map<String, Value>,
         pending_key: Option<(String, Position)>,
+        /// The pending key is a plain `<<`: its value is merged, not stored.
+        pending_merge: bool,
+        /// Keys that came from a merge, which an explicit key may still override.
+        merged: BTreeSet<String>,
     },
 }
 
@@ -207,6 +216,7 @@ struct Frame {
 struct Builder {
     document: usize,
     nodes: usize,
+    alias_nodes: usize,
     anchors: BTreeMap<usize, (Value, usize)>,
     stack: Vec<Frame>,
     positions: FieldPositions,
@@ -254,7 +264,7 @@ impl Builder {
             return Err(self.error(
                 position,
                 path,
-                format!("more than {MAX_NODES} nodes (after expanding aliases); refusing an alias bomb or an oversized document"),
+                format!("more than {MAX_NODES} nodes; refusing an oversized document"),
             ));
         }
         Ok(())
@@ -278,7 +288,44 @@ impl Builder {
         };
         match &mut frame.container {
             Container::Seq(items) => items.push(value),
-            Container::Map { map, pending_key } => match pending_key.take() {
+            Container::Map {
+                map,
+                pending_key,
+                pending_merge,
+                merged,
+            } => match pending_key.take() {
+                Some(_) if std::mem::take(pending_merge) => {
+                    // YAML 1.1 merge keys (`<<: *defaults`), as yaml.v2 reads them: the merged
+                    // mappings fill in keys the mapping does not set itself; earlier mappings
+                    // of a merge list win over later ones.
+                    let sources = match value {
+                        Value::Object(single) => vec![single],
+                        Value::Array(items) if items.iter().all(Value::is_object) => items
+                            .into_iter()
+                            .filter_map(|item| match item {
+                                Value::Object(inner) => Some(inner),
+                                _ => None,
+                            })
+                            .collect(),
+                        _ => {
+                            return Err(YamlError {
+                                document,
+                                position,
+                                path: join_key(&frame.path, "<<"),
+                                message: "a merge key `<<` takes a mapping or a list of mappings"
+                                    .into(),
+                            });
+                        }
+                    };
+                    for source in sources {
+                        for (key, item) in source {
+                            if !map.contains_key(&key) {
+                                merged.insert(key.clone());
+                                map.insert(key, item);
+                            }
+                        }
+                    }
+                }
                 Some((key, _)) => {
                     map.insert(key, value);
                 }
@@ -312,8 +359,19 @@ impl Builder {
                 .last_mut()
                 .expect("next_slot said a mapping is open");
             let key = text.to_string();
-            if let Container::Map { map, pending_key } = &mut frame.container {
-                if map.contains_key(&key) {
+            if let Container::Map {
+                map,
+                pending_key,
+                pending_merge,
+                merged,
+            } = &mut frame.container
+            {
+                if style == ScalarStyle::Plain && key == "<<" {
+                    *pending_merge = true;
+                    *pending_key = Some((key, position));
+                    return Ok(());
+                }
+                if map.contains_key(&key) && !merged.remove(&key) {
                     let key_path = join_key(&frame.path, &key);
                     let first = self
                         .positions
@@ -408,10 +466,15 @@ impl Builder {
     }
 
     fn close(&mut self, span: &Span) -> Result<(), YamlError> {
-        let frame = self
-            .stack
-            .pop()
-            .expect("the parser balances start and end events");
+        // The parser balances start and end events; should it ever not, that is an error in
+        // the input's structure, not a reason to stop the program.
+        let Some(frame) = self.stack.pop() else {
+            return Err(self.error(
+                position_of(span),
+                "",
+                "unbalanced end of a mapping or sequence",
+            ));
+        };
         let value = match frame.container {
             Container::Seq(items) => Value::Array(items),
             Container::Map { map, .. } => Value::Object(map),
@@ -432,6 +495,16 @@ impl Builder {
             return Err(self.error(position, &path, "alias to an unknown anchor"));
         };
         // Charge before copying: the copy is only made when the budget allows it.
+        self.alias_nodes = self.alias_nodes.saturating_add(count);
+        if self.alias_nodes > MAX_ALIAS_NODES {
+            return Err(self.error(
+                position,
+                &path,
+                format!(
+                    "aliases expand to more than {MAX_ALIAS_NODES} nodes; refusing an alias bomb"
+                ),
+            ));
+        }
         self.charge(count, position, &path)?;
         let value = self
             .anchors
@@ -474,6 +547,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     let mut builder = Builder {
         document: 0,
         nodes: 0,
+        alias_nodes: 0,
         anchors: BTreeMap::new(),
         stack: Vec::new(),
         positions: FieldPositions::default(),
@@ -501,6 +575,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
             Event::StreamEnd => break,
             Event::DocumentStart(_) => {
                 builder.document += 1;
+                builder.nodes = 0;
                 builder.anchors.clear();
                 builder.positions = FieldPositions::default();
                 builder.root = None;
@@ -533,6 +608,8 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
                 Container::Map {
                     map: Map::new(),
                     pending_key: None,
+                    pending_merge: false,
+                    merged: BTreeSet::new(),
                 },
                 anchor,
                 &span,
@@ -560,11 +637,16 @@ pub fn resolve_plain(text: &str) -> Value {
         }
         _ => {}
     }
-    if let Some(int) = parse_go_int(text) {
+    // yaml.v2 tries numbers only for scalars that start like one, and first drops every `_`.
+    if !text.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-' || c == '.') {
+        return Value::String(text.to_string());
+    }
+    let plain = text.replace('_', "");
+    if let Some(int) = parse_go_int(&plain) {
         return Value::Number(int);
     }
-    if looks_like_yaml_float(text)
-        && let Ok(float) = text.parse::<f64>()
+    if looks_like_yaml_float(&plain)
+        && let Ok(float) = plain.parse::<f64>()
         && let Some(number) = Number::from_f64(float)
     {
         return Value::Number(number);
@@ -572,7 +654,8 @@ pub fn resolve_plain(text: &str) -> Value {
     Value::String(text.to_string())
 }
 
-/// Go's `strconv.ParseInt(s, 0, 64)`, then `ParseUint`: sign, base prefix, `_` between digits.
+/// Go's `strconv.ParseInt(s, 0, 64)`, then `ParseUint`, on text whose `_` are already gone:
+/// sign, then a base prefix (`0x`, `0o`, `0b`, or a bare leading `0` for octal).
 fn parse_go_int(text: &str) -> Option<Number> {
     let (negative, body) = match text.as_bytes().first()? {
         b'-' => (true, &text[1..]),
@@ -583,28 +666,21 @@ fn parse_go_int(text: &str) -> Option<Number> {
         return None;
     }
     let lower = body.to_ascii_lowercase();
-    let (radix, digits, prefixed) = if let Some(rest) = lower.strip_prefix("0x") {
-        (16, rest.to_string(), true)
+    let (radix, digits) = if let Some(rest) = lower.strip_prefix("0x") {
+        (16, rest)
     } else if let Some(rest) = lower.strip_prefix("0o") {
-        (8, rest.to_string(), true)
+        (8, rest)
     } else if let Some(rest) = lower.strip_prefix("0b") {
-        (2, rest.to_string(), true)
+        (2, rest)
     } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, lower[1..].to_string(), true)
+        (8, &lower[1..])
     } else {
-        (10, lower.clone(), false)
+        (10, lower.as_str())
     };
-    // Go allows underscores only with a base prefix, and only between digits.
-    if digits.contains('_')
-        && (!prefixed || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__"))
-    {
-        return None;
-    }
-    let digits: String = digits.chars().filter(|c| *c != '_').collect();
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
-    let magnitude = u64::from_str_radix(&digits, radix).ok()?;
+    let magnitude = u64::from_str_radix(digits, radix).ok()?;
     if negative {
         if magnitude <= i64::MAX as u64 + 1 {
             Some(Number::from((magnitude as i128).wrapping_neg() as i64))

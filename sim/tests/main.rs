@@ -2,6 +2,7 @@
 
 mod hpa;
 mod lint;
+mod manifests;
 mod mesh;
 mod promql;
 mod tidy;
