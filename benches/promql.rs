@@ -134,12 +134,13 @@ fn build_store() -> Store {
 }
 
 /// Evaluates the six alerts at every rule instant of the day; returns the number of
-/// result elements (so the work cannot be optimised away).
+/// result elements (so the work cannot be optimised away). A fresh engine per instant, as a
+/// rule group gets while the scraper keeps appending between its evaluations.
 fn sweep(store: &Store, exprs: &[twin::promql::Expr]) -> usize {
-    let engine = Engine::new(store);
     let mut n_elements = 0;
     let mut t_ms = 0;
     while t_ms < DAY_MS {
+        let engine = Engine::new(store);
         for expr in exprs {
             if let Ok(twin::promql::Value::Vector(v)) = engine.eval_instant_expr(expr, t_ms) {
                 n_elements += v.len();

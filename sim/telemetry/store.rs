@@ -47,12 +47,11 @@ pub enum StoreError {
     InvalidLabelName { name: String },
 }
 
-/// One label. Names and values are shared strings, so copying a label set into a result
-/// costs reference counts, not allocations.
+/// One label.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Label {
-    pub name: Arc<str>,
-    pub value: Arc<str>,
+    pub name: String,
+    pub value: String,
 }
 
 /// A sorted label set, cheap to clone (shared).
@@ -65,7 +64,7 @@ pub struct Labels(Arc<[Label]>);
 impl Labels {
     /// Builds a label set from pairs: sorts by name, drops empty values, and keeps the last
     /// value when a name is given twice.
-    pub fn from_pairs<N: Into<Arc<str>>, V: Into<Arc<str>>>(
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (N, V)>,
     ) -> Labels {
         let mut labels: Vec<Label> = pairs
@@ -116,9 +115,9 @@ impl Labels {
     /// The value of a label; `None` when absent.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
-            .binary_search_by(|l| (*l.name).cmp(name))
+            .binary_search_by(|l| l.name.as_str().cmp(name))
             .ok()
-            .map(|i| &*self.0[i].value)
+            .map(|i| self.0[i].value.as_str())
     }
 
     /// The value of a label, or "" when absent (how matchers see a missing label).
@@ -139,7 +138,7 @@ impl Labels {
         Labels(
             self.0
                 .iter()
-                .filter(|l| &*l.name != METRIC_NAME)
+                .filter(|l| l.name != METRIC_NAME)
                 .cloned()
                 .collect::<Vec<_>>()
                 .into(),
@@ -151,7 +150,7 @@ impl Labels {
         Labels(
             self.0
                 .iter()
-                .filter(|l| names.iter().any(|n| **n == *l.name))
+                .filter(|l| names.iter().any(|n| *n == l.name))
                 .cloned()
                 .collect::<Vec<_>>()
                 .into(),
@@ -160,13 +159,13 @@ impl Labels {
 
     /// Removes the listed labels.
     pub fn remove(&self, names: &[String]) -> Labels {
-        if !self.0.iter().any(|l| names.iter().any(|n| **n == *l.name)) {
+        if !self.0.iter().any(|l| names.iter().any(|n| *n == l.name)) {
             return self.clone();
         }
         Labels(
             self.0
                 .iter()
-                .filter(|l| !names.iter().any(|n| **n == *l.name))
+                .filter(|l| !names.iter().any(|n| *n == l.name))
                 .cloned()
                 .collect::<Vec<_>>()
                 .into(),
@@ -178,12 +177,7 @@ impl Labels {
         if self.get(name) == Some(value) {
             return self.clone();
         }
-        let mut labels: Vec<Label> = self
-            .0
-            .iter()
-            .filter(|l| &*l.name != name)
-            .cloned()
-            .collect();
+        let mut labels: Vec<Label> = self.0.iter().filter(|l| l.name != name).cloned().collect();
         if !value.is_empty() {
             labels.push(Label {
                 name: name.into(),
@@ -234,7 +228,7 @@ impl fmt::Display for Labels {
         }
         f.write_str("{")?;
         let mut first = true;
-        for label in self.0.iter().filter(|l| &*l.name != METRIC_NAME) {
+        for label in self.0.iter().filter(|l| l.name != METRIC_NAME) {
             if !first {
                 f.write_str(", ")?;
             }
@@ -280,8 +274,12 @@ impl Series {
     /// The samples with `from_ms <= t_ms <= to_ms` (closed window, as 2.42's range selectors).
     pub fn samples_between(&self, from_ms: i64, to_ms: i64) -> &[Sample] {
         let lo = self.samples.partition_point(|s| s.t_ms < from_ms);
-        let hi = self.samples.partition_point(|s| s.t_ms <= to_ms);
-        if lo >= hi { &[] } else { &self.samples[lo..hi] }
+        // Windows are short next to a series: scan forward from `lo` rather than search again.
+        let mut hi = lo;
+        while hi < self.samples.len() && self.samples[hi].t_ms <= to_ms {
+            hi += 1;
+        }
+        &self.samples[lo..hi]
     }
 
     /// The newest sample at or before `t_ms`.
