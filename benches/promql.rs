@@ -19,10 +19,13 @@ const ALERTS: [&str; 6] = [
     r#"container_memory_usage_bytes{namespace="sophia-production"} / container_spec_memory_limit_bytes > 0.8"#,
 ];
 
+/// A series' value at scrape step `i`.
+type ValueAt = Box<dyn Fn(i64) -> f64>;
+
 /// Builds the store: 400 series, one sample per series every 15s for a day. Values follow
 /// simple deterministic formulas (counters rise, gauges wave), so the bench needs no RNG.
 fn build_store() -> Store {
-    let mut series: Vec<(Labels, Box<dyn Fn(i64) -> f64>)> = Vec::new();
+    let mut series: Vec<(Labels, ValueAt)> = Vec::new();
     for pod in 0..10 {
         for (status, per_step) in [("200", 90.0), ("500", 3.0)] {
             let labels = Labels::from_pairs([

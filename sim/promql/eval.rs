@@ -87,8 +87,11 @@ pub(crate) type FastSet<K> = HashSet<K, FastBuild>;
 /// as long as the store is borrowed, since the store cannot change meanwhile.
 #[derive(Default)]
 pub(crate) struct SelectionCache {
-    entries: RefCell<FastMap<usize, (VectorSelector, Rc<[SeriesId]>)>>,
+    entries: RefCell<FastMap<usize, CachedSelection>>,
 }
+
+/// A selector as it was when matched, and the series it matched.
+type CachedSelection = (VectorSelector, Rc<[SeriesId]>);
 
 /// Beyond this many cached selectors the cache starts over (a long-lived engine fed many
 /// distinct expressions).
@@ -288,10 +291,10 @@ impl<'s, 'c> Evaluator<'s, 'c> {
     /// The series a selector matches, in label-set order (memoised per node).
     fn selection(&self, vs: &VectorSelector) -> Result<Rc<[SeriesId]>, PromqlError> {
         let key = vs as *const VectorSelector as usize;
-        if let Some((cached, ids)) = self.selections.entries.borrow().get(&key) {
-            if cached == vs {
-                return Ok(ids.clone());
-            }
+        if let Some((cached, ids)) = self.selections.entries.borrow().get(&key)
+            && cached == vs
+        {
+            return Ok(ids.clone());
         }
         if !vs.matchers.or_matchers.is_empty() {
             return Err(PromqlError::unsupported(
@@ -336,10 +339,11 @@ impl<'s, 'c> Evaluator<'s, 'c> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids.iter() {
             let series = self.store.series(*id);
-            if let Some(sample) = series.latest_at_or_before(ref_ms) {
-                if sample.t_ms >= ref_ms - self.options.lookback_ms && !is_stale_nan(sample.value) {
-                    out.push((series.labels.clone(), sample.t_ms, sample.value));
-                }
+            if let Some(sample) = series.latest_at_or_before(ref_ms)
+                && sample.t_ms >= ref_ms - self.options.lookback_ms
+                && !is_stale_nan(sample.value)
+            {
+                out.push((series.labels.clone(), sample.t_ms, sample.value));
             }
         }
         Ok(out)
@@ -952,7 +956,7 @@ fn aggregate(
             return Err(PromqlError::eval("topk/bottomk need a scalar parameter"));
         };
         // convertibleToInt64: NaN and out-of-range values are errors.
-        if !(f >= -9.223_372_036_854_775_808e18 && f <= 9.223_372_036_854_775_807e18) {
+        if !(-9.223_372_036_854_776e18..=9.223_372_036_854_776e18).contains(&f) {
             return Err(PromqlError::eval(format!(
                 "Scalar value {} overflows int64",
                 format_float(f)
@@ -1056,15 +1060,11 @@ fn aggregate(
                 group.mean += v / n - group.mean / n;
             }
             token::T_GROUP => {}
-            token::T_MAX => {
-                if group.value < v || group.value.is_nan() {
-                    group.value = v;
-                }
+            token::T_MAX if (group.value < v || group.value.is_nan()) => {
+                group.value = v;
             }
-            token::T_MIN => {
-                if group.value > v || group.value.is_nan() {
-                    group.value = v;
-                }
+            token::T_MIN if (group.value > v || group.value.is_nan()) => {
+                group.value = v;
             }
             token::T_COUNT | token::T_COUNT_VALUES => group.count += 1,
             token::T_STDDEV | token::T_STDVAR => {

@@ -86,7 +86,7 @@ pub(crate) struct Bucket {
 }
 
 /// `bucketQuantile` of 2.42 (spec/prometheus.md §9).
-pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> f64 {
+pub(crate) fn bucket_quantile(q: f64, buckets: &mut [Bucket]) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }

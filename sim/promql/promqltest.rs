@@ -625,20 +625,14 @@ fn contains_at_unsafe_function(expr: &Expr) -> bool {
 /// inside a subquery changes (upstream's `atModifierTestCases`).
 fn set_at_modifier(expr: &mut Expr, at: &AtModifier) {
     match expr {
-        Expr::VectorSelector(vs) => {
-            if vs.at.is_none() {
-                vs.at = Some(at.clone());
-            }
+        Expr::VectorSelector(vs) if vs.at.is_none() => {
+            vs.at = Some(at.clone());
         }
-        Expr::MatrixSelector(ms) => {
-            if ms.vs.at.is_none() {
-                ms.vs.at = Some(at.clone());
-            }
+        Expr::MatrixSelector(ms) if ms.vs.at.is_none() => {
+            ms.vs.at = Some(at.clone());
         }
-        Expr::Subquery(sq) => {
-            if sq.at.is_none() {
-                sq.at = Some(at.clone());
-            }
+        Expr::Subquery(sq) if sq.at.is_none() => {
+            sq.at = Some(at.clone());
         }
         Expr::Call(c) => c.args.args.iter_mut().for_each(|a| set_at_modifier(a, at)),
         Expr::Aggregate(a) => {

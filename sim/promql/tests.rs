@@ -14,7 +14,10 @@ fn samples(points: &[(i64, f64)]) -> Vec<Sample> {
         .collect()
 }
 
-fn store_with(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> Store {
+/// Label pairs and (seconds, value) points of one test series.
+type TestSeries<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
+
+fn store_with(series: &[TestSeries<'_>]) -> Store {
     let mut store = Store::new();
     for (labels, points) in series {
         let labels = Labels::from_pairs(labels.iter().copied());

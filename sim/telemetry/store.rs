@@ -83,11 +83,11 @@ impl Labels {
         labels.sort_by(|a, b| a.name.cmp(&b.name));
         let mut out: Vec<Label> = Vec::with_capacity(labels.len());
         for label in labels.drain(..) {
-            if let Some(last) = out.last_mut() {
-                if last.name == label.name {
-                    *last = label;
-                    continue;
-                }
+            if let Some(last) = out.last_mut()
+                && last.name == label.name
+            {
+                *last = label;
+                continue;
             }
             out.push(label);
         }
@@ -150,7 +150,7 @@ impl Labels {
         Labels(
             self.0
                 .iter()
-                .filter(|l| names.iter().any(|n| *n == l.name))
+                .filter(|l| names.contains(&l.name))
                 .cloned()
                 .collect::<Vec<_>>()
                 .into(),
@@ -159,13 +159,13 @@ impl Labels {
 
     /// Removes the listed labels.
     pub fn remove(&self, names: &[String]) -> Labels {
-        if !self.0.iter().any(|l| names.iter().any(|n| *n == l.name)) {
+        if !self.0.iter().any(|l| names.contains(&l.name)) {
             return self.clone();
         }
         Labels(
             self.0
                 .iter()
-                .filter(|l| !names.iter().any(|n| *n == l.name))
+                .filter(|l| !names.contains(&l.name))
                 .cloned()
                 .collect::<Vec<_>>()
                 .into(),
@@ -425,14 +425,14 @@ impl Store {
     /// Appends by id: the scraper's fast path once it knows its series.
     pub fn append_to(&mut self, id: SeriesId, t_ms: i64, value: f64) -> Result<(), StoreError> {
         let series = &mut self.series[id.0 as usize];
-        if let Some(last) = series.samples.last() {
-            if t_ms <= last.t_ms {
-                return Err(StoreError::OutOfOrder {
-                    labels: series.labels.to_string(),
-                    t_ms,
-                    last_t_ms: last.t_ms,
-                });
-            }
+        if let Some(last) = series.samples.last()
+            && t_ms <= last.t_ms
+        {
+            return Err(StoreError::OutOfOrder {
+                labels: series.labels.to_string(),
+                t_ms,
+                last_t_ms: last.t_ms,
+            });
         }
         series.samples.push(Sample { t_ms, value });
         self.n_samples += 1;
