@@ -55,8 +55,10 @@ pub struct EvalStatement {
 #[derive(Clone, Debug)]
 pub enum Command {
     Clear,
+    /// `load <step>`: series with their `(t_ms, value)` samples, slot i at `i * step_ms`.
     Load {
         line: usize,
+        step_ms: i64,
         series: Vec<(Labels, Vec<(i64, f64)>)>,
     },
     Eval(EvalStatement),
@@ -424,6 +426,7 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, Diagnostic> {
             }
             commands.push(Command::Load {
                 line: load_line,
+                step_ms,
                 series: defs.into_iter().collect(),
             });
         } else if word.starts_with("eval") {
@@ -766,7 +769,7 @@ pub fn run(file: &TestFile) -> Result<Vec<StatementResult>, (usize, String)> {
     for command in &file.commands {
         match command {
             Command::Clear => store.clear(),
-            Command::Load { line, series } => {
+            Command::Load { line, series, .. } => {
                 for (labels, samples) in series {
                     for (t_ms, value) in samples {
                         store
