@@ -888,6 +888,18 @@ fn call_matrix(
             scalars.push(ev.eval_scalar(a, ctx)?);
         }
     }
+    let n_scalars = match name {
+        "holt_winters" => 2,
+        "predict_linear" | "quantile_over_time" => 1,
+        _ => 0,
+    };
+    if scalars.len() != n_scalars {
+        return Err(PromqlError::eval(format!(
+            "{name}: expected {} arguments, got {}",
+            n_scalars + 1,
+            args.len()
+        )));
+    }
     let Some((range_start_ms, range_end_ms)) = ev.range_window(matrix_arg, ctx) else {
         return Err(PromqlError::eval(format!(
             "{name}: expected a range vector argument"

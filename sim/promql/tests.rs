@@ -128,6 +128,32 @@ fn histogram_quantile_needs_an_inf_bucket_and_caps_at_the_last_finite_bound() {
 }
 
 #[test]
+fn extreme_times_and_offsets_are_errors_or_results_never_panics() {
+    // Goal: no overflow panic on input-derived times. Method: `@` and offsets near the ends
+    // of the i64 millisecond range, a runaway subquery, and instant times at the extremes.
+    let store = store_with(&[(&[("__name__", "x")], &[(0, 1.0)])]);
+    let engine = Engine::new(&store);
+    for expr in [
+        "x @ 9223372036854775",
+        "x @ -9223372036854775",
+        "x offset 100000y",
+        "x offset -100000y",
+        "rate(x[100000y])",
+        "sum_over_time(x[100000y:1ms])",
+        "x[5m:1m] @ 9223372036854775",
+    ] {
+        let _ = engine.eval_instant(expr, 0);
+        let _ = engine.eval_instant(expr, i64::MAX);
+        let _ = engine.eval_instant(expr, i64::MIN);
+        let _ = engine.eval_range(expr, i64::MAX - 120_000, i64::MAX, 60_000);
+    }
+    assert!(matches!(
+        engine.eval_instant("sum_over_time(x[1y:1ms])", 0),
+        Err(PromqlError::Eval { .. })
+    ));
+}
+
+#[test]
 fn log2_and_log10_follow_gos_formulas() {
     // Goal: bit-equal logarithms with Go's math package (promtool 2.42 gives
     // 1.301029995663981 for log10(20), one ulp below C's log10). Method: values promtool
