@@ -439,6 +439,7 @@ proptest! {
         ">", "==", " bool ", "sum", "by (k)", "without (k)", "rate", "irate", "histogram_quantile", "topk", "count_values", "quantile",
         "label_replace", "absent", "scalar", "vector", "time()", ",", "1", "0.5", "-1", "\"k\"", "offset 1m", "@ 10", "@ start()",
         " on(k) ", " group_left ", "holt_winters", "sort", "clamp", "round", "timestamp", "day_of_week", "NaN", "Inf",
+        "@ 9223372036854775", "offset -100000y", "[100000y:1h]", "[0s]", "unless on(k)", "count_values",
     ]), 1..12), t_s in -100i64..1000) {
         // Goal: no input string panics parsing or evaluation. Method: random token soup over
         // a small store; any Ok or Err is fine.
