@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use indexmap::IndexMap;
@@ -91,7 +91,7 @@ pub(crate) struct SelectionCache {
 }
 
 /// A selector as it was when matched, and the series it matched.
-type CachedSelection = (VectorSelector, Rc<[SeriesId]>);
+type CachedSelection = (VectorSelector, Arc<[SeriesId]>);
 
 /// Most steps one subquery may take. Prometheus bounds the work through its sample limit
 /// (50 M by default) and query timeout; the twin bounds the steps so that a typo such as
@@ -299,7 +299,7 @@ impl<'s, 'c> Evaluator<'s, 'c> {
     }
 
     /// The series a selector matches, in label-set order (memoised per node).
-    fn selection(&self, vs: &VectorSelector) -> Result<Rc<[SeriesId]>, PromqlError> {
+    fn selection(&self, vs: &VectorSelector) -> Result<Arc<[SeriesId]>, PromqlError> {
         let key = vs as *const VectorSelector as usize;
         if let Some((cached, ids)) = self.selections.entries.borrow().get(&key)
             && cached == vs
@@ -327,7 +327,7 @@ impl<'s, 'c> Evaluator<'s, 'c> {
                 kind,
             });
         }
-        let ids: Rc<[SeriesId]> = self.store.select(&matchers).into();
+        let ids = self.store.select_shared(&matchers);
         let mut entries = self.selections.entries.borrow_mut();
         if entries.len() >= SELECTION_CACHE_MAX {
             entries.clear();
