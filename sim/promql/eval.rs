@@ -669,12 +669,14 @@ impl<'s, 'c> Evaluator<'s, 'c> {
     }
 }
 
+/// The parameter of an aggregation: `topk(k, ..)`, `quantile(q, ..)`, `count_values("l", ..)`.
 pub(crate) enum Param {
     None,
     Number(f64),
     Text(String),
 }
 
+/// Vector matching of a binary operator: `on(names)` (`on` true) or `ignoring(names)`.
 pub(crate) struct Matching {
     on: bool,
     names: Vec<String>,

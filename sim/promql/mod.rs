@@ -15,7 +15,7 @@
 //!
 //! Conformance: all 566 eval statements of Prometheus 2.42's own promqltest suite pass (the
 //! ratchet in `fixtures/promql/upstream-pass-count`), and promtool 2.42 agrees on every
-//! statement of that suite and of our fixtures that its harness can run
+//! statement of that suite and of our fixtures that converts to its test format
 //! (`sim/tests/promql/differential.rs`), bit for bit except where addition order differs
 //! (below). Logarithms follow Go's `math` formulas.
 //!
