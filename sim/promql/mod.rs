@@ -114,11 +114,11 @@ impl Value {
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Value::Scalar(v) => write!(f, "scalar: {}", format_float(*v)),
+            Value::Scalar(v) => write!(f, "scalar: {}", format_go_value(*v)),
             Value::String(s) => write!(f, "string: {s:?}"),
             Value::Vector(samples) => {
                 for sample in samples {
-                    writeln!(f, "{} => {}", sample.labels, format_float(sample.value))?;
+                    writeln!(f, "{} => {}", sample.labels, format_go_value(sample.value))?;
                 }
                 Ok(())
             }
@@ -127,7 +127,7 @@ impl fmt::Display for Value {
                     let points: Vec<String> = s
                         .samples
                         .iter()
-                        .map(|p| format!("{} @{}", format_float(p.value), p.t_ms))
+                        .map(|p| format!("{} @{}", format_go_value(p.value), p.t_ms))
                         .collect();
                     writeln!(f, "{} => {}", s.labels, points.join(" "))?;
                 }
@@ -135,6 +135,29 @@ impl fmt::Display for Value {
             }
         }
     }
+}
+
+/// Formats a float as Go's `fmt` `%v` does (`strconv.FormatFloat(v, 'g', -1, 64)`), which is
+/// how upstream's test framework and templates print values: the shortest digits that read
+/// back as the same float, in exponent form (`1e+06`, `1.234e-05`) when the decimal exponent
+/// is below -4 or at least 6; `NaN`, `+Inf`, `-Inf`.
+pub fn format_go_value(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".to_string();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+    }
+    // Rust's `{:e}` gives the same shortest digits as Go, as `d.ddde<exp>`.
+    let sci = format!("{v:e}");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if (-4..6).contains(&exponent) {
+        // Rust's `{}` is the shortest round-trip digits in positional form.
+        return format!("{v}");
+    }
+    let sign = if exponent < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
 }
 
 /// Formats a float as Go's `strconv.FormatFloat(v, 'f', -1, 64)`, which `count_values` uses:

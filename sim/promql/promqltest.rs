@@ -24,7 +24,7 @@ use promql_parser::parser::{AtModifier, Expr};
 use crate::diag::{Diagnostic, Location};
 use crate::telemetry::store::{Labels, Store, stale_nan};
 
-use super::{Engine, EngineOptions, PromqlError, Value, VectorSample};
+use super::{Engine, EngineOptions, PromqlError, Value, VectorSample, format_go_value};
 
 /// How an eval statement checks its result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -533,12 +533,17 @@ fn compare(statement: &EvalStatement, result: &Value, ordered: bool) -> Result<(
             if almost_equal(*want, *v) {
                 Ok(())
             } else {
-                Err(format!("expected scalar {want} but got {v}"))
+                Err(format!(
+                    "expected scalar {} but got {}",
+                    format_go_value(*want),
+                    format_go_value(*v)
+                ))
             }
         }
-        (Value::Scalar(v), Expected::Vector(_)) => {
-            Err(format!("expected a vector but got scalar {v}"))
-        }
+        (Value::Scalar(v), Expected::Vector(_)) => Err(format!(
+            "expected a vector but got scalar {}",
+            format_go_value(*v)
+        )),
         (Value::Vector(samples), expected) => compare_vector(samples, expected, ordered),
     }
 }
@@ -572,7 +577,9 @@ fn compare_vector(
         if !almost_equal(*value, s.value) {
             return Err(format!(
                 "expected {} for {} but got {}",
-                value, s.labels, s.value
+                format_go_value(*value),
+                s.labels,
+                format_go_value(s.value)
             ));
         }
         seen += 1;

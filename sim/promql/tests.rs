@@ -381,6 +381,30 @@ fn a_range_query_returns_series_ordered_by_label_set_with_one_point_per_step() {
 }
 
 #[test]
+fn values_print_as_gos_percent_v() {
+    // Goal: failure messages print floats as upstream's framework does (spec §4 lists Go's
+    // outputs). Method: the spec's checked values and the special values.
+    for (v, want) in [
+        (999999.0, "999999"),
+        (123456.789, "123456.789"),
+        (1000000.0, "1e+06"),
+        (12345678.0, "1.2345678e+07"),
+        (0.0001, "0.0001"),
+        (0.00012345, "0.00012345"),
+        (0.00001234, "1.234e-05"),
+        (2.0 / 300.0, "0.006666666666666667"),
+        (-1.5e-7, "-1.5e-07"),
+        (1e100, "1e+100"),
+        (0.0, "0"),
+        (f64::INFINITY, "+Inf"),
+        (f64::NEG_INFINITY, "-Inf"),
+        (f64::NAN, "NaN"),
+    ] {
+        assert_eq!(format_go_value(v), want, "{v:?}");
+    }
+}
+
+#[test]
 fn count_values_labels_values_the_way_go_formats_floats() {
     // Goal: count_values uses strconv.FormatFloat(v, 'f', -1). Method: values 1, 1, 0.5 and +Inf.
     let store = store_with(&[
