@@ -302,7 +302,7 @@ impl<'a> LineParser<'a> {
 }
 
 /// Largest `N` accepted in `axN`/`_xN`: far beyond any test, small enough to allocate.
-const REPETITION_MAX: usize = 10_000_000;
+const REPETITION_MAX: usize = 1_000_000;
 
 /// One item of the expanding notation; `None` is an omitted slot, values are in order.
 fn expand_item(token: &str) -> Result<Vec<Option<f64>>, String> {

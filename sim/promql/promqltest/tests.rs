@@ -110,3 +110,19 @@ fn prometheus_durations_parse_with_units_in_order() {
     assert_eq!(parse_prometheus_duration_ms("30m1h"), None);
     assert_eq!(parse_prometheus_duration_ms("5"), None);
 }
+
+proptest::proptest! {
+    #[test]
+    fn random_test_files_never_panic_the_parser_or_the_runner(lines in proptest::collection::vec(proptest::sample::select(vec![
+        "load 1m", "load 0s", "load 10x", "clear", "eval instant at 1m x", "eval_fail instant at 0m x", "eval_ordered instant at 5m sort(x)",
+        "eval instant at x", "eval instant 5m x", "  x 1 2 3", "  x{a=\"1\"} 0+1x5", "  x{a=\"1\" 1", "  {} 1", "  1", "  NaN", "  x stale _x3 1e3",
+        "  y{b='q'} -2+4x3", "  z 1x99999999999", "", "# comment", "frobnicate", "  x{a=\"\\n\"} 1", "eval instant at 1h30m rate(x[5m])",
+    ]), 0..14)) {
+        // Goal: no test file text panics parsing or running. Method: random sequences of valid
+        // and broken lines; any parse result (Ok or a Diagnostic) and any run result are fine.
+        let text = lines.join("\n");
+        if let Ok(file) = parse(Path::new("random.test"), &text) {
+            let _ = run(&file);
+        }
+    }
+}
