@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use regex::Regex;
@@ -328,12 +329,26 @@ pub struct Sample {
 pub struct SeriesId(pub u32);
 
 /// One series: its labels and its samples in strictly increasing time order.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Series {
     pub labels: Labels,
     /// `labels` without `__name__`, kept because most PromQL operators drop the name.
     labels_without_name: Labels,
     samples: Vec<Sample>,
+    /// Where the last time lookup landed: rules evaluate at increasing times, so the next
+    /// lookup is usually a few samples further on and found by galloping from here.
+    lookup_hint: AtomicUsize,
+}
+
+impl Clone for Series {
+    fn clone(&self) -> Self {
+        Series {
+            labels: self.labels.clone(),
+            labels_without_name: self.labels_without_name.clone(),
+            samples: self.samples.clone(),
+            lookup_hint: AtomicUsize::new(self.lookup_hint.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl Series {
@@ -346,9 +361,37 @@ impl Series {
         &self.samples
     }
 
+    /// The index of the first sample at or after `t_ms` (the samples' length if none).
+    fn first_at_or_after(&self, t_ms: i64) -> usize {
+        let samples = &self.samples;
+        let n = samples.len();
+        let hint = self.lookup_hint.load(Ordering::Relaxed).min(n);
+        let left_ok = hint == 0 || samples[hint - 1].t_ms < t_ms;
+        let idx = if left_ok && (hint == n || samples[hint].t_ms >= t_ms) {
+            hint
+        } else if left_ok {
+            // Gallop forward from the hint: samples[lo] is known to be before t_ms.
+            let mut lo = hint;
+            let mut step = 1;
+            loop {
+                let probe = lo + step;
+                if probe >= n || samples[probe].t_ms >= t_ms {
+                    let hi = probe.min(n);
+                    break lo + 1 + samples[lo + 1..hi].partition_point(|s| s.t_ms < t_ms);
+                }
+                lo = probe;
+                step *= 2;
+            }
+        } else {
+            samples[..hint].partition_point(|s| s.t_ms < t_ms)
+        };
+        self.lookup_hint.store(idx, Ordering::Relaxed);
+        idx
+    }
+
     /// The samples with `from_ms <= t_ms <= to_ms` (closed window, as 2.42's range selectors).
     pub fn samples_between(&self, from_ms: i64, to_ms: i64) -> &[Sample] {
-        let lo = self.samples.partition_point(|s| s.t_ms < from_ms);
+        let lo = self.first_at_or_after(from_ms);
         // Windows are short next to a series: scan forward from `lo` rather than search again.
         let mut hi = lo;
         while hi < self.samples.len() && self.samples[hi].t_ms <= to_ms {
@@ -359,7 +402,10 @@ impl Series {
 
     /// The newest sample at or before `t_ms`.
     pub fn latest_at_or_before(&self, t_ms: i64) -> Option<Sample> {
-        let idx = self.samples.partition_point(|s| s.t_ms <= t_ms);
+        let idx = match t_ms.checked_add(1) {
+            Some(next) => self.first_at_or_after(next),
+            None => self.samples.len(),
+        };
         if idx == 0 {
             None
         } else {
@@ -490,6 +536,7 @@ impl Store {
             labels: labels.clone(),
             labels_without_name: labels.without_metric_name(),
             samples: Vec::new(),
+            lookup_hint: AtomicUsize::new(0),
         });
         self.by_labels.insert(labels.clone(), id);
         let name = labels.metric_name().unwrap_or("").to_string();
