@@ -242,6 +242,48 @@ fn promtool_yaml(group: &Group) -> Option<String> {
     Some(yaml)
 }
 
+/// A group whose series need too many slots at one shared interval (say a 1ms series next to
+/// a 10s one over hours) is split: each statement gets only the series whose metric name it
+/// mentions, unless it selects by `__name__`.
+fn split_wide(group: Group) -> Vec<Group> {
+    if promtool_yaml(&group).is_some() {
+        return vec![group];
+    }
+    let mut by_subset: BTreeMap<Vec<Labels>, Group> = BTreeMap::new();
+    for check in group.checks {
+        let subset: Vec<Labels> = group
+            .series
+            .keys()
+            .filter(|labels| {
+                check.expr.contains("__name__")
+                    || labels
+                        .metric_name()
+                        .is_none_or(|name| mentions(&check.expr, name))
+            })
+            .cloned()
+            .collect();
+        let entry = by_subset.entry(subset.clone()).or_insert_with(|| Group {
+            series: subset
+                .iter()
+                .map(|l| (l.clone(), group.series[l].clone()))
+                .collect(),
+            checks: Vec::new(),
+        });
+        entry.checks.push(check);
+    }
+    by_subset.into_values().collect()
+}
+
+/// Whether `expr` names `metric` as a whole identifier.
+fn mentions(expr: &str, metric: &str) -> bool {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    expr.match_indices(metric).any(|(at, _)| {
+        let before = expr[..at].chars().next_back();
+        let after = expr[at + metric.len()..].chars().next();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
+}
+
 /// Reads a Go-quoted string (`%q`) starting at `text[0] == '"'`; returns it and the rest.
 fn go_unquote(text: &str) -> Option<(String, &str)> {
     let mut chars = text.char_indices();
@@ -316,8 +358,8 @@ fn compare_file(path: &Path, out_dir: &Path) -> (usize, Vec<String>) {
         .unwrap_or_default();
     let mut n_compared = 0;
     let mut problems = Vec::new();
-    for (group_idx, group) in groups_of(path).iter().enumerate() {
-        let Some(yaml) = promtool_yaml(group) else {
+    for (group_idx, group) in groups_of(path).into_iter().flat_map(split_wide).enumerate() {
+        let Some(yaml) = promtool_yaml(&group) else {
             println!(
                 "{}: group {group_idx} left out ({} statements): its samples need too many slots at one interval",
                 path.display(),
