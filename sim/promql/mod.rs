@@ -16,8 +16,7 @@
 //! Conformance: all 566 eval statements of Prometheus 2.42's own promqltest suite pass (the
 //! ratchet in `fixtures/promql/upstream-pass-count`), and promtool 2.42 agrees with us on all
 //! 566 and on every fixture statement (`sim/tests/promql/differential.rs`), bit for bit except
-//! where addition order differs
-//! (below). Logarithms follow Go's `math` formulas.
+//! where addition order differs (below). Logarithms follow Go's `math` formulas.
 //!
 //! Where this engine knowingly differs from 2.42:
 //! - Addition order. Upstream aggregates in the order its head block returns series, which is
