@@ -1,9 +1,11 @@
 //! The evaluator: one instant at a time, recursively over the AST. A range query evaluates
 //! every step as an instant; subqueries do the same over their own aligned steps.
 
-use std::cell::RefCell;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::rc::Rc;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use indexmap::IndexMap;
@@ -27,32 +29,110 @@ pub(crate) struct Ctx {
     pub end_ms: i64,
 }
 
-pub(crate) struct Evaluator<'s> {
+/// One series of a range argument; the samples are borrowed from the store when possible.
+pub(crate) struct Window<'s> {
+    pub labels: Labels,
+    pub labels_without_name: Labels,
+    pub samples: Cow<'s, [Sample]>,
+}
+
+/// A fast, non-cryptographic hasher (the Fx hash of rustc) for the lookup tables of one
+/// evaluation. They are never iterated, so the hash cannot reach any output.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher {
+    hash: u64,
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+pub(crate) type FastBuild = BuildHasherDefault<FxHasher>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, FastBuild>;
+pub(crate) type FastSet<K> = HashSet<K, FastBuild>;
+
+/// Series matched per selector node, keyed by the node's address and checked against a copy
+/// of the selector on every hit (an address can be reused by another expression). Valid for
+/// as long as the store is borrowed, since the store cannot change meanwhile.
+#[derive(Default)]
+pub(crate) struct SelectionCache {
+    entries: RefCell<FastMap<usize, CachedSelection>>,
+}
+
+/// A selector as it was when matched, and the series it matched.
+type CachedSelection = (VectorSelector, Arc<[SeriesId]>);
+
+/// Most steps one subquery may take. Prometheus bounds the work through its sample limit
+/// (50 M by default) and query timeout; the twin bounds the steps so that a typo such as
+/// `x[1y:1ms]` fails fast with a message instead of running for hours.
+const SUBQUERY_STEPS_MAX: i64 = 1_000_000;
+
+/// Beyond this many cached selectors the cache starts over (a long-lived engine fed many
+/// distinct expressions).
+const SELECTION_CACHE_MAX: usize = 4096;
+
+pub(crate) struct Evaluator<'s, 'c> {
     pub store: &'s Store,
     pub options: EngineOptions,
     start_ms: i64,
     end_ms: i64,
-    /// Series matched by each selector node (keyed by node address): the store does not
-    /// change during a query, so a range query matches once, not once per step.
-    selections: RefCell<HashMap<usize, Rc<[SeriesId]>>>,
+    selections: &'c SelectionCache,
+    /// Above zero while evaluating over several steps (a range query, a subquery).
+    multi_step_depth: Cell<u32>,
+    /// For nodes that upstream checks as a whole matrix (range functions, unary minus): which
+    /// input series produced each output label set, keyed by node address.
+    outputs_by_node: RefCell<FastMap<(usize, Labels), Labels>>,
 }
 
+/// A duration in milliseconds, saturating (durations come from the query text).
 fn duration_ms(d: &Duration) -> i64 {
-    d.as_millis() as i64
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn offset_ms(offset: &Option<Offset>) -> i64 {
     match offset {
         None => 0,
         Some(Offset::Pos(d)) => duration_ms(d),
-        Some(Offset::Neg(d)) => -duration_ms(d),
+        Some(Offset::Neg(d)) => duration_ms(d).saturating_neg(),
     }
 }
 
+/// An `@` time (a parsed value, not a clock reading) in Unix milliseconds, saturating.
 fn system_time_ms(t: &SystemTime) -> i64 {
     match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(before) => -(before.duration().as_millis() as i64),
+        Ok(d) => duration_ms(&d),
+        Err(before) => duration_ms(&before.duration()).saturating_neg(),
     }
 }
 
@@ -69,7 +149,12 @@ pub(crate) fn check_unique(samples: &[VectorSample]) -> Result<(), PromqlError> 
     if samples.len() < 2 {
         return Ok(());
     }
-    let mut seen = HashSet::with_capacity(samples.len());
+    // Outputs of per-series operators over a selection usually stay in label-set order;
+    // strictly increasing labels are unique without hashing.
+    if samples.windows(2).all(|w| w[0].labels < w[1].labels) {
+        return Ok(());
+    }
+    let mut seen = FastSet::with_capacity_and_hasher(samples.len(), FastBuild::default());
     for sample in samples {
         if !seen.insert(&sample.labels) {
             return Err(PromqlError::eval(
@@ -80,20 +165,52 @@ pub(crate) fn check_unique(samples: &[VectorSample]) -> Result<(), PromqlError> 
     Ok(())
 }
 
-impl<'s> Evaluator<'s> {
+impl<'s, 'c> Evaluator<'s, 'c> {
     pub fn new(
         store: &'s Store,
         options: EngineOptions,
         start_ms: i64,
         end_ms: i64,
-    ) -> Evaluator<'s> {
+        selections: &'c SelectionCache,
+    ) -> Evaluator<'s, 'c> {
         Evaluator {
             store,
             options,
             start_ms,
             end_ms,
-            selections: RefCell::new(HashMap::new()),
+            selections,
+            multi_step_depth: Cell::new(0),
+            outputs_by_node: RefCell::new(FastMap::default()),
         }
+    }
+
+    /// Upstream evaluates range functions and unary minus over all steps at once and fails
+    /// when two input series give the same output labels, even at different steps. Per step
+    /// we see one instant, so over several steps we remember which input produced each
+    /// output of the node and fail as upstream does.
+    pub fn note_outputs<'a>(
+        &self,
+        node: usize,
+        pairs: impl Iterator<Item = (&'a Labels, &'a Labels)>,
+    ) -> Result<(), PromqlError> {
+        if self.multi_step_depth.get() == 0 {
+            return Ok(());
+        }
+        let mut seen = self.outputs_by_node.borrow_mut();
+        for (output, input) in pairs {
+            match seen.get(&(node, output.clone())) {
+                Some(first) if first != input => {
+                    return Err(PromqlError::eval(
+                        "vector cannot contain metrics with the same labelset",
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert((node, output.clone()), input.clone());
+                }
+            }
+        }
+        Ok(())
     }
 
     fn ctx(&self, t_ms: i64) -> Ctx {
@@ -109,6 +226,13 @@ impl<'s> Evaluator<'s> {
     }
 
     pub fn eval_range(&self, expr: &Expr, step_ms: i64) -> Result<Value, PromqlError> {
+        self.multi_step_depth.set(self.multi_step_depth.get() + 1);
+        let result = self.eval_range_steps(expr, step_ms);
+        self.multi_step_depth.set(self.multi_step_depth.get() - 1);
+        result
+    }
+
+    fn eval_range_steps(&self, expr: &Expr, step_ms: i64) -> Result<Value, PromqlError> {
         let mut out: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
         let mut t_ms = self.start_ms;
         while t_ms <= self.end_ms {
@@ -132,7 +256,10 @@ impl<'s> Evaluator<'s> {
                     )));
                 }
             }
-            t_ms += step_ms;
+            let Some(next) = t_ms.checked_add(step_ms) else {
+                break;
+            };
+            t_ms = next;
         }
         Ok(Value::Matrix(
             out.into_iter()
@@ -150,13 +277,19 @@ impl<'s> Evaluator<'s> {
                 Value::Scalar(v) => Ok(Value::Scalar(-v)),
                 Value::Vector(samples) => {
                     let out: Vec<VectorSample> = samples
-                        .into_iter()
+                        .iter()
                         .map(|s| VectorSample {
                             labels: s.labels.without_metric_name(),
                             value: -s.value,
                         })
                         .collect();
                     check_unique(&out)?;
+                    self.note_outputs(
+                        u as *const _ as usize,
+                        out.iter()
+                            .zip(&samples)
+                            .map(|(o, i)| (&o.labels, &i.labels)),
+                    )?;
                     Ok(Value::Vector(out))
                 }
                 other => Err(PromqlError::eval(format!(
@@ -211,13 +344,15 @@ impl<'s> Evaluator<'s> {
             Some(AtModifier::End) => ctx.end_ms,
             Some(AtModifier::At(t)) => system_time_ms(t),
         };
-        base - offset_ms(offset)
+        base.saturating_sub(offset_ms(offset))
     }
 
     /// The series a selector matches, in label-set order (memoised per node).
-    fn selection(&self, vs: &VectorSelector) -> Result<Rc<[SeriesId]>, PromqlError> {
+    fn selection(&self, vs: &VectorSelector) -> Result<Arc<[SeriesId]>, PromqlError> {
         let key = vs as *const VectorSelector as usize;
-        if let Some(ids) = self.selections.borrow().get(&key) {
+        if let Some((cached, ids)) = self.selections.entries.borrow().get(&key)
+            && cached == vs
+        {
             return Ok(ids.clone());
         }
         if !vs.matchers.or_matchers.is_empty() {
@@ -241,8 +376,12 @@ impl<'s> Evaluator<'s> {
                 kind,
             });
         }
-        let ids: Rc<[SeriesId]> = self.store.select(&matchers).into();
-        self.selections.borrow_mut().insert(key, ids.clone());
+        let ids = self.store.select_shared(&matchers);
+        let mut entries = self.selections.entries.borrow_mut();
+        if entries.len() >= SELECTION_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(key, (vs.clone(), ids.clone()));
         Ok(ids)
     }
 
@@ -259,10 +398,11 @@ impl<'s> Evaluator<'s> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids.iter() {
             let series = self.store.series(*id);
-            if let Some(sample) = series.latest_at_or_before(ref_ms) {
-                if sample.t_ms >= ref_ms - self.options.lookback_ms && !is_stale_nan(sample.value) {
-                    out.push((series.labels.clone(), sample.t_ms, sample.value));
-                }
+            if let Some(sample) = series.latest_at_or_before(ref_ms)
+                && sample.t_ms >= ref_ms.saturating_sub(self.options.lookback_ms)
+                && !is_stale_nan(sample.value)
+            {
+                out.push((series.labels.clone(), sample.t_ms, sample.value));
             }
         }
         Ok(out)
@@ -275,21 +415,46 @@ impl<'s> Evaluator<'s> {
         ms: &MatrixSelector,
         ctx: &Ctx,
     ) -> Result<Vec<RangeSeries>, PromqlError> {
+        Ok(self
+            .select_windows(ms, ctx)?
+            .into_iter()
+            .map(|w| RangeSeries {
+                labels: w.labels,
+                samples: w.samples.into_owned(),
+            })
+            .collect())
+    }
+
+    /// [`Evaluator::select_range`] borrowing the samples from the store where the window
+    /// holds no stale marker (the common case), so range functions copy nothing.
+    pub fn select_windows(
+        &self,
+        ms: &MatrixSelector,
+        ctx: &Ctx,
+    ) -> Result<Vec<Window<'s>>, PromqlError> {
         let ids = self.selection(&ms.vs)?;
         let ref_ms = self.reference_ms(&ms.vs.at, &ms.vs.offset, ctx);
-        let from_ms = ref_ms - duration_ms(&ms.range);
+        let from_ms = ref_ms.saturating_sub(duration_ms(&ms.range));
+        let store: &'s Store = self.store;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids.iter() {
-            let series = self.store.series(*id);
-            let samples: Vec<Sample> = series
-                .samples_between(from_ms, ref_ms)
-                .iter()
-                .copied()
-                .filter(|s| !is_stale_nan(s.value))
-                .collect();
+            let series = store.series(*id);
+            let slice = series.samples_between(from_ms, ref_ms);
+            let samples: Cow<'s, [Sample]> = if slice.iter().any(|s| is_stale_nan(s.value)) {
+                Cow::Owned(
+                    slice
+                        .iter()
+                        .copied()
+                        .filter(|s| !is_stale_nan(s.value))
+                        .collect(),
+                )
+            } else {
+                Cow::Borrowed(slice)
+            };
             if !samples.is_empty() {
-                out.push(RangeSeries {
+                out.push(Window {
                     labels: series.labels.clone(),
+                    labels_without_name: series.labels_without_metric_name().clone(),
                     samples,
                 });
             }
@@ -302,11 +467,11 @@ impl<'s> Evaluator<'s> {
         match unwrap_parens(expr) {
             Expr::MatrixSelector(ms) => {
                 let to = self.reference_ms(&ms.vs.at, &ms.vs.offset, ctx);
-                Some((to - duration_ms(&ms.range), to))
+                Some((to.saturating_sub(duration_ms(&ms.range)), to))
             }
             Expr::Subquery(sq) => {
                 let to = self.reference_ms(&sq.at, &sq.offset, ctx);
-                Some((to - duration_ms(&sq.range), to))
+                Some((to.saturating_sub(duration_ms(&sq.range)), to))
             }
             _ => None,
         }
@@ -328,13 +493,33 @@ impl<'s> Evaluator<'s> {
         if step_ms <= 0 {
             return Err(PromqlError::eval("subquery step must be positive"));
         }
-        let from_ms = ref_ms - range_ms;
+        let from_ms = ref_ms.saturating_sub(range_ms);
+        if (ref_ms - from_ms) / step_ms > SUBQUERY_STEPS_MAX {
+            return Err(PromqlError::eval(format!(
+                "subquery would evaluate {} steps, more than the twin's limit of {SUBQUERY_STEPS_MAX}",
+                (ref_ms - from_ms) / step_ms
+            )));
+        }
         // Go's integer division truncates toward zero; so does Rust's, which keeps the
         // alignment identical for negative times too.
         let mut t_ms = step_ms * (from_ms / step_ms);
         if t_ms < from_ms {
-            t_ms += step_ms;
+            t_ms = t_ms.saturating_add(step_ms);
         }
+        self.multi_step_depth.set(self.multi_step_depth.get() + 1);
+        let result = self.subquery_steps(sq, ctx, t_ms, ref_ms, step_ms);
+        self.multi_step_depth.set(self.multi_step_depth.get() - 1);
+        result
+    }
+
+    fn subquery_steps(
+        &self,
+        sq: &SubqueryExpr,
+        ctx: &Ctx,
+        mut t_ms: i64,
+        ref_ms: i64,
+        step_ms: i64,
+    ) -> Result<Vec<RangeSeries>, PromqlError> {
         let mut out: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
         while t_ms <= ref_ms {
             let inner = Ctx { t_ms, ..*ctx };
@@ -358,7 +543,10 @@ impl<'s> Evaluator<'s> {
                     )));
                 }
             }
-            t_ms += step_ms;
+            let Some(next) = t_ms.checked_add(step_ms) else {
+                break;
+            };
+            t_ms = next;
         }
         Ok(out
             .into_iter()
@@ -367,12 +555,21 @@ impl<'s> Evaluator<'s> {
     }
 
     /// The range series of a function's matrix argument.
-    pub fn eval_range_arg(&self, expr: &Expr, ctx: &Ctx) -> Result<Vec<RangeSeries>, PromqlError> {
+    pub fn eval_range_arg(&self, expr: &Expr, ctx: &Ctx) -> Result<Vec<Window<'s>>, PromqlError> {
+        let owned = |m: Vec<RangeSeries>| {
+            m.into_iter()
+                .map(|s| Window {
+                    labels_without_name: s.labels.without_metric_name(),
+                    labels: s.labels,
+                    samples: Cow::Owned(s.samples),
+                })
+                .collect()
+        };
         match unwrap_parens(expr) {
-            Expr::MatrixSelector(ms) => self.select_range(ms, ctx),
-            Expr::Subquery(sq) => self.eval_subquery(sq, ctx),
+            Expr::MatrixSelector(ms) => self.select_windows(ms, ctx),
+            Expr::Subquery(sq) => Ok(owned(self.eval_subquery(sq, ctx)?)),
             other => match self.eval(other, ctx)? {
-                Value::Matrix(m) => Ok(m),
+                Value::Matrix(m) => Ok(owned(m)),
                 v => Err(PromqlError::eval(format!(
                     "expected a range vector, got {}",
                     v.type_name()
@@ -472,12 +669,14 @@ impl<'s> Evaluator<'s> {
     }
 }
 
+/// The parameter of an aggregation: `topk(k, ..)`, `quantile(q, ..)`, `count_values("l", ..)`.
 pub(crate) enum Param {
     None,
     Number(f64),
     Text(String),
 }
 
+/// Vector matching of a binary operator: `on(names)` (`on` true) or `ignoring(names)`.
 pub(crate) struct Matching {
     on: bool,
     names: Vec<String>,
@@ -586,7 +785,7 @@ fn vector_and(lhs: Vec<VectorSample>, rhs: Vec<VectorSample>, m: &Matching) -> V
     if lhs.is_empty() || rhs.is_empty() {
         return Vec::new();
     }
-    let right: HashSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
+    let right: FastSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
     lhs.into_iter()
         .filter(|s| right.contains(&m.signature(&s.labels)))
         .collect()
@@ -599,7 +798,7 @@ fn vector_or(lhs: Vec<VectorSample>, rhs: Vec<VectorSample>, m: &Matching) -> Ve
     if rhs.is_empty() {
         return lhs;
     }
-    let left: HashSet<Labels> = lhs.iter().map(|s| m.signature(&s.labels)).collect();
+    let left: FastSet<Labels> = lhs.iter().map(|s| m.signature(&s.labels)).collect();
     let mut out = lhs;
     out.extend(
         rhs.into_iter()
@@ -616,7 +815,7 @@ fn vector_unless(
     if lhs.is_empty() || rhs.is_empty() {
         return lhs;
     }
-    let right: HashSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
+    let right: FastSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
     lhs.into_iter()
         .filter(|s| !right.contains(&m.signature(&s.labels)))
         .collect()
@@ -647,7 +846,8 @@ fn vector_binop(
     let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
     // For one-to-many swap sides so that `rhs` is always the "one" side.
     let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
-    let mut one_by_sig: HashMap<Labels, &VectorSample> = HashMap::with_capacity(one.len());
+    let mut one_by_sig: FastMap<Labels, &VectorSample> =
+        FastMap::with_capacity_and_hasher(one.len(), FastBuild::default());
     for sample in &one {
         let sig = m.signature(&sample.labels);
         if let Some(dup) = one_by_sig.get(&sig) {
@@ -659,7 +859,7 @@ fn vector_binop(
         }
         one_by_sig.insert(sig, sample);
     }
-    let mut matched: HashMap<Labels, HashSet<Labels>> = HashMap::new();
+    let mut matched: FastMap<Labels, FastSet<Labels>> = FastMap::default();
     let mut out = Vec::new();
     for sample in &many {
         let sig = m.signature(&sample.labels);
@@ -687,7 +887,7 @@ fn vector_binop(
                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
                 ));
             }
-            matched.insert(sig, HashSet::new());
+            matched.insert(sig, FastSet::default());
         } else {
             let inserted = matched.entry(sig).or_default();
             if !inserted.insert(labels.clone()) {
@@ -840,7 +1040,7 @@ fn aggregate(
             return Err(PromqlError::eval("topk/bottomk need a scalar parameter"));
         };
         // convertibleToInt64: NaN and out-of-range values are errors.
-        if !(f >= -9.223_372_036_854_775_808e18 && f <= 9.223_372_036_854_775_807e18) {
+        if !(-9.223_372_036_854_776e18..=9.223_372_036_854_776e18).contains(&f) {
             return Err(PromqlError::eval(format!(
                 "Scalar value {} overflows int64",
                 format_float(f)
@@ -892,7 +1092,7 @@ fn aggregate(
         )));
     }
 
-    let mut groups: IndexMap<Labels, Group> = IndexMap::new();
+    let mut groups: IndexMap<Labels, Group, FastBuild> = IndexMap::default();
     for sample in input {
         let metric = if op == token::T_COUNT_VALUES {
             sample
@@ -944,15 +1144,11 @@ fn aggregate(
                 group.mean += v / n - group.mean / n;
             }
             token::T_GROUP => {}
-            token::T_MAX => {
-                if group.value < v || group.value.is_nan() {
-                    group.value = v;
-                }
+            token::T_MAX if (group.value < v || group.value.is_nan()) => {
+                group.value = v;
             }
-            token::T_MIN => {
-                if group.value > v || group.value.is_nan() {
-                    group.value = v;
-                }
+            token::T_MIN if (group.value > v || group.value.is_nan()) => {
+                group.value = v;
             }
             token::T_COUNT | token::T_COUNT_VALUES => group.count += 1,
             token::T_STDDEV | token::T_STDVAR => {

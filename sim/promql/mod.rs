@@ -13,6 +13,27 @@
 //! naming it, never a silently empty result. Native histograms are out of scope (the store
 //! holds floats only).
 //!
+//! Conformance: all 566 eval statements of Prometheus 2.42's own promqltest suite pass (the
+//! ratchet in `fixtures/promql/upstream-pass-count`), and promtool 2.42 agrees with us on all
+//! 566 and on every fixture statement (`sim/tests/promql/differential.rs`), bit for bit except
+//! where addition order differs (below). Logarithms follow Go's `math` formulas.
+//!
+//! Where this engine knowingly differs from 2.42:
+//! - Addition order. Upstream aggregates in the order its head block returns series, which is
+//!   series creation order (the engine selects without sorting); we use label-set order, so
+//!   `sum`/`avg`/`stddev` over three or more series can differ in the last bits.
+//! - Ties in `sort`, `sort_desc`, `topk` and `bottomk` come out as Go's insertion sort orders
+//!   them, which is Go's `sort.Sort` up to 12 elements; beyond that Go's pdqsort may order
+//!   equal values differently.
+//! - No sample limit (`--query.max-samples`) or timeout; instead a subquery may take at most
+//!   1,000,000 steps. The parser follows Prometheus 3: `holt_winters` is registered under its
+//!   2.42 name, and functions, aggregations and modifiers newer than 2.42 are
+//!   [`PromqlError::Unsupported`].
+//!
+//! Range queries and subqueries evaluate step by step; the errors upstream raises for a whole
+//! matrix (two series that lose their names to a range function or unary minus, even at
+//! different steps) are reproduced by remembering each such node's outputs over the steps.
+//!
 //! [`promqltest`] runs Prometheus's PromQL test language over this engine.
 
 mod eval;
@@ -94,11 +115,11 @@ impl Value {
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Value::Scalar(v) => write!(f, "scalar: {}", format_float(*v)),
+            Value::Scalar(v) => write!(f, "scalar: {}", format_go_value(*v)),
             Value::String(s) => write!(f, "string: {s:?}"),
             Value::Vector(samples) => {
                 for sample in samples {
-                    writeln!(f, "{} => {}", sample.labels, format_float(sample.value))?;
+                    writeln!(f, "{} => {}", sample.labels, format_go_value(sample.value))?;
                 }
                 Ok(())
             }
@@ -107,7 +128,7 @@ impl fmt::Display for Value {
                     let points: Vec<String> = s
                         .samples
                         .iter()
-                        .map(|p| format!("{} @{}", format_float(p.value), p.t_ms))
+                        .map(|p| format!("{} @{}", format_go_value(p.value), p.t_ms))
                         .collect();
                     writeln!(f, "{} => {}", s.labels, points.join(" "))?;
                 }
@@ -115,6 +136,29 @@ impl fmt::Display for Value {
             }
         }
     }
+}
+
+/// Formats a float as Go's `fmt` `%v` does (`strconv.FormatFloat(v, 'g', -1, 64)`), which is
+/// how upstream's test framework and templates print values: the shortest digits that read
+/// back as the same float, in exponent form (`1e+06`, `1.234e-05`) when the decimal exponent
+/// is below -4 or at least 6; `NaN`, `+Inf`, `-Inf`.
+pub fn format_go_value(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".to_string();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+    }
+    // Rust's `{:e}` gives the same shortest digits as Go, as `d.ddde<exp>`.
+    let sci = format!("{v:e}");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if (-4..6).contains(&exponent) {
+        // Rust's `{}` is the shortest round-trip digits in positional form.
+        return format!("{v}");
+    }
+    let sign = if exponent < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
 }
 
 /// Formats a float as Go's `strconv.FormatFloat(v, 'f', -1, 64)`, which `count_values` uses:
@@ -181,18 +225,22 @@ fn register_removed_functions() {
 pub struct Engine<'s> {
     store: &'s Store,
     options: EngineOptions,
+    /// Selector matches, reused across queries on this engine (the store is borrowed, so it
+    /// cannot change underneath).
+    selections: eval::SelectionCache,
 }
 
 impl<'s> Engine<'s> {
     pub fn new(store: &'s Store) -> Engine<'s> {
-        Engine {
-            store,
-            options: EngineOptions::default(),
-        }
+        Engine::with_options(store, EngineOptions::default())
     }
 
     pub fn with_options(store: &'s Store, options: EngineOptions) -> Engine<'s> {
-        Engine { store, options }
+        Engine {
+            store,
+            options,
+            selections: eval::SelectionCache::default(),
+        }
     }
 
     /// Parses and evaluates an instant query at `t_ms` (Unix milliseconds).
@@ -202,7 +250,8 @@ impl<'s> Engine<'s> {
 
     /// Evaluates a parsed instant query at `t_ms`.
     pub fn eval_instant_expr(&self, expr: &Expr, t_ms: i64) -> Result<Value, PromqlError> {
-        eval::Evaluator::new(self.store, self.options, t_ms, t_ms).eval_top(expr, t_ms)
+        eval::Evaluator::new(self.store, self.options, t_ms, t_ms, &self.selections)
+            .eval_top(expr, t_ms)
     }
 
     /// Parses and evaluates a range query: the expression at `start_ms`, `start_ms + step_ms`,
@@ -235,7 +284,8 @@ impl<'s> Engine<'s> {
                 "end timestamp must not be before start time",
             ));
         }
-        eval::Evaluator::new(self.store, self.options, start_ms, end_ms).eval_range(expr, step_ms)
+        eval::Evaluator::new(self.store, self.options, start_ms, end_ms, &self.selections)
+            .eval_range(expr, step_ms)
     }
 }
 

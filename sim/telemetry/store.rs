@@ -10,9 +10,10 @@
 //! duplicate names and no empty values (an empty value means "no such label", as upstream);
 //! every iteration is ordered by label set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use regex::Regex;
 
@@ -58,8 +59,81 @@ pub struct Label {
 ///
 /// Ordering is Prometheus's `labels.Compare`: label by label (name, then value), a shorter set
 /// first when one is a prefix of the other.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Labels(Arc<[Label]>);
+///
+/// The set carries a hash of its contents, computed once when it is built, so the lookup
+/// tables of evaluation (grouping, matching) hash a label set in O(1).
+#[derive(Clone, Debug)]
+pub struct Labels {
+    labels: Arc<[Label]>,
+    hash: u64,
+}
+
+/// A hash of label contents (the Fx hash); never reaches any output.
+fn contents_hash(labels: &[Label]) -> u64 {
+    let mut hash: u64 = 0;
+    let mut add =
+        |word: u64| hash = (hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    for label in labels {
+        for part in [&label.name, &label.value] {
+            let bytes = part.as_bytes();
+            let mut chunks = bytes.chunks_exact(8);
+            for chunk in &mut chunks {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                add(u64::from_le_bytes(word));
+            }
+            let mut word = [0u8; 8];
+            word[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+            // The length separates "ab","c" from "a","bc".
+            add(u64::from_le_bytes(word) ^ ((bytes.len() as u64) << 56));
+        }
+    }
+    hash
+}
+
+impl Labels {
+    /// Wraps labels that are already sorted, unique and without empty values.
+    fn from_sorted(labels: Vec<Label>) -> Labels {
+        let hash = contents_hash(&labels);
+        Labels {
+            labels: labels.into(),
+            hash,
+        }
+    }
+}
+
+impl Default for Labels {
+    fn default() -> Self {
+        Labels::from_sorted(Vec::new())
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash
+            && (Arc::ptr_eq(&self.labels, &other.labels) || self.labels == other.labels)
+    }
+}
+
+impl Eq for Labels {}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Labels {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.labels.cmp(&other.labels)
+    }
+}
+
+impl std::hash::Hash for Labels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
 
 impl Labels {
     /// Builds a label set from pairs: sorts by name, drops empty values, and keeps the last
@@ -83,16 +157,16 @@ impl Labels {
         labels.sort_by(|a, b| a.name.cmp(&b.name));
         let mut out: Vec<Label> = Vec::with_capacity(labels.len());
         for label in labels.drain(..) {
-            if let Some(last) = out.last_mut() {
-                if last.name == label.name {
-                    *last = label;
-                    continue;
-                }
+            if let Some(last) = out.last_mut()
+                && last.name == label.name
+            {
+                *last = label;
+                continue;
             }
             out.push(label);
         }
         out.retain(|l| !l.value.is_empty());
-        Labels(out.into())
+        Labels::from_sorted(out)
     }
 
     /// The empty label set.
@@ -101,23 +175,23 @@ impl Labels {
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, Label> {
-        self.0.iter()
+        self.labels.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.labels.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.labels.is_empty()
     }
 
     /// The value of a label; `None` when absent.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.labels
             .binary_search_by(|l| l.name.as_str().cmp(name))
             .ok()
-            .map(|i| self.0[i].value.as_str())
+            .map(|i| self.labels[i].value.as_str())
     }
 
     /// The value of a label, or "" when absent (how matchers see a missing label).
@@ -135,59 +209,64 @@ impl Labels {
         if self.metric_name().is_none() {
             return self.clone();
         }
-        Labels(
-            self.0
+        Labels::from_sorted(
+            self.labels
                 .iter()
                 .filter(|l| l.name != METRIC_NAME)
                 .cloned()
-                .collect::<Vec<_>>()
-                .into(),
+                .collect(),
         )
     }
 
     /// Keeps only the labels whose names are listed.
     pub fn keep(&self, names: &[String]) -> Labels {
-        Labels(
-            self.0
+        Labels::from_sorted(
+            self.labels
                 .iter()
-                .filter(|l| names.iter().any(|n| *n == l.name))
+                .filter(|l| names.contains(&l.name))
                 .cloned()
-                .collect::<Vec<_>>()
-                .into(),
+                .collect(),
         )
     }
 
     /// Removes the listed labels.
     pub fn remove(&self, names: &[String]) -> Labels {
-        if !self.0.iter().any(|l| names.iter().any(|n| *n == l.name)) {
+        if !self.labels.iter().any(|l| names.contains(&l.name)) {
             return self.clone();
         }
-        Labels(
-            self.0
+        Labels::from_sorted(
+            self.labels
                 .iter()
-                .filter(|l| !names.iter().any(|n| *n == l.name))
+                .filter(|l| !names.contains(&l.name))
                 .cloned()
-                .collect::<Vec<_>>()
-                .into(),
+                .collect(),
         )
     }
 
     /// Returns the set with one label set (or removed when `value` is empty).
     pub fn with(&self, name: &str, value: &str) -> Labels {
-        let mut labels: Vec<Label> = self.0.iter().filter(|l| l.name != name).cloned().collect();
+        if self.get(name) == Some(value) {
+            return self.clone();
+        }
+        let mut labels: Vec<Label> = self
+            .labels
+            .iter()
+            .filter(|l| l.name != name)
+            .cloned()
+            .collect();
         if !value.is_empty() {
             labels.push(Label {
-                name: name.to_string(),
-                value: value.to_string(),
+                name: name.into(),
+                value: value.into(),
             });
             labels.sort_by(|a, b| a.name.cmp(&b.name));
         }
-        Labels(labels.into())
+        Labels::from_sorted(labels)
     }
 
     /// Copies the labels into a vector for editing.
     pub fn to_vec(&self) -> Vec<Label> {
-        self.0.to_vec()
+        self.labels.to_vec()
     }
 }
 
@@ -225,7 +304,7 @@ impl fmt::Display for Labels {
         }
         f.write_str("{")?;
         let mut first = true;
-        for label in self.0.iter().filter(|l| l.name != METRIC_NAME) {
+        for label in self.labels.iter().filter(|l| l.name != METRIC_NAME) {
             if !first {
                 f.write_str(", ")?;
             }
@@ -250,27 +329,83 @@ pub struct Sample {
 pub struct SeriesId(pub u32);
 
 /// One series: its labels and its samples in strictly increasing time order.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Series {
     pub labels: Labels,
+    /// `labels` without `__name__`, kept because most PromQL operators drop the name.
+    labels_without_name: Labels,
     samples: Vec<Sample>,
+    /// Where the last time lookup landed: rules evaluate at increasing times, so the next
+    /// lookup is usually a few samples further on and found by galloping from here.
+    lookup_hint: AtomicUsize,
+}
+
+impl Clone for Series {
+    fn clone(&self) -> Self {
+        Series {
+            labels: self.labels.clone(),
+            labels_without_name: self.labels_without_name.clone(),
+            samples: self.samples.clone(),
+            lookup_hint: AtomicUsize::new(self.lookup_hint.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl Series {
+    /// The labels without `__name__`.
+    pub fn labels_without_metric_name(&self) -> &Labels {
+        &self.labels_without_name
+    }
+
     pub fn samples(&self) -> &[Sample] {
         &self.samples
     }
 
+    /// The index of the first sample at or after `t_ms` (the samples' length if none).
+    fn first_at_or_after(&self, t_ms: i64) -> usize {
+        let samples = &self.samples;
+        let n = samples.len();
+        let hint = self.lookup_hint.load(Ordering::Relaxed).min(n);
+        let left_ok = hint == 0 || samples[hint - 1].t_ms < t_ms;
+        let idx = if left_ok && (hint == n || samples[hint].t_ms >= t_ms) {
+            hint
+        } else if left_ok {
+            // Gallop forward from the hint: samples[lo] is known to be before t_ms.
+            let mut lo = hint;
+            let mut step = 1;
+            loop {
+                let probe = lo + step;
+                if probe >= n || samples[probe].t_ms >= t_ms {
+                    let hi = probe.min(n);
+                    break lo + 1 + samples[lo + 1..hi].partition_point(|s| s.t_ms < t_ms);
+                }
+                lo = probe;
+                step *= 2;
+            }
+        } else {
+            samples[..hint].partition_point(|s| s.t_ms < t_ms)
+        };
+        self.lookup_hint.store(idx, Ordering::Relaxed);
+        idx
+    }
+
     /// The samples with `from_ms <= t_ms <= to_ms` (closed window, as 2.42's range selectors).
     pub fn samples_between(&self, from_ms: i64, to_ms: i64) -> &[Sample] {
-        let lo = self.samples.partition_point(|s| s.t_ms < from_ms);
-        let hi = self.samples.partition_point(|s| s.t_ms <= to_ms);
-        if lo >= hi { &[] } else { &self.samples[lo..hi] }
+        let lo = self.first_at_or_after(from_ms);
+        // Windows are short next to a series: scan forward from `lo` rather than search again.
+        let mut hi = lo;
+        while hi < self.samples.len() && self.samples[hi].t_ms <= to_ms {
+            hi += 1;
+        }
+        &self.samples[lo..hi]
     }
 
     /// The newest sample at or before `t_ms`.
     pub fn latest_at_or_before(&self, t_ms: i64) -> Option<Sample> {
-        let idx = self.samples.partition_point(|s| s.t_ms <= t_ms);
+        let idx = match t_ms.checked_add(1) {
+            Some(next) => self.first_at_or_after(next),
+            None => self.samples.len(),
+        };
         if idx == 0 {
             None
         } else {
@@ -329,6 +464,24 @@ impl Matcher {
     }
 }
 
+/// Memoised selections: matcher key -> (number of series when last brought up to date, the
+/// matching ids in label-set order). Series are only ever added, so an entry is extended
+/// with the series created since, never recomputed. Never iterated.
+#[derive(Debug, Default)]
+struct SelectionMemo(Mutex<HashMap<String, MemoEntry>>);
+
+/// Series count the entry is up to date with, and the matching ids.
+type MemoEntry = (usize, Arc<[SeriesId]>);
+
+impl Clone for SelectionMemo {
+    fn clone(&self) -> Self {
+        SelectionMemo::default()
+    }
+}
+
+/// Beyond this many distinct matcher sets the memo starts over.
+const SELECTION_MEMO_MAX: usize = 4096;
+
 /// The store. See the module doc for its invariants.
 #[derive(Clone, Debug, Default)]
 pub struct Store {
@@ -337,6 +490,7 @@ pub struct Store {
     /// Series of each metric name, kept sorted by label set.
     by_name: BTreeMap<String, Vec<SeriesId>>,
     n_samples: usize,
+    memo: SelectionMemo,
 }
 
 impl Store {
@@ -374,13 +528,15 @@ impl Store {
         }
         if let Some(bad) = labels.iter().find(|l| !is_valid_label_name(&l.name)) {
             return Err(StoreError::InvalidLabelName {
-                name: bad.name.clone(),
+                name: bad.name.to_string(),
             });
         }
         let id = SeriesId(self.series.len() as u32);
         self.series.push(Series {
             labels: labels.clone(),
+            labels_without_name: labels.without_metric_name(),
             samples: Vec::new(),
+            lookup_hint: AtomicUsize::new(0),
         });
         self.by_labels.insert(labels.clone(), id);
         let name = labels.metric_name().unwrap_or("").to_string();
@@ -410,14 +566,14 @@ impl Store {
     /// Appends by id: the scraper's fast path once it knows its series.
     pub fn append_to(&mut self, id: SeriesId, t_ms: i64, value: f64) -> Result<(), StoreError> {
         let series = &mut self.series[id.0 as usize];
-        if let Some(last) = series.samples.last() {
-            if t_ms <= last.t_ms {
-                return Err(StoreError::OutOfOrder {
-                    labels: series.labels.to_string(),
-                    t_ms,
-                    last_t_ms: last.t_ms,
-                });
-            }
+        if let Some(last) = series.samples.last()
+            && t_ms <= last.t_ms
+        {
+            return Err(StoreError::OutOfOrder {
+                labels: series.labels.to_string(),
+                t_ms,
+                last_t_ms: last.t_ms,
+            });
         }
         series.samples.push(Sample { t_ms, value });
         self.n_samples += 1;
@@ -432,6 +588,53 @@ impl Store {
     /// The series matching all matchers, ordered by label set. An equality matcher on
     /// `__name__` narrows the scan to that metric's series.
     pub fn select(&self, matchers: &[Matcher]) -> Vec<SeriesId> {
+        self.select_uncached(matchers)
+    }
+
+    /// [`Store::select`], memoised across calls: a rule evaluated every interval matches
+    /// its selectors once, then only against the series created since.
+    pub fn select_shared(&self, matchers: &[Matcher]) -> Arc<[SeriesId]> {
+        let mut key = String::new();
+        for m in matchers {
+            let (op, value) = match &m.kind {
+                MatchKind::Equal(v) => ("=", v.as_str()),
+                MatchKind::NotEqual(v) => ("!=", v.as_str()),
+                MatchKind::Regex(re) => ("=~", re.as_str()),
+                MatchKind::NotRegex(re) => ("!~", re.as_str()),
+            };
+            for part in [m.name.as_str(), op, value] {
+                key.push_str(part);
+                key.push('\u{0}');
+            }
+        }
+        let mut memo = self.memo.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let n_series = self.series.len();
+        if let Some((seen, ids)) = memo.get(&key) {
+            if *seen == n_series {
+                return ids.clone();
+            }
+            let mut ids = ids.to_vec();
+            for idx in *seen..n_series {
+                let labels = &self.series[idx].labels;
+                if matchers.iter().all(|m| m.matches(labels)) {
+                    let pos =
+                        ids.partition_point(|other| self.series[other.0 as usize].labels < *labels);
+                    ids.insert(pos, SeriesId(idx as u32));
+                }
+            }
+            let ids: Arc<[SeriesId]> = ids.into();
+            memo.insert(key, (n_series, ids.clone()));
+            return ids;
+        }
+        let ids: Arc<[SeriesId]> = self.select_uncached(matchers).into();
+        if memo.len() >= SELECTION_MEMO_MAX {
+            memo.clear();
+        }
+        memo.insert(key, (n_series, ids.clone()));
+        ids
+    }
+
+    fn select_uncached(&self, matchers: &[Matcher]) -> Vec<SeriesId> {
         let by_name = matchers.iter().find_map(|m| match &m.kind {
             MatchKind::Equal(v) if m.name == METRIC_NAME => Some(v.as_str()),
             _ => None,

@@ -8,17 +8,33 @@ fn parse_text(text: &str) -> Result<TestFile, Diagnostic> {
 
 fn run_text(text: &str) -> Vec<Outcome> {
     let file = parse_text(text).expect("well-formed test file");
-    run(&file).expect("loads succeed").into_iter().map(|r| r.outcome).collect()
+    run(&file)
+        .expect("loads succeed")
+        .into_iter()
+        .map(|r| r.outcome)
+        .collect()
 }
 
 #[test]
 fn the_expanding_notation_follows_upstream() {
     // Goal: `a+bxN` gives N+1 values, `_xN` N empty slots, `axN` N+1 copies, `stale` a marker.
     // Method: expand each form.
-    assert_eq!(expand_item("1+2x3").expect("valid"), [Some(1.0), Some(3.0), Some(5.0), Some(7.0)]);
-    assert_eq!(expand_item("10-5x2").expect("valid"), [Some(10.0), Some(5.0), Some(0.0)]);
-    assert_eq!(expand_item("-2+4x1").expect("valid"), [Some(-2.0), Some(2.0)]);
-    assert_eq!(expand_item("0x2").expect("valid"), [Some(0.0), Some(0.0), Some(0.0)]);
+    assert_eq!(
+        expand_item("1+2x3").expect("valid"),
+        [Some(1.0), Some(3.0), Some(5.0), Some(7.0)]
+    );
+    assert_eq!(
+        expand_item("10-5x2").expect("valid"),
+        [Some(10.0), Some(5.0), Some(0.0)]
+    );
+    assert_eq!(
+        expand_item("-2+4x1").expect("valid"),
+        [Some(-2.0), Some(2.0)]
+    );
+    assert_eq!(
+        expand_item("0x2").expect("valid"),
+        [Some(0.0), Some(0.0), Some(0.0)]
+    );
     assert_eq!(expand_item("_x3").expect("valid"), [None, None, None]);
     assert_eq!(expand_item("1e3").expect("valid"), [Some(1000.0)]);
     let stale = expand_item("stale").expect("valid");
@@ -93,4 +109,20 @@ fn prometheus_durations_parse_with_units_in_order() {
     assert_eq!(parse_prometheus_duration_ms("1ms"), Some(1));
     assert_eq!(parse_prometheus_duration_ms("30m1h"), None);
     assert_eq!(parse_prometheus_duration_ms("5"), None);
+}
+
+proptest::proptest! {
+    #[test]
+    fn random_test_files_never_panic_the_parser_or_the_runner(lines in proptest::collection::vec(proptest::sample::select(vec![
+        "load 1m", "load 0s", "load 10x", "clear", "eval instant at 1m x", "eval_fail instant at 0m x", "eval_ordered instant at 5m sort(x)",
+        "eval instant at x", "eval instant 5m x", "  x 1 2 3", "  x{a=\"1\"} 0+1x5", "  x{a=\"1\" 1", "  {} 1", "  1", "  NaN", "  x stale _x3 1e3",
+        "  y{b='q'} -2+4x3", "  z 1x99999999999", "", "# comment", "frobnicate", "  x{a=\"\\n\"} 1", "eval instant at 1h30m rate(x[5m])",
+    ]), 0..14)) {
+        // Goal: no test file text panics parsing or running. Method: random sequences of valid
+        // and broken lines; any parse result (Ok or a Diagnostic) and any run result are fine.
+        let text = lines.join("\n");
+        if let Ok(file) = parse(Path::new("random.test"), &text) {
+            let _ = run(&file);
+        }
+    }
 }

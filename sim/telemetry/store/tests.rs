@@ -97,3 +97,55 @@ fn window_lookup_is_closed_on_both_ends() {
         Some(3.0)
     );
 }
+
+#[test]
+fn a_memoised_selection_picks_up_series_created_after_it() {
+    // Goal: select_shared never serves a stale answer. Method: select, add a matching and a
+    // non-matching series, select again; compare with the unmemoised select.
+    let mut store = Store::new();
+    store
+        .append(&labels(&[("__name__", "up"), ("job", "b")]), 0, 1.0)
+        .expect("fresh");
+    let matchers = [
+        Matcher::equal(METRIC_NAME, "up"),
+        Matcher::regex("job", "a|b", false).expect("valid"),
+    ];
+    assert_eq!(store.select_shared(&matchers).len(), 1);
+    store
+        .append(&labels(&[("__name__", "up"), ("job", "a")]), 0, 1.0)
+        .expect("fresh");
+    store
+        .append(&labels(&[("__name__", "up"), ("job", "c")]), 0, 1.0)
+        .expect("fresh");
+    assert_eq!(
+        store.select_shared(&matchers).to_vec(),
+        store.select(&matchers)
+    );
+    assert_eq!(store.select_shared(&matchers).len(), 2);
+    store.clear();
+    assert!(store.select_shared(&matchers).is_empty());
+}
+
+proptest::proptest! {
+    #[test]
+    fn hinted_lookups_agree_with_a_plain_search(gaps in proptest::collection::vec(1i64..100, 1..200), queries in proptest::collection::vec(-50i64..20_000, 1..60)) {
+        // Goal: the galloping lookup (which remembers where it last landed) answers exactly as
+        // a binary search would, whatever the order of the queries. Method: random sample
+        // times, random query times in random order, compared with partition_point.
+        let mut store = Store::new();
+        let up = labels(&[("__name__", "up")]);
+        let mut t = 0;
+        for gap in &gaps {
+            t += gap;
+            store.append(&up, t, 1.0).expect("increasing times");
+        }
+        let series = store.series(store.select(&[Matcher::equal(METRIC_NAME, "up")])[0]);
+        for q in queries {
+            let all = series.samples();
+            let lo = all.partition_point(|s| s.t_ms < q - 30);
+            let hi = all.partition_point(|s| s.t_ms <= q);
+            proptest::prop_assert_eq!(series.samples_between(q - 30, q), &all[lo..hi]);
+            proptest::prop_assert_eq!(series.latest_at_or_before(q), hi.checked_sub(1).map(|i| all[i]));
+        }
+    }
+}
