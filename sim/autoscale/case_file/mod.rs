@@ -52,6 +52,10 @@ pub enum CaseFileError {
 pub struct LoadedCase {
     pub case: HpaCase,
     pub expected: Option<Expected>,
+    /// Where the case comes from (an upstream test, `adapted from ...`, or `derived`).
+    pub source: Option<String>,
+    /// The hand derivation and version notes, as text.
+    pub notes: Vec<String>,
 }
 
 /// The case's `expected` block.
@@ -187,13 +191,11 @@ fn strip_position(err: &serde_json::Error) -> String {
 struct RawCase {
     name: String,
     #[serde(default)]
-    #[allow(dead_code)]
     source: Option<String>,
+    /// Free text (a string, or an array of lines); shown, never interpreted.
     #[serde(default)]
-    #[allow(dead_code)]
     note: Option<serde_json::Value>,
     #[serde(default)]
-    #[allow(dead_code)]
     version_notes: Option<serde_json::Value>,
     #[serde(default)]
     kubernetes_version: Option<String>,
@@ -278,11 +280,10 @@ struct RawMetric {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawDescribedObject {
-    #[serde(default)]
-    #[allow(dead_code)]
-    api_version: Option<String>,
+    /// Accepted for fidelity with the API object; the controller only names the kind and name.
+    #[serde(default, rename = "apiVersion")]
+    _api_version: Option<serde::de::IgnoredAny>,
     kind: String,
-    #[allow(dead_code)]
     name: String,
 }
 
@@ -603,9 +604,15 @@ impl Checker<'_> {
                 scale_down_events,
             },
         };
+        let notes = [("note", raw.note), ("versionNotes", raw.version_notes)]
+            .into_iter()
+            .filter_map(|(label, value)| value.map(|v| format!("{label}: {}", note_text(&v))))
+            .collect();
         LoadedCase {
             case,
             expected: raw.expected,
+            source: raw.source,
+            notes,
         }
     }
 
@@ -937,14 +944,14 @@ impl Checker<'_> {
             }
             "Object" => {
                 let name = self.required_name(at, "name", raw.name);
-                let described_kind = match raw.described_object {
-                    Some(object) => object.kind,
+                let (described_kind, described_name) = match raw.described_object {
+                    Some(object) => (object.kind, object.name),
                     None => {
                         self.error(
                             &at.key("describedObject"),
                             "Required value: must specify a describedObject",
                         );
-                        String::new()
+                        (String::new(), String::new())
                     }
                 };
                 if target.value_milli.is_none() && target.average_value_milli.is_none() {
@@ -956,6 +963,7 @@ impl Checker<'_> {
                 MetricSpec::Object {
                     name,
                     described_kind,
+                    described_name,
                     observed_milli: raw.observed.and_then(|o| o.value_milli),
                     target: value_target(&target),
                 }
@@ -1033,6 +1041,17 @@ impl Checker<'_> {
                 })
                 .collect(),
         }
+    }
+}
+
+/// A note as one line of text: strings as they are, arrays joined, anything else as JSON.
+fn note_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Array(items) => {
+            items.iter().map(note_text).collect::<Vec<_>>().join(" ")
+        }
+        other => other.to_string(),
     }
 }
 

@@ -129,6 +129,7 @@ pub(crate) fn replicas_for_metric(
         MetricSpec::Object {
             name,
             described_kind,
+            described_name,
             observed_milli,
             target,
         } => {
@@ -136,7 +137,7 @@ pub(crate) fn replicas_for_metric(
                 return Err(failure(
                     "FailedGetObjectMetric",
                     format!(
-                        "failed to get object metric value: unable to get metric {name} on {described_kind}"
+                        "failed to get object metric value: unable to get metric {name} on {described_kind} {described_name}"
                     ),
                 ));
             };

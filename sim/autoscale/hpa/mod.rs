@@ -141,6 +141,7 @@ pub enum MetricSpec {
     Object {
         name: String,
         described_kind: String,
+        described_name: String,
         observed_milli: Option<i64>,
         target: ValueTarget,
     },

@@ -189,6 +189,7 @@ fn an_object_value_scales_from_zero_without_tolerance_or_pod_count() {
     case.spec.metrics = vec![MetricSpec::Object {
         name: "qps".into(),
         described_kind: "Service".into(),
+        described_name: "front".into(),
         observed_milli: Some(2500),
         target: ValueTarget::ValueMilli(1000),
     }];
