@@ -82,14 +82,14 @@ fn every_hpa_case_matches_its_hand_derived_expectation() {
                 }
             }
         }
-        if let Some(want) = expected.get("conditions") {
-            if &got["conditions"] != want {
-                failures.push(format!(
-                    "{}: conditions: expected {want}, got {}",
-                    file.display(),
-                    got["conditions"]
-                ));
-            }
+        if let Some(want) = expected.get("conditions")
+            && &got["conditions"] != want
+        {
+            failures.push(format!(
+                "{}: conditions: expected {want}, got {}",
+                file.display(),
+                got["conditions"]
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

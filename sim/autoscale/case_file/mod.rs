@@ -812,13 +812,13 @@ impl Checker<'_> {
                 })
                 .collect()
         });
-        if let Some(t) = raw.tolerance {
-            if !t.is_finite() || t < 0.0 {
-                self.error(
-                    &at.key("tolerance"),
-                    format!("Invalid value: {t}: must be greater than or equal to 0"),
-                );
-            }
+        if let Some(t) = raw.tolerance
+            && (!t.is_finite() || t < 0.0)
+        {
+            self.error(
+                &at.key("tolerance"),
+                format!("Invalid value: {t}: must be greater than or equal to 0"),
+            );
         }
         ScalingRules {
             stabilization_window_seconds: raw.stabilization_window_seconds,
@@ -1083,15 +1083,15 @@ pub fn mismatches(decision: &Decision, expected: &Expected) -> Vec<String> {
             expected.desired_replicas, decision.desired_replicas
         ));
     }
-    if let Some(utilization) = expected.current_utilization {
-        if decision.current_utilization != Some(utilization) {
-            out.push(format!(
-                "currentUtilization: expected {utilization}, got {}",
-                decision
-                    .current_utilization
-                    .map_or("none".to_string(), |u| u.to_string())
-            ));
-        }
+    if let Some(utilization) = expected.current_utilization
+        && decision.current_utilization != Some(utilization)
+    {
+        let got = decision
+            .current_utilization
+            .map_or("none".to_string(), |u| u.to_string());
+        out.push(format!(
+            "currentUtilization: expected {utilization}, got {got}"
+        ));
     }
     if let Some(proposals) = &expected.per_metric_proposals {
         let got = proposals_of(decision);
