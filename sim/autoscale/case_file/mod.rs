@@ -1018,6 +1018,29 @@ impl Checker<'_> {
         let ready_transition_ago = raw
             .ready_transition_seconds_ago
             .map(|s| self.seconds(&at.key("readyTransitionSecondsAgo"), s));
+        // Requests are quantities the API server keeps non-negative; a negative total would
+        // also break the utilization arithmetic.
+        for (resource, value) in &raw.requests {
+            if *value < 0 {
+                self.error(
+                    &at.key("requests").key(resource),
+                    format!("Invalid value: {value}: must be greater than or equal to 0"),
+                );
+            }
+        }
+        for (idx, container) in raw.containers.iter().enumerate() {
+            for (resource, value) in &container.requests {
+                if *value < 0 {
+                    self.error(
+                        &at.key("containers")
+                            .index(idx)
+                            .key("requests")
+                            .key(resource),
+                        format!("Invalid value: {value}: must be greater than or equal to 0"),
+                    );
+                }
+            }
+        }
         let metric_age = raw.metric_age_seconds.map_or(SimDuration::ZERO, |s| {
             self.seconds(&at.key("metricAgeSeconds"), s)
         });

@@ -444,7 +444,9 @@ fn utilization_ratio(
             n_entries += 1;
         }
     }
-    if requests_total == 0 {
+    // Upstream tests `== 0`; requests are never negative there, and a negative total here would
+    // only come from a malformed case, which must not reach the division.
+    if requests_total <= 0 {
         return Err("no metrics returned matched known pods".to_string());
     }
     let utilization = (metrics_total.saturating_mul(100) / requests_total) as i32;
