@@ -180,3 +180,24 @@ fn mismatches_list_every_differing_field_and_extra_conditions() {
         ]
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn mangled_case_text_gives_an_error_or_a_decision_never_a_panic(
+        cut in 0usize..4000,
+        insert in "[ -~]{0,6}",
+        drop in 0usize..4,
+    ) {
+        // Goal: no input text makes the reader (or the decision on what it accepts) panic.
+        // Method: splice printable junk into a real fixture and delete a few bytes after it;
+        // parse, and decide whatever parses.
+        let base = include_str!("../../../fixtures/cases/hpa/upstream-scale-down.json");
+        let at = cut.min(base.len());
+        let rest = (at + drop).min(base.len());
+        let text = format!("{}{}{}", &base[..at], insert, &base[rest..]);
+        if let Ok(loaded) = parse_text(&text) {
+            let decision = crate::autoscale::hpa::recommend(&loaded.case);
+            proptest::prop_assert!(decision.desired_replicas >= 0);
+        }
+    }
+}
