@@ -137,6 +137,29 @@ fn render_text(loaded: &LoadedCase, decision: &Decision) -> String {
             c.message
         );
     }
+    let memory = &decision.memory;
+    let recommendations = memory.recommendations.as_deref().unwrap_or_default();
+    let history: Vec<String> = recommendations
+        .iter()
+        .map(|r| format!("{}@{}s", r.replicas, r.age.as_secs_f64()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "recommendation history after: [{}]",
+        history.join(", ")
+    );
+    for (label, events) in [
+        ("scale-up", &memory.scale_up_events),
+        ("scale-down", &memory.scale_down_events),
+    ] {
+        if !events.is_empty() {
+            let shown: Vec<String> = events
+                .iter()
+                .map(|e| format!("{}@{}s", e.delta, e.age.as_secs_f64()))
+                .collect();
+            let _ = writeln!(out, "{label} events after: [{}]", shown.join(", "));
+        }
+    }
     match &decision.rescale {
         Some(r) => {
             let _ = writeln!(
