@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use twin::autoscale::case_file;
-use twin::autoscale::hpa::{self, Decision, HpaCase};
+use twin::autoscale::case_file::{self, LoadedCase};
+use twin::autoscale::hpa::{self, Decision};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -43,7 +43,7 @@ pub fn run(args: HpaArgs) -> anyhow::Result<ExitCode> {
             }
         }
         Format::Text => {
-            print!("{}", render_text(&loaded.case, &decision));
+            print!("{}", render_text(&loaded, &decision));
             if let Some(found) = &mismatches {
                 print!("{}", verdict(found));
             }
@@ -66,9 +66,16 @@ fn verdict(mismatches: &[String]) -> String {
     out
 }
 
-fn render_text(case: &HpaCase, decision: &Decision) -> String {
+fn render_text(loaded: &LoadedCase, decision: &Decision) -> String {
+    let case = &loaded.case;
     let mut out = String::new();
     let _ = writeln!(out, "case: {} (Kubernetes {})", case.name, case.version);
+    if let Some(source) = &loaded.source {
+        let _ = writeln!(out, "source: {source}");
+    }
+    for note in &loaded.notes {
+        let _ = writeln!(out, "{note}");
+    }
     let _ = writeln!(
         out,
         "replicas: {} -> {}  (min {}, max {})",
@@ -129,6 +136,29 @@ fn render_text(case: &HpaCase, decision: &Decision) -> String {
             c.reason,
             c.message
         );
+    }
+    let memory = &decision.memory;
+    let recommendations = memory.recommendations.as_deref().unwrap_or_default();
+    let history: Vec<String> = recommendations
+        .iter()
+        .map(|r| format!("{}@{}s", r.replicas, r.age.as_secs_f64()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "recommendation history after: [{}]",
+        history.join(", ")
+    );
+    for (label, events) in [
+        ("scale-up", &memory.scale_up_events),
+        ("scale-down", &memory.scale_down_events),
+    ] {
+        if !events.is_empty() {
+            let shown: Vec<String> = events
+                .iter()
+                .map(|e| format!("{}@{}s", e.delta, e.age.as_secs_f64()))
+                .collect();
+            let _ = writeln!(out, "{label} events after: [{}]", shown.join(", "));
+        }
     }
     match &decision.rescale {
         Some(r) => {

@@ -82,14 +82,14 @@ fn every_hpa_case_matches_its_hand_derived_expectation() {
                 }
             }
         }
-        if let Some(want) = expected.get("conditions") {
-            if &got["conditions"] != want {
-                failures.push(format!(
-                    "{}: conditions: expected {want}, got {}",
-                    file.display(),
-                    got["conditions"]
-                ));
-            }
+        if let Some(want) = expected.get("conditions")
+            && &got["conditions"] != want
+        {
+            failures.push(format!(
+                "{}: conditions: expected {want}, got {}",
+                file.display(),
+                got["conditions"]
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -211,4 +211,160 @@ fn a_one_element_array_is_read_as_its_case() {
     );
     assert_eq!(two_out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&two_out.stderr).contains("expected one case per file"));
+}
+
+mod coordinator {
+    //! The plan's coordinator HPA (fixtures/sophia/ops/kubernetes/deployments/agno-coordinator.yaml)
+    //! through a load step, with the controller memory carried from sync to sync.
+
+    use std::collections::BTreeMap;
+
+    use twin::autoscale::hpa::{
+        Behavior, ControllerConfig, ControllerMemory, HpaCase, HpaSpec, KubernetesVersion,
+        MetricSpec, Pod, PodPhase, PolicyKind, ResourceTarget, ScalingPolicy, ScalingRules,
+        recommend,
+    };
+    use twin::engine::SimDuration;
+
+    const SYNC_SECONDS: u64 = 15;
+
+    /// The HPA as the manifest writes it: min 3, max 10; CPU 70 %, memory 80 %, Pods
+    /// http_requests_per_second averageValue 100; scaleUp window 60 s, Percent 100 per 60 s;
+    /// scaleDown window 300 s, Percent 10 per 60 s.
+    fn coordinator_spec() -> HpaSpec {
+        let percent_per_minute = |value| {
+            vec![ScalingPolicy {
+                kind: PolicyKind::Percent,
+                value,
+                period_seconds: 60,
+            }]
+        };
+        HpaSpec {
+            min_replicas: 3,
+            max_replicas: 10,
+            metrics: vec![
+                MetricSpec::Resource {
+                    resource: "cpu".into(),
+                    container: None,
+                    target: ResourceTarget::Utilization(70),
+                },
+                MetricSpec::Resource {
+                    resource: "memory".into(),
+                    container: None,
+                    target: ResourceTarget::Utilization(80),
+                },
+                MetricSpec::Pods {
+                    name: "http_requests_per_second".into(),
+                    target_average_milli: 100_000,
+                },
+            ],
+            behavior: Some(Behavior {
+                scale_up: Some(ScalingRules {
+                    stabilization_window_seconds: Some(60),
+                    policies: Some(percent_per_minute(100)),
+                    ..ScalingRules::default()
+                }),
+                scale_down: Some(ScalingRules {
+                    stabilization_window_seconds: Some(300),
+                    policies: Some(percent_per_minute(10)),
+                    ..ScalingRules::default()
+                }),
+            }),
+        }
+    }
+
+    /// `replicas` ready pods sharing `total_rps` evenly. Load model (ours, not the plan's): 5m CPU
+    /// per request/s against a 1000m request, memory flat at 10 % of its request.
+    fn pods(replicas: i32, total_rps: i64) -> Vec<Pod> {
+        let n = i64::from(replicas);
+        (0..replicas)
+            .map(|idx| Pod {
+                name: format!("agno-coordinator-{idx:04}"),
+                phase: PodPhase::Running,
+                ready: Some(true),
+                deleted: false,
+                // New pods are taken as ready at once and past the CPU initialization period.
+                started_ago: Some(SimDuration::from_secs(3600)),
+                ready_transition_ago: Some(SimDuration::from_secs(3500)),
+                metric_age: SimDuration::ZERO,
+                requests: BTreeMap::from([("cpu".into(), 1000), ("memory".into(), 1_000_000)]),
+                usage: BTreeMap::from([
+                    ("cpu".into(), 5 * total_rps / n),
+                    ("memory".into(), 100_000),
+                    ("http_requests_per_second".into(), 1000 * total_rps / n),
+                ]),
+                containers: Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn coordinator_follows_the_hand_derived_trajectory_through_a_load_step() {
+        // Goal: the plan's behavior policies give the trajectory derived below when load steps
+        // from 300 to 1,200 req/s at t = 0 and back to 300 at t = 600 s.
+        // Method: 20 steady syncs before the step (the controller starts with no list, so it
+        // seeds one), then a sync every 15 s to t = 1,260 s, each decision's memory aged 15 s
+        // and its replica count fed back as scale.spec.replicas.
+        //
+        // Hand derivation. The rps metric proposes ceil((1000 R / N) / 100000 * N) = ceil(R/100)
+        // whenever it is out of band; CPU proposes 9 at 1,200 req/s and 3 at 300; memory at most 2.
+        // - t < 0, R = 300, N = 3: ratio 1.0 is in band, proposal 3, steady at 3.
+        // - t = 0, 15, 30 (R = 1,200): proposal 12, but the 60 s up window still holds the 3s
+        //   recorded at t = -15, -30, -45: up = min(12, 3) = 3, stabilized 3 (ScaleUpStabilized).
+        // - t = 45: the last 3 (t = -15) is now exactly 60 s old, not < 60: up = 12. Percent 100
+        //   per 60 s from period start 3: ceil(3 * 2) = 6 < max 10, so 6 (ScaleUpLimit).
+        // - t = 60, 75, 90: the +3 event is younger than 60 s: start 6 - 3 = 3, limit 6: hold 6.
+        // - t = 105: the event is 60 s old: start 6, limit 12, but max 10: 10 (TooManyReplicas).
+        // - t = 120 .. 585: R/N = 120 per pod, ratio 1.2, proposal 12, capped at 10.
+        // - t = 600 (R = 300): proposal 3, but the down window holds max(12s recorded at t <= 585):
+        //   stabilized stays 10 until t = 885, when the t = 585 entry is exactly 300 s old.
+        // - t = 885: down = 3; Percent 10 per 60 s from 10: trunc(10 * 0.9) = 9 (ScaleDownLimit).
+        //   Each later minute: start = current + the last minute's 1, so trunc(start * 0.9) keeps
+        //   the size until that event is 60 s old; then trunc(9 * 0.9) = 8 at 945, 7 at 1005
+        //   (trunc 7.2), 6 at 1065 (trunc 6.3), 5 at 1125, 4 at 1185 (trunc 4.5), and at 1245
+        //   trunc(3.6) = 3 = minReplicas (TooFewReplicas): 3.
+        let version = KubernetesVersion::CURRENT;
+        let mut case = HpaCase {
+            name: "sophia/agno-coordinator".into(),
+            version,
+            controller: ControllerConfig::defaults_for(version),
+            spec: coordinator_spec(),
+            spec_replicas: 3,
+            status_replicas: 3,
+            metric_window: SimDuration::from_secs(60),
+            metric_desired_replicas: None,
+            pods: Vec::new(),
+            extra_samples: Vec::new(),
+            memory: ControllerMemory::default(),
+        };
+        let mut trajectory = BTreeMap::new();
+        for sync in -20i64..=84 {
+            let t = sync * SYNC_SECONDS as i64;
+            let total_rps = if (0..600).contains(&t) { 1200 } else { 300 };
+            case.pods = pods(case.spec_replicas, total_rps);
+            let decision = recommend(&case);
+            trajectory.insert(t, decision.desired_replicas);
+            case.spec_replicas = decision.desired_replicas;
+            case.status_replicas = decision.desired_replicas;
+            case.memory = decision.memory.aged(SimDuration::from_secs(SYNC_SECONDS));
+        }
+        let expected_at = |t: i64| match t {
+            ..45 => 3,
+            45..105 => 6,
+            105..885 => 10,
+            885..945 => 9,
+            945..1005 => 8,
+            1005..1065 => 7,
+            1065..1125 => 6,
+            1125..1185 => 5,
+            1185..1245 => 4,
+            _ => 3,
+        };
+        let wrong: Vec<String> = trajectory
+            .iter()
+            .filter(|(t, replicas)| expected_at(**t) != **replicas)
+            .map(|(t, replicas)| format!("t={t}s: expected {}, got {replicas}", expected_at(*t)))
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
 }

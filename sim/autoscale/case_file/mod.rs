@@ -52,6 +52,10 @@ pub enum CaseFileError {
 pub struct LoadedCase {
     pub case: HpaCase,
     pub expected: Option<Expected>,
+    /// Where the case comes from (an upstream test, `adapted from ...`, or `derived`).
+    pub source: Option<String>,
+    /// The hand derivation and version notes, as text.
+    pub notes: Vec<String>,
 }
 
 /// The case's `expected` block.
@@ -187,13 +191,11 @@ fn strip_position(err: &serde_json::Error) -> String {
 struct RawCase {
     name: String,
     #[serde(default)]
-    #[allow(dead_code)]
     source: Option<String>,
+    /// Free text (a string, or an array of lines); shown, never interpreted.
     #[serde(default)]
-    #[allow(dead_code)]
     note: Option<serde_json::Value>,
     #[serde(default)]
-    #[allow(dead_code)]
     version_notes: Option<serde_json::Value>,
     #[serde(default)]
     kubernetes_version: Option<String>,
@@ -278,11 +280,10 @@ struct RawMetric {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawDescribedObject {
-    #[serde(default)]
-    #[allow(dead_code)]
-    api_version: Option<String>,
+    /// Accepted for fidelity with the API object; the controller only names the kind and name.
+    #[serde(default, rename = "apiVersion")]
+    _api_version: Option<serde::de::IgnoredAny>,
     kind: String,
-    #[allow(dead_code)]
     name: String,
 }
 
@@ -603,9 +604,15 @@ impl Checker<'_> {
                 scale_down_events,
             },
         };
+        let notes = [("note", raw.note), ("versionNotes", raw.version_notes)]
+            .into_iter()
+            .filter_map(|(label, value)| value.map(|v| format!("{label}: {}", note_text(&v))))
+            .collect();
         LoadedCase {
             case,
             expected: raw.expected,
+            source: raw.source,
+            notes,
         }
     }
 
@@ -805,13 +812,13 @@ impl Checker<'_> {
                 })
                 .collect()
         });
-        if let Some(t) = raw.tolerance {
-            if !t.is_finite() || t < 0.0 {
-                self.error(
-                    &at.key("tolerance"),
-                    format!("Invalid value: {t}: must be greater than or equal to 0"),
-                );
-            }
+        if let Some(t) = raw.tolerance
+            && (!t.is_finite() || t < 0.0)
+        {
+            self.error(
+                &at.key("tolerance"),
+                format!("Invalid value: {t}: must be greater than or equal to 0"),
+            );
         }
         ScalingRules {
             stabilization_window_seconds: raw.stabilization_window_seconds,
@@ -937,14 +944,14 @@ impl Checker<'_> {
             }
             "Object" => {
                 let name = self.required_name(at, "name", raw.name);
-                let described_kind = match raw.described_object {
-                    Some(object) => object.kind,
+                let (described_kind, described_name) = match raw.described_object {
+                    Some(object) => (object.kind, object.name),
                     None => {
                         self.error(
                             &at.key("describedObject"),
                             "Required value: must specify a describedObject",
                         );
-                        String::new()
+                        (String::new(), String::new())
                     }
                 };
                 if target.value_milli.is_none() && target.average_value_milli.is_none() {
@@ -956,6 +963,7 @@ impl Checker<'_> {
                 MetricSpec::Object {
                     name,
                     described_kind,
+                    described_name,
                     observed_milli: raw.observed.and_then(|o| o.value_milli),
                     target: value_target(&target),
                 }
@@ -1010,6 +1018,29 @@ impl Checker<'_> {
         let ready_transition_ago = raw
             .ready_transition_seconds_ago
             .map(|s| self.seconds(&at.key("readyTransitionSecondsAgo"), s));
+        // Requests are quantities the API server keeps non-negative; a negative total would
+        // also break the utilization arithmetic.
+        for (resource, value) in &raw.requests {
+            if *value < 0 {
+                self.error(
+                    &at.key("requests").key(resource),
+                    format!("Invalid value: {value}: must be greater than or equal to 0"),
+                );
+            }
+        }
+        for (idx, container) in raw.containers.iter().enumerate() {
+            for (resource, value) in &container.requests {
+                if *value < 0 {
+                    self.error(
+                        &at.key("containers")
+                            .index(idx)
+                            .key("requests")
+                            .key(resource),
+                        format!("Invalid value: {value}: must be greater than or equal to 0"),
+                    );
+                }
+            }
+        }
         let metric_age = raw.metric_age_seconds.map_or(SimDuration::ZERO, |s| {
             self.seconds(&at.key("metricAgeSeconds"), s)
         });
@@ -1033,6 +1064,17 @@ impl Checker<'_> {
                 })
                 .collect(),
         }
+    }
+}
+
+/// A note as one line of text: strings as they are, arrays joined, anything else as JSON.
+fn note_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Array(items) => {
+            items.iter().map(note_text).collect::<Vec<_>>().join(" ")
+        }
+        other => other.to_string(),
     }
 }
 
@@ -1064,15 +1106,15 @@ pub fn mismatches(decision: &Decision, expected: &Expected) -> Vec<String> {
             expected.desired_replicas, decision.desired_replicas
         ));
     }
-    if let Some(utilization) = expected.current_utilization {
-        if decision.current_utilization != Some(utilization) {
-            out.push(format!(
-                "currentUtilization: expected {utilization}, got {}",
-                decision
-                    .current_utilization
-                    .map_or("none".to_string(), |u| u.to_string())
-            ));
-        }
+    if let Some(utilization) = expected.current_utilization
+        && decision.current_utilization != Some(utilization)
+    {
+        let got = decision
+            .current_utilization
+            .map_or("none".to_string(), |u| u.to_string());
+        out.push(format!(
+            "currentUtilization: expected {utilization}, got {got}"
+        ));
     }
     if let Some(proposals) = &expected.per_metric_proposals {
         let got = proposals_of(decision);

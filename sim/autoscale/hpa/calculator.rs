@@ -2,8 +2,6 @@
 //! (§1.4-§1.7). Integer truncations and float64 comparisons are kept exactly as upstream has them,
 //! because the outcome at the edges (a truncated percentage, a ratio of exactly 1.1) depends on them.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use super::{
     HpaCase, MetricFailure, MetricOutcome, MetricProposal, MetricSpec, Pod, PodPhase,
     ResourceTarget, Tolerances, ValueTarget,
@@ -131,6 +129,7 @@ pub(crate) fn replicas_for_metric(
         MetricSpec::Object {
             name,
             described_kind,
+            described_name,
             observed_milli,
             target,
         } => {
@@ -138,7 +137,7 @@ pub(crate) fn replicas_for_metric(
                 return Err(failure(
                     "FailedGetObjectMetric",
                     format!(
-                        "failed to get object metric value: unable to get metric {name} on {described_kind}"
+                        "failed to get object metric value: unable to get metric {name} on {described_kind} {described_name}"
                     ),
                 ));
             };
@@ -195,121 +194,114 @@ pub(crate) fn replicas_for_metric(
     }
 }
 
-/// A sample as the metrics API returns it: value and its age, keyed by pod name.
+/// A sample as the metrics API returns it: its value and its age.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     value: i64,
     age: crate::engine::SimDuration,
 }
 
-type Samples = BTreeMap<String, Sample>;
+/// What the metrics API returned: one entry per listed pod (by index; `None` is no sample) and
+/// the samples of pods outside the list. Indexes instead of name maps keep a reconcile free of
+/// per-pod allocations; pod names are unique, so this is the same map upstream builds.
+struct Samples {
+    pods: Vec<Option<Sample>>,
+    extras: Vec<i64>,
+}
+
+impl Samples {
+    fn is_empty(&self) -> bool {
+        self.extras.is_empty() && self.pods.iter().all(Option::is_none)
+    }
+}
 
 fn resource_samples(case: &HpaCase, resource: &str, container: Option<&str>) -> Samples {
-    let mut samples = Samples::new();
-    for pod in &case.pods {
-        let value = match container {
-            None => pod.usage.get(resource).copied(),
-            Some(container) => pod
-                .containers
-                .iter()
-                .find(|c| c.name == container)
-                .and_then(|c| c.usage.get(resource).copied()),
-        };
-        if let Some(value) = value {
-            samples.insert(
-                pod.name.clone(),
-                Sample {
-                    value,
-                    age: pod.metric_age,
-                },
-            );
-        }
-    }
-    if container.is_none() {
-        for extra in &case.extra_samples {
-            if let Some(value) = extra.usage.get(resource) {
-                samples.insert(
-                    extra.pod.clone(),
-                    Sample {
-                        value: *value,
-                        age: crate::engine::SimDuration::ZERO,
-                    },
-                );
-            }
-        }
-    }
-    samples
+    let pods = case
+        .pods
+        .iter()
+        .map(|pod| {
+            let value = match container {
+                None => pod.usage.get(resource).copied(),
+                Some(container) => pod
+                    .containers
+                    .iter()
+                    .find(|c| c.name == container)
+                    .and_then(|c| c.usage.get(resource).copied()),
+            };
+            value.map(|value| Sample {
+                value,
+                age: pod.metric_age,
+            })
+        })
+        .collect();
+    // Container metrics are looked up per listed pod, so only pod-level samples have extras.
+    let extras = match container {
+        None => case
+            .extra_samples
+            .iter()
+            .filter_map(|e| e.usage.get(resource).copied())
+            .collect(),
+        Some(_) => Vec::new(),
+    };
+    Samples { pods, extras }
 }
 
 fn plain_samples(case: &HpaCase, metric: &str) -> Samples {
-    let mut samples = Samples::new();
-    for pod in &case.pods {
-        if let Some(value) = pod.usage.get(metric) {
-            samples.insert(
-                pod.name.clone(),
-                Sample {
+    Samples {
+        pods: case
+            .pods
+            .iter()
+            .map(|pod| {
+                pod.usage.get(metric).map(|value| Sample {
                     value: *value,
                     age: pod.metric_age,
-                },
-            );
-        }
+                })
+            })
+            .collect(),
+        extras: case
+            .extra_samples
+            .iter()
+            .filter_map(|e| e.usage.get(metric).copied())
+            .collect(),
     }
-    for extra in &case.extra_samples {
-        if let Some(value) = extra.usage.get(metric) {
-            samples.insert(
-                extra.pod.clone(),
-                Sample {
-                    value: *value,
-                    age: crate::engine::SimDuration::ZERO,
-                },
-            );
-        }
-    }
-    samples
 }
 
 /// The buckets of §1.4.
-struct Groups {
-    ready_count: usize,
-    unready: BTreeSet<String>,
-    missing: BTreeSet<String>,
-    ignored: BTreeSet<String>,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bucket {
+    Ignored,
+    Unready,
+    Missing,
+    Ready,
 }
 
 /// Upstream's groupPods. `resource` is the metric's resource name ("" for custom metrics); only
 /// `cpu` gets the readiness rules, since only CPU is distorted by start-up work.
-fn group_pods(case: &HpaCase, samples: &Samples, resource: &str) -> Groups {
-    let mut groups = Groups {
-        ready_count: 0,
-        unready: BTreeSet::new(),
-        missing: BTreeSet::new(),
-        ignored: BTreeSet::new(),
-    };
+fn group_pods(case: &HpaCase, samples: &Samples, resource: &str) -> Vec<Bucket> {
     let init_period = case.controller.cpu_initialization_period.0 as i128;
     let readiness_delay = case.controller.initial_readiness_delay.0 as i128;
     let window = case.metric_window.0 as i128;
-    for pod in &case.pods {
-        if pod.deleted || pod.phase == PodPhase::Failed {
-            groups.ignored.insert(pod.name.clone());
-            continue;
-        }
-        if pod.phase == PodPhase::Pending {
-            groups.unready.insert(pod.name.clone());
-            continue;
-        }
-        let Some(sample) = samples.get(&pod.name) else {
-            groups.missing.insert(pod.name.clone());
-            continue;
-        };
-        if resource == "cpu"
-            && cpu_sample_is_unready(pod, sample, init_period, readiness_delay, window)
-        {
-            groups.unready.insert(pod.name.clone());
-            continue;
-        }
-        groups.ready_count += 1;
-    }
-    groups
+    case.pods
+        .iter()
+        .zip(&samples.pods)
+        .map(|(pod, sample)| {
+            if pod.deleted || pod.phase == PodPhase::Failed {
+                return Bucket::Ignored;
+            }
+            if pod.phase == PodPhase::Pending {
+                return Bucket::Unready;
+            }
+            let Some(sample) = sample else {
+                return Bucket::Missing;
+            };
+            if resource == "cpu"
+                && cpu_sample_is_unready(pod, sample, init_period, readiness_delay, window)
+            {
+                return Bucket::Unready;
+            }
+            Bucket::Ready
+        })
+        .collect()
 }
 
 /// The CPU readiness rule, in ages before now [ns] (a later instant has a smaller age).
@@ -341,13 +333,13 @@ fn cpu_sample_is_unready(
     }
 }
 
-/// Per-pod requests for the metric's resource (all pods, as upstream computes them).
+/// Per-pod requests for the metric's resource, by pod index (all pods, as upstream computes them).
 fn pod_requests(
     case: &HpaCase,
     resource: &str,
     container: Option<&str>,
-) -> Result<BTreeMap<String, i64>, String> {
-    let mut requests = BTreeMap::new();
+) -> Result<Vec<i64>, String> {
+    let mut requests = Vec::with_capacity(case.pods.len());
     for pod in &case.pods {
         let request = match container {
             Some(container) => {
@@ -370,13 +362,13 @@ fn pod_requests(
             None => match pod.requests.get(resource) {
                 Some(value) => *value,
                 None => {
-                    let mut sum = 0i64;
                     if pod.containers.is_empty() {
                         return Err(format!(
                             "missing request for {resource} in Pod {}",
                             pod.name
                         ));
                     }
+                    let mut sum = 0i64;
                     for c in &pod.containers {
                         match c.requests.get(resource) {
                             Some(value) => sum = sum.saturating_add(*value),
@@ -392,30 +384,69 @@ fn pod_requests(
                 }
             },
         };
-        requests.insert(pod.name.clone(), request);
+        requests.push(request);
     }
     Ok(requests)
 }
 
+/// The metric map as upstream holds it after grouping and fill-in: listed pods by index
+/// (`None` = not in the map), then the samples of pods outside the list.
+struct Values<'a> {
+    pods: Vec<Option<i64>>,
+    extras: &'a [i64],
+}
+
+impl<'a> Values<'a> {
+    /// The samples of ready pods, plus the extras (ignored and unready samples are removed).
+    fn of_ready(samples: &'a Samples, buckets: &[Bucket]) -> Self {
+        let pods = samples
+            .pods
+            .iter()
+            .zip(buckets)
+            .map(|(sample, bucket)| match (sample, bucket) {
+                (Some(sample), Bucket::Ready) => Some(sample.value),
+                _ => None,
+            })
+            .collect();
+        Values {
+            pods,
+            extras: &samples.extras,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.pods.iter().filter(|v| v.is_some()).count() + self.extras.len()
+    }
+
+    fn fill(&mut self, buckets: &[Bucket], which: Bucket, value: impl Fn(usize) -> i64) {
+        for (idx, bucket) in buckets.iter().enumerate() {
+            if *bucket == which {
+                self.pods[idx] = Some(value(idx));
+            }
+        }
+    }
+}
+
 /// Upstream's GetResourceUtilizationRatio: (ratio, utilization %, raw average [milli]).
 fn utilization_ratio(
-    values: &BTreeMap<String, i64>,
-    requests: &BTreeMap<String, i64>,
+    values: &Values,
+    requests: &[i64],
     target_utilization: i32,
 ) -> Result<(f64, i32, i64), String> {
     let mut metrics_total = 0i64;
     let mut requests_total = 0i64;
     let mut n_entries = 0i64;
-    for (pod, value) in values {
-        // Samples of pods outside the pod list have no request: skipped here, counted elsewhere.
-        let Some(request) = requests.get(pod) else {
-            continue;
-        };
-        metrics_total = metrics_total.saturating_add(*value);
-        requests_total = requests_total.saturating_add(*request);
-        n_entries += 1;
+    // Samples of pods outside the pod list have no request: skipped here, counted elsewhere.
+    for (value, request) in values.pods.iter().zip(requests) {
+        if let Some(value) = value {
+            metrics_total = metrics_total.saturating_add(*value);
+            requests_total = requests_total.saturating_add(*request);
+            n_entries += 1;
+        }
     }
-    if requests_total == 0 {
+    // Upstream tests `== 0`; requests are never negative there, and a negative total here would
+    // only come from a malformed case, which must not reach the division.
+    if requests_total <= 0 {
         return Err("no metrics returned matched known pods".to_string());
     }
     let utilization = (metrics_total.saturating_mul(100) / requests_total) as i32;
@@ -427,10 +458,17 @@ fn utilization_ratio(
 }
 
 /// Upstream's GetMetricUsageRatio: (ratio, average [milli]).
-fn usage_ratio(values: &BTreeMap<String, i64>, target_milli: i64) -> (f64, i64) {
-    let total = values.values().fold(0i64, |sum, v| sum.saturating_add(*v));
+fn usage_ratio(values: &Values, target_milli: i64) -> (f64, i64) {
+    let listed = values.pods.iter().flatten();
+    let total = listed
+        .chain(values.extras)
+        .fold(0i64, |sum, v| sum.saturating_add(*v));
     let usage = total / values.len().max(1) as i64;
     (usage as f64 / target_milli as f64, usage)
+}
+
+fn count(buckets: &[Bucket], which: Bucket) -> usize {
+    buckets.iter().filter(|b| **b == which).count()
 }
 
 /// GetResourceReplicas: (replicas, utilization %, raw average [milli]).
@@ -446,13 +484,9 @@ fn utilization_replicas(
     if case.pods.is_empty() {
         return Err("no pods returned by selector while calculating replica count".to_string());
     }
-    let groups = group_pods(case, &samples, resource);
-    let mut values: BTreeMap<String, i64> = samples
-        .into_iter()
-        .filter(|(pod, _)| !groups.ignored.contains(pod) && !groups.unready.contains(pod))
-        .map(|(pod, sample)| (pod, sample.value))
-        .collect();
-    if values.is_empty() {
+    let buckets = group_pods(case, &samples, resource);
+    let mut values = Values::of_ready(&samples, &buckets);
+    if values.len() == 0 {
         return Err(
             "did not receive metrics for targeted pods (pods might be unready)".to_string(),
         );
@@ -460,19 +494,17 @@ fn utilization_replicas(
     let requests = pod_requests(case, resource, container)?;
     let (ratio, utilization, raw) = utilization_ratio(&values, &requests, target_utilization)?;
 
-    let scale_up_with_unready = !groups.unready.is_empty() && ratio > 1.0;
-    if !scale_up_with_unready && groups.missing.is_empty() {
+    let n_missing = count(&buckets, Bucket::Missing);
+    let scale_up_with_unready = count(&buckets, Bucket::Unready) > 0 && ratio > 1.0;
+    if !scale_up_with_unready && n_missing == 0 {
         if tolerances.is_within(ratio) {
             return Ok((current, utilization, raw));
         }
-        return Ok((
-            ceil_to_i32(ratio * groups.ready_count as f64),
-            utilization,
-            raw,
-        ));
+        let ready_count = count(&buckets, Bucket::Ready);
+        return Ok((ceil_to_i32(ratio * ready_count as f64), utilization, raw));
     }
 
-    if !groups.missing.is_empty() {
+    if n_missing > 0 {
         if ratio < 1.0 {
             // On a scale-down a pod without a sample is assumed busy, so the estimate errs on the
             // side of keeping capacity. Since v1.26 "busy" is at least the target when it exceeds 100 %.
@@ -481,21 +513,16 @@ fn utilization_replicas(
             } else {
                 100
             };
-            for pod in &groups.missing {
-                let request = requests.get(pod).copied().unwrap_or(0);
-                values.insert(pod.clone(), request.saturating_mul(fallback_percent) / 100);
-            }
+            values.fill(&buckets, Bucket::Missing, |idx| {
+                requests[idx].saturating_mul(fallback_percent) / 100
+            });
         } else if ratio > 1.0 {
-            for pod in &groups.missing {
-                values.insert(pod.clone(), 0);
-            }
+            values.fill(&buckets, Bucket::Missing, |_| 0);
         }
     }
     if scale_up_with_unready {
         // Unready pods are assumed idle on a scale-up: they will take load once ready.
-        for pod in &groups.unready {
-            values.insert(pod.clone(), 0);
-        }
+        values.fill(&buckets, Bucket::Unready, |_| 0);
     }
 
     let (new_ratio, _, _) = utilization_ratio(&values, &requests, target_utilization)?;
@@ -524,41 +551,34 @@ fn plain_replicas(
     if case.pods.is_empty() {
         return Err("no pods returned by selector while calculating replica count".to_string());
     }
-    let groups = group_pods(case, &samples, resource);
-    let mut values: BTreeMap<String, i64> = samples
-        .into_iter()
-        .filter(|(pod, _)| !groups.ignored.contains(pod) && !groups.unready.contains(pod))
-        .map(|(pod, sample)| (pod, sample.value))
-        .collect();
-    if values.is_empty() {
+    let buckets = group_pods(case, &samples, resource);
+    let mut values = Values::of_ready(&samples, &buckets);
+    if values.len() == 0 {
         return Err(
             "did not receive metrics for targeted pods (pods might be unready)".to_string(),
         );
     }
     let (ratio, usage) = usage_ratio(&values, target_milli);
 
-    let scale_up_with_unready = !groups.unready.is_empty() && ratio > 1.0;
-    if !scale_up_with_unready && groups.missing.is_empty() {
+    let n_missing = count(&buckets, Bucket::Missing);
+    let scale_up_with_unready = count(&buckets, Bucket::Unready) > 0 && ratio > 1.0;
+    if !scale_up_with_unready && n_missing == 0 {
         if tolerances.is_within(ratio) {
             return Ok((current, usage));
         }
-        return Ok((ceil_to_i32(ratio * groups.ready_count as f64), usage));
+        let ready_count = count(&buckets, Bucket::Ready);
+        return Ok((ceil_to_i32(ratio * ready_count as f64), usage));
     }
-    if !groups.missing.is_empty() {
+    if n_missing > 0 {
         if ratio < 1.0 {
-            for pod in &groups.missing {
-                values.insert(pod.clone(), target_milli);
-            }
+            // A missing pod counts as exactly on target for a scale-down.
+            values.fill(&buckets, Bucket::Missing, |_| target_milli);
         } else if ratio > 1.0 {
-            for pod in &groups.missing {
-                values.insert(pod.clone(), 0);
-            }
+            values.fill(&buckets, Bucket::Missing, |_| 0);
         }
     }
     if scale_up_with_unready {
-        for pod in &groups.unready {
-            values.insert(pod.clone(), 0);
-        }
+        values.fill(&buckets, Bucket::Unready, |_| 0);
     }
     let (new_ratio, _) = usage_ratio(&values, target_milli);
     if tolerances.is_within(new_ratio)

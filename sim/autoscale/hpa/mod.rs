@@ -16,6 +16,7 @@
 mod calculator;
 mod normalize;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -140,6 +141,7 @@ pub enum MetricSpec {
     Object {
         name: String,
         described_kind: String,
+        described_name: String,
         observed_milli: Option<i64>,
         target: ValueTarget,
     },
@@ -349,7 +351,8 @@ pub struct Condition {
     pub status: bool,
     /// Upstream's reason string, e.g. `SucceededRescale`.
     pub reason: &'static str,
-    pub message: String,
+    /// Upstream's message; fixed texts are borrowed so a reconcile allocates little.
+    pub message: Cow<'static, str>,
 }
 
 /// The rule that moved the result away from the combined metric proposal.
@@ -475,7 +478,11 @@ impl Tolerances {
     }
 }
 
-fn condition(status: bool, reason: &'static str, message: impl Into<String>) -> Condition {
+fn condition(
+    status: bool,
+    reason: &'static str,
+    message: impl Into<Cow<'static, str>>,
+) -> Condition {
     Condition {
         status,
         reason,
