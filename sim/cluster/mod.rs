@@ -46,3 +46,6 @@ pub enum ClusterError {
     #[error("invalid schedule case")]
     Case(#[source] Diagnostics),
 }
+
+#[cfg(test)]
+mod tests;
