@@ -60,9 +60,14 @@ pub struct ClusterState {
     node_index: HashMap<String, usize>,
     pods: Vec<Option<BoundPod>>,
     usage: Vec<NodeUsage>,
-    /// Slots of pods carrying any pod (anti-)affinity term, for the checks that must look
-    /// at existing pods' terms.
-    with_affinity: Vec<usize>,
+    /// Slots of pods with required affinity or preferred (anti-)affinity terms, the ones
+    /// InterPodAffinity scoring must visit.
+    with_scoring_terms: Vec<usize>,
+    /// Required anti-affinity terms of bound pods, keyed by one `matchLabels` pair of their
+    /// selector: an incoming pod can only match terms filed under one of its own labels.
+    anti_affinity_by_label: HashMap<(String, String), Vec<usize>>,
+    /// Pods with a required anti-affinity term that has no `matchLabels` to file it under.
+    anti_affinity_unindexed: Vec<usize>,
     /// (label key, label value) -> slots of pods carrying that label, so an affinity term
     /// with `matchLabels` looks at the few pods it can match instead of every pod.
     label_index: HashMap<(String, String), Vec<usize>>,
@@ -85,7 +90,9 @@ impl ClusterState {
             node_index,
             pods: Vec::new(),
             usage,
-            with_affinity: Vec::new(),
+            with_scoring_terms: Vec::new(),
+            anti_affinity_by_label: HashMap::new(),
+            anti_affinity_unindexed: Vec::new(),
             label_index: HashMap::new(),
             pdbs: Vec::new(),
             next_id: 0,
@@ -128,8 +135,28 @@ impl ClusterState {
             .expect("slots listed in aggregates are occupied")
     }
 
-    pub(crate) fn affinity_slots(&self) -> &[usize] {
-        &self.with_affinity
+    pub(crate) fn scoring_slots(&self) -> &[usize] {
+        &self.with_scoring_terms
+    }
+
+    /// Slots of bound pods whose required anti-affinity might match a pod with `labels`
+    /// (sorted, no duplicates); callers still check the terms.
+    pub(crate) fn anti_affinity_candidates(
+        &self,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Vec<usize> {
+        let mut slots = self.anti_affinity_unindexed.clone();
+        for (key, value) in labels {
+            if let Some(list) = self
+                .anti_affinity_by_label
+                .get(&(key.clone(), value.clone()))
+            {
+                slots.extend_from_slice(list);
+            }
+        }
+        slots.sort_unstable();
+        slots.dedup();
+        slots
     }
 
     /// Slots of the pods a selector can possibly match: the shortest posting list among its
@@ -198,7 +225,6 @@ impl ClusterState {
         }
         self.next_id += 1;
         let (non_zero_cpu_millis, non_zero_memory_bytes) = spec.non_zero_requests();
-        let has_affinity = spec.has_any_pod_affinity();
         let pod = BoundPod {
             id,
             spec,
@@ -210,8 +236,18 @@ impl ClusterState {
         };
         let slot = self.pods.len();
         self.usage[node].add(&pod, slot, 1);
-        if has_affinity {
-            self.with_affinity.push(slot);
+        if has_scoring_terms(&pod.spec) {
+            self.with_scoring_terms.push(slot);
+        }
+        for term in &pod.spec.pod_anti_affinity_required {
+            match term.selector.match_labels.iter().next() {
+                Some((key, value)) => self
+                    .anti_affinity_by_label
+                    .entry((key.clone(), value.clone()))
+                    .or_default()
+                    .push(slot),
+                None => self.anti_affinity_unindexed.push(slot),
+            }
         }
         for (key, value) in &pod.spec.labels {
             self.label_index
@@ -231,7 +267,17 @@ impl ClusterState {
             .position(|p| p.as_ref().is_some_and(|p| p.id == id))?;
         let pod = self.pods[slot].take()?;
         self.usage[pod.node].add(&pod, slot, -1);
-        self.with_affinity.retain(|s| *s != slot);
+        self.with_scoring_terms.retain(|s| *s != slot);
+        self.anti_affinity_unindexed.retain(|s| *s != slot);
+        for term in &pod.spec.pod_anti_affinity_required {
+            if let Some((key, value)) = term.selector.match_labels.iter().next()
+                && let Some(slots) = self
+                    .anti_affinity_by_label
+                    .get_mut(&(key.clone(), value.clone()))
+            {
+                slots.retain(|s| *s != slot);
+            }
+        }
         for (key, value) in &pod.spec.labels {
             if let Some(slots) = self.label_index.get_mut(&(key.clone(), value.clone())) {
                 slots.retain(|s| *s != slot);
@@ -242,4 +288,10 @@ impl ClusterState {
         }
         Some(pod)
     }
+}
+
+fn has_scoring_terms(spec: &PodSpec) -> bool {
+    !spec.pod_affinity_required.is_empty()
+        || !spec.pod_affinity_preferred.is_empty()
+        || !spec.pod_anti_affinity_preferred.is_empty()
 }

@@ -138,9 +138,8 @@ pub(crate) fn resources_fit(
         reasons.push("Too many pods".to_string());
     }
     if !request.is_zero() {
-        let mut check = |name: &str, wanted: i64| {
-            let allocatable = node.allocatable.get(name);
-            if wanted > 0 && wanted > allocatable - view.requested.get(name) {
+        let mut check = |name: &str, wanted: i64, allocatable: i64, used: i64| {
+            if wanted > 0 && wanted > allocatable - used {
                 reasons.push(format!("Insufficient {name}"));
                 // Newer releases know that no preemption can make room beyond allocatable.
                 if config.kubernetes_version.unresolvable_fit() && wanted > allocatable {
@@ -148,11 +147,23 @@ pub(crate) fn resources_fit(
                 }
             }
         };
-        check("cpu", request.cpu_millis);
-        check("memory", request.memory_bytes);
-        check("ephemeral-storage", request.ephemeral_storage_bytes);
+        let (have, used) = (&node.allocatable, view.requested);
+        check("cpu", request.cpu_millis, have.cpu_millis, used.cpu_millis);
+        check(
+            "memory",
+            request.memory_bytes,
+            have.memory_bytes,
+            used.memory_bytes,
+        );
+        check(
+            "ephemeral-storage",
+            request.ephemeral_storage_bytes,
+            have.ephemeral_storage_bytes,
+            used.ephemeral_storage_bytes,
+        );
         for (name, wanted) in &request.extended {
-            check(name, *wanted);
+            let amount = |r: &Resources| r.extended.get(name).copied().unwrap_or(0);
+            check(name, *wanted, amount(have), amount(used));
         }
     }
     if reasons.is_empty() {

@@ -43,8 +43,9 @@ fn bump(map: &mut DomainCounts, term: &PodAffinityTerm, node: &Node, delta: i64)
 impl InterPodState {
     pub(crate) fn build(cluster: &ClusterState, pod: &PodSpec) -> Self {
         let mut state = InterPodState::default();
-        // Existing pods' anti-affinity: only pods with terms can contribute.
-        for &slot in cluster.affinity_slots() {
+        // Existing pods' anti-affinity: only terms filed under one of the pod's labels (or
+        // without matchLabels) can match it.
+        for slot in cluster.anti_affinity_candidates(&pod.labels) {
             let existing = cluster.pod_at(slot);
             state.account_existing_terms(&existing.spec, &cluster.nodes()[existing.node], pod, 1);
         }

@@ -55,16 +55,20 @@ pub(crate) fn preempt(
         })
         .collect();
     // Nodes not tried report "not helpful"; tried ones report why they did not work.
-    let mut statuses: Vec<Vec<String>> = vec![vec![NOT_HELPFUL.to_string()]; n_nodes];
+    let mut statuses: Vec<Option<Vec<String>>> = vec![None; n_nodes];
     let mut candidates = Vec::new();
     for &node in &potential {
         match select_victims(cluster, cycle, node) {
             Ok(candidate) => candidates.push(candidate),
-            Err(reasons) => statuses[node] = reasons,
+            Err(reasons) => statuses[node] = Some(reasons),
         }
     }
     if candidates.is_empty() {
-        let message = fit_error_message(n_nodes, statuses.iter().flatten().map(String::as_str));
+        let reasons = statuses.iter().flat_map(|status| match status {
+            Some(reasons) => reasons.iter().map(String::as_str).collect::<Vec<_>>(),
+            None => vec![NOT_HELPFUL],
+        });
+        let message = fit_error_message(n_nodes, reasons);
         return (None, format!("preemption: {message}"));
     }
     // The final tie is arbitrary upstream (map order); we take the smallest node name.
@@ -91,9 +95,6 @@ fn select_victims<'a>(
 ) -> Result<Candidate<'a>, Vec<String>> {
     let node = &cluster.nodes()[node_idx];
     let usage = cluster.usage(node_idx);
-    let mut requested = usage.requested.clone();
-    let mut pod_count = usage.pod_count;
-    let mut inter = cycle.inter.clone();
     let mut lower: Vec<&BoundPod> = usage
         .pods
         .iter()
@@ -103,6 +104,9 @@ fn select_victims<'a>(
     if lower.is_empty() {
         return Err(vec![NO_VICTIMS.to_string()]);
     }
+    let mut requested = usage.requested.clone();
+    let mut pod_count = usage.pod_count;
+    let mut inter = cycle.inter.clone();
     for pod in &lower {
         requested.add_scaled(&pod.requests, -1);
         pod_count -= 1;
