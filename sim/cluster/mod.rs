@@ -1,7 +1,8 @@
 //! `cluster`: nodes and their GPUs, the pods bound to them, the default kube-scheduler
-//! (filter, score, preempt) and ResourceQuota admission, each decision a pure function.
+//! (filter, score, preempt), ResourceQuota admission and the Deployment controller's
+//! rollout step, each decision a pure function.
 //!
-//! Follows Kubernetes v1.35 by default (spec/kubernetes.md §2–§3, Appendix C); a case or
+//! Follows Kubernetes v1.35 by default (spec/kubernetes.md §2–§4, Appendix C); a case or
 //! topology may pin an older `kubernetesVersion` where upstream's wording or rules changed.
 //!
 //! Invariants: nothing here reads a clock or draws a random number (upstream's random score
@@ -12,7 +13,8 @@
 //!
 //! ```text
 //! case file ──> case::load ──> ClusterState + PodSpec ──> schedule ──> Placement ──> explain
-//!                                                     └─> quota::admit ──> Admission
+//!                                                     └─> quota::admit ──> charged quotas | QuotaRejection
+//! RolloutState ──> rollout::rollout_step ──> RolloutStep
 //! ```
 
 pub mod case;
@@ -20,6 +22,7 @@ pub mod gpu;
 pub mod model;
 pub mod quantity;
 pub mod quota;
+pub mod rollout;
 pub mod schedule;
 pub mod state;
 
