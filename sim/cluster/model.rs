@@ -258,7 +258,7 @@ impl PodAffinityTerm {
         let in_namespace = if self.namespaces.is_empty() {
             pod.namespace == owner_namespace
         } else {
-            self.namespaces.iter().any(|ns| *ns == pod.namespace)
+            self.namespaces.contains(&pod.namespace)
         };
         in_namespace && self.selector.matches(&pod.labels)
     }
