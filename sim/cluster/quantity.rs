@@ -144,3 +144,6 @@ pub fn format_amount(name: &str, amount: i64) -> String {
     }
     amount.to_string()
 }
+
+#[cfg(test)]
+mod tests;

@@ -259,6 +259,18 @@ impl ClusterState {
         Ok(id)
     }
 
+    /// The physical GPUs `units` units would land on if a pod were bound to `node` now;
+    /// `None` when the node describes no devices.
+    pub fn preview_gpu_devices(
+        &self,
+        node: usize,
+        units: u32,
+    ) -> Option<Result<Vec<usize>, crate::cluster::gpu::GpuError>> {
+        let mut gpus = self.nodes.get(node)?.gpus.clone()?;
+        // A throwaway id: the copy is dropped right after.
+        Some(gpus.allocate(PodId(u32::MAX), units))
+    }
+
     /// Removes a bound pod (deleted or preempted) and frees what it held.
     pub fn remove(&mut self, id: PodId) -> Option<BoundPod> {
         let slot = self

@@ -193,6 +193,27 @@ fn render_text(
         }
         None => {}
     }
+    let gpu_units = request
+        .extended
+        .get(twin::cluster::model::GPU_RESOURCE)
+        .copied()
+        .unwrap_or(0);
+    if let (Some(selected), Ok(units @ 1..)) = (placement.selected, u32::try_from(gpu_units))
+        && let Some(Ok(devices)) = case.cluster.preview_gpu_devices(selected, units)
+        && let Some(gpus) = &nodes[selected].gpus
+    {
+        let devices: Vec<String> = devices
+            .iter()
+            .map(|d| format!("{d} ({})", gpus.devices[*d].class))
+            .collect();
+        let _ = writeln!(
+            out,
+            "gpu: {units} unit(s) on device(s) {} of {} ({:?})",
+            devices.join(", "),
+            nodes[selected].name,
+            gpus.sharing
+        );
+    }
     if let Some(unschedulable) = &placement.unschedulable {
         let _ = writeln!(out, "unschedulable: {}", unschedulable.message);
     }

@@ -670,3 +670,76 @@ fn kubernetes_versions_parse_with_or_without_v_and_patch() {
     assert_eq!(KubernetesVersion::parse("v2.0"), None);
     assert_eq!(KubernetesVersion::parse("latest"), None);
 }
+
+#[test]
+fn preferred_node_affinity_scores_matching_weights_normalized_to_the_best_node() {
+    // Goal: NodeAffinity score = Σ matching preferred weights, scaled so the best node gets
+    // 100; skipped without preferred terms. Method: weights 30 and 60 on two labels.
+    let mut both = node("both", 4000, 8192);
+    both.labels.insert("ssd".into(), "yes".into());
+    both.labels.insert("fast".into(), "yes".into());
+    let mut one = node("one", 4000, 8192);
+    one.labels.insert("ssd".into(), "yes".into());
+    let cluster = ClusterState::new(vec![both, one, node("none", 4000, 8192)]).expect("unique");
+    let exists = |key: &str| NodeSelectorTerm {
+        match_expressions: vec![Requirement {
+            key: key.into(),
+            operator: SelectorOperator::Exists,
+            values: Vec::new(),
+        }],
+    };
+    let mut p = pod("p", 100, 100);
+    assert!(
+        schedule(&cluster, &p, &SchedulerConfig::default())
+            .scores
+            .iter()
+            .all(|s| s.node_affinity.is_none())
+    );
+    p.node_affinity_preferred = vec![
+        PreferredSchedulingTerm {
+            weight: 30,
+            preference: exists("ssd"),
+        },
+        PreferredSchedulingTerm {
+            weight: 60,
+            preference: exists("fast"),
+        },
+    ];
+    let placement = schedule(&cluster, &p, &SchedulerConfig::default());
+    let scores: Vec<Option<i64>> = placement.scores.iter().map(|s| s.node_affinity).collect();
+    assert_eq!(scores, vec![Some(100), Some(33), Some(0)]);
+    assert_eq!(placement.selected, Some(0));
+}
+
+#[test]
+fn inter_pod_affinity_scores_count_existing_pods_required_affinity_at_the_hard_weight() {
+    // Goal: an existing pod's required affinity to the incoming pod's labels scores its domain
+    // at hardPodAffinityWeight (1), then min-max normalizes. Method: a client pod on n1 with
+    // required affinity to app=server by hostname; the incoming server pod has no terms.
+    let mut cluster =
+        ClusterState::new(vec![node("n1", 4000, 8192), node("n2", 4000, 8192)]).expect("unique");
+    let mut client = labelled(pod("client", 100, 100), "app", "client");
+    client
+        .pod_affinity_required
+        .push(term("app", "server", HOSTNAME_LABEL));
+    cluster.bind(client, "n1", None).expect("node exists");
+    let server = labelled(pod("server", 100, 100), "app", "server");
+    let placement = schedule(&cluster, &server, &SchedulerConfig::default());
+    let scores: Vec<Option<i64>> = placement
+        .scores
+        .iter()
+        .map(|s| s.inter_pod_affinity)
+        .collect();
+    assert_eq!(scores, vec![Some(100), Some(0)]);
+    let off = SchedulerConfig {
+        hard_pod_affinity_weight: 0,
+        ..SchedulerConfig::default()
+    };
+    assert!(
+        schedule(&cluster, &server, &off)
+            .scores
+            .iter()
+            .all(|s| s.inter_pod_affinity.is_none()),
+        "nothing contributes: skipped"
+    );
+}
