@@ -174,6 +174,9 @@ fn render_text(
     if !placement.scores.is_empty() {
         out.push_str("total = NodeResourcesFit + BalancedAllocation + 3 x TaintToleration + 2 x NodeAffinity + 2 x InterPodAffinity\n");
     }
+    if placement.feasible.len() == 1 {
+        out.push_str("one feasible node: upstream binds it without scoring; the scores are shown for reference\n");
+    }
     match placement.selected {
         Some(selected) if placement.is_tie() => {
             let names: Vec<&str> = placement

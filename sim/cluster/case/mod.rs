@@ -53,12 +53,34 @@ struct CaseFile {
     expected: Option<serde_json::Map<String, Value>>,
 }
 
-/// A resource amount: a number in the case's units, or a quantity string.
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A resource amount: an integer in the case's units, or a quantity string.
 enum Amount {
     Number(i64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AmountVisitor;
+        impl serde::de::Visitor<'_> for AmountVisitor {
+            type Value = Amount;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an integer (cpu in millicores, memory in MiB, counts) or a quantity string like \"1.5Gi\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Amount, E> {
+                Ok(Amount::Number(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Amount, E> {
+                i64::try_from(v)
+                    .map(Amount::Number)
+                    .map_err(|_| E::custom("amount out of range"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Amount, E> {
+                Ok(Amount::Text(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(AmountVisitor)
+    }
 }
 
 type AmountMap = BTreeMap<String, Amount>;

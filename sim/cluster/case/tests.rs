@@ -172,3 +172,17 @@ fn comparison_treats_node_lists_as_sets_and_score_objects_as_subsets() {
         .collect();
     assert_eq!(fields, vec!["scores.a.total", "topNodes"]);
 }
+
+#[test]
+fn a_fractional_number_is_refused_with_the_units_spelled_out() {
+    // Goal: a float where an integer amount is expected says what is expected. Method: cpu 0.5.
+    let diags = errors(&MINIMAL.replace("\"cpu\": 4000", "\"cpu\": 0.5"));
+    assert_eq!(diags[0].field, "nodes[0].allocatable.cpu");
+    assert!(
+        diags[0]
+            .message
+            .contains("cpu in millicores, memory in MiB"),
+        "{}",
+        diags[0].message
+    );
+}
