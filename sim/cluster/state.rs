@@ -72,6 +72,8 @@ pub struct ClusterState {
     /// with `matchLabels` looks at the few pods it can match instead of every pod.
     label_index: HashMap<(String, String), Vec<usize>>,
     pdbs: Vec<PodDisruptionBudget>,
+    /// (label key, label value) -> nodes carrying it, to turn a topology domain into nodes.
+    nodes_by_label: HashMap<(String, String), Vec<usize>>,
     next_id: u32,
 }
 
@@ -85,6 +87,15 @@ impl ClusterState {
             }
         }
         let usage = vec![NodeUsage::default(); nodes.len()];
+        let mut nodes_by_label: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (idx, node) in nodes.iter().enumerate() {
+            for (key, value) in &node.labels {
+                nodes_by_label
+                    .entry((key.clone(), value.clone()))
+                    .or_default()
+                    .push(idx);
+            }
+        }
         Ok(ClusterState {
             nodes,
             node_index,
@@ -95,6 +106,7 @@ impl ClusterState {
             anti_affinity_unindexed: Vec::new(),
             label_index: HashMap::new(),
             pdbs: Vec::new(),
+            nodes_by_label,
             next_id: 0,
         })
     }
@@ -133,6 +145,13 @@ impl ClusterState {
         self.pods[slot]
             .as_ref()
             .expect("slots listed in aggregates are occupied")
+    }
+
+    /// Nodes whose label `key` has `value`, in node order.
+    pub fn nodes_with_label(&self, key: &str, value: &str) -> &[usize] {
+        self.nodes_by_label
+            .get(&(key.to_string(), value.to_string()))
+            .map_or(&[], Vec::as_slice)
     }
 
     pub(crate) fn scoring_slots(&self) -> &[usize] {

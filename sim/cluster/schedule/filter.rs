@@ -1,6 +1,8 @@
 //! The default Filter plugins, in upstream's order; a node reports the first plugin that
 //! rejects it (only NodeResourcesFit can give several reasons at once).
 
+use std::borrow::Cow;
+
 use crate::cluster::model::{Node, PodSpec, Resources, Taint, TaintEffect};
 use crate::cluster::schedule::interpod::InterPodState;
 use crate::cluster::schedule::{FilterFailure, FilterPlugin, SchedulerConfig};
@@ -27,6 +29,10 @@ pub(crate) struct Cycle<'a> {
 pub(crate) struct NodeView<'a> {
     pub requested: &'a Resources,
     pub pod_count: i64,
+    /// The anti-affinity checks precomputed for this node (bit 0: the pod's own terms, bit
+    /// 1: existing pods' terms), or `None` to read them from the counts (preemption's dry
+    /// runs change the counts node by node).
+    pub anti_affinity_mask: Option<u8>,
 }
 
 /// Runs every filter on one node; `Ok` when it passes them all.
@@ -41,13 +47,13 @@ pub(crate) fn run_filters(
     taint_toleration(cycle.pod, node, cycle.config)?;
     node_affinity(cycle.pod, node)?;
     resources_fit(&cycle.request, node, view, cycle.config)?;
-    inter_pod_affinity(cycle.pod, node, inter)?;
+    inter_pod_affinity(cycle.pod, node, inter, view.anti_affinity_mask)?;
     Ok(())
 }
 
 fn fail(
     plugin: FilterPlugin,
-    reason: impl Into<String>,
+    reason: impl Into<Cow<'static, str>>,
     unresolvable: bool,
 ) -> Result<(), FilterFailure> {
     Err(FilterFailure {
@@ -135,12 +141,17 @@ pub(crate) fn resources_fit(
     let mut reasons = Vec::new();
     let mut unresolvable = false;
     if view.pod_count + 1 > node.allocatable.pods {
-        reasons.push("Too many pods".to_string());
+        reasons.push(Cow::Borrowed("Too many pods"));
     }
     if !request.is_zero() {
         let mut check = |name: &str, wanted: i64, allocatable: i64, used: i64| {
             if wanted > 0 && wanted > allocatable - used {
-                reasons.push(format!("Insufficient {name}"));
+                reasons.push(match name {
+                    "cpu" => Cow::Borrowed("Insufficient cpu"),
+                    "memory" => Cow::Borrowed("Insufficient memory"),
+                    "ephemeral-storage" => Cow::Borrowed("Insufficient ephemeral-storage"),
+                    other => Cow::Owned(format!("Insufficient {other}")),
+                });
                 // Newer releases know that no preemption can make room beyond allocatable.
                 if config.kubernetes_version.unresolvable_fit() && wanted > allocatable {
                     unresolvable = true;
@@ -183,14 +194,22 @@ pub(crate) fn inter_pod_affinity(
     pod: &PodSpec,
     node: &Node,
     inter: &InterPodState,
+    mask: Option<u8>,
 ) -> Result<(), FilterFailure> {
     if !inter.satisfies_affinity(pod, node) {
         return fail(FilterPlugin::InterPodAffinity, REASON_AFFINITY, true);
     }
-    if !inter.satisfies_anti_affinity(pod, node) {
+    let (own_blocked, existing_blocked) = match mask {
+        Some(bits) => (bits & 1 != 0, bits & 2 != 0),
+        None => (
+            !inter.satisfies_anti_affinity(pod, node),
+            !inter.satisfies_existing_anti_affinity(node),
+        ),
+    };
+    if own_blocked {
         return fail(FilterPlugin::InterPodAffinity, REASON_ANTI_AFFINITY, false);
     }
-    if !inter.satisfies_existing_anti_affinity(node) {
+    if existing_blocked {
         return fail(
             FilterPlugin::InterPodAffinity,
             REASON_EXISTING_ANTI_AFFINITY,

@@ -140,6 +140,31 @@ impl InterPodState {
         }
     }
 
+    /// Per node, which anti-affinity check fails (bit 0: the pod's own terms, bit 1:
+    /// existing pods' terms), found from the blocked domains through the cluster's
+    /// node-label index instead of per-node lookups. Same answers as
+    /// [`InterPodState::satisfies_anti_affinity`] and
+    /// [`InterPodState::satisfies_existing_anti_affinity`].
+    pub(crate) fn anti_affinity_masks(&self, cluster: &ClusterState, pod: &PodSpec) -> Vec<u8> {
+        let mut masks = vec![0u8; cluster.nodes().len()];
+        let mut mark = |counts: &DomainCounts, key: &str, bit: u8| {
+            for (value, count) in counts.get(key).into_iter().flatten() {
+                if *count > 0 {
+                    for &node in cluster.nodes_with_label(key, value) {
+                        masks[node] |= bit;
+                    }
+                }
+            }
+        };
+        for term in &pod.pod_anti_affinity_required {
+            mark(&self.anti_affinity_counts, &term.topology_key, 1);
+        }
+        for key in self.existing_anti_affinity_counts.keys() {
+            mark(&self.existing_anti_affinity_counts, key, 2);
+        }
+        masks
+    }
+
     /// Required pod affinity. A pod whose terms match no pod anywhere may still go where
     /// every topology key exists, if it matches its own terms (the first pod of a group).
     pub(crate) fn satisfies_affinity(&self, pod: &PodSpec, node: &Node) -> bool {

@@ -23,6 +23,7 @@ mod interpod;
 mod preempt;
 mod score;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -152,7 +153,8 @@ impl FilterPlugin {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FilterFailure {
     pub plugin: FilterPlugin,
-    pub reasons: Vec<String>,
+    /// Upstream's texts; most are fixed strings, so they are borrowed, not allocated.
+    pub reasons: Vec<Cow<'static, str>>,
     pub unresolvable: bool,
 }
 
@@ -241,6 +243,7 @@ pub fn schedule(cluster: &ClusterState, pod: &PodSpec, config: &SchedulerConfig)
         inter: InterPodState::build(cluster, pod),
     };
     let nodes = cluster.nodes();
+    let masks = cycle.inter.anti_affinity_masks(cluster, pod);
     let verdicts: Vec<Option<FilterFailure>> = nodes
         .iter()
         .enumerate()
@@ -249,6 +252,7 @@ pub fn schedule(cluster: &ClusterState, pod: &PodSpec, config: &SchedulerConfig)
             let view = NodeView {
                 requested: &usage.requested,
                 pod_count: usage.pod_count,
+                anti_affinity_mask: Some(masks[idx]),
             };
             run_filters(&cycle, node, view, &cycle.inter).err()
         })
@@ -261,7 +265,7 @@ pub fn schedule(cluster: &ClusterState, pod: &PodSpec, config: &SchedulerConfig)
         let reasons = verdicts
             .iter()
             .flatten()
-            .flat_map(|f| f.reasons.iter().map(String::as_str));
+            .flat_map(|f| f.reasons.iter().map(|r| r.as_ref()));
         let mut reason_counts = BTreeMap::new();
         for reason in reasons.clone() {
             *reason_counts.entry(reason.to_string()).or_insert(0) += 1;

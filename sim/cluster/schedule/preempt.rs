@@ -2,6 +2,7 @@
 //! lower-priority pods would let the pod fit, with the fewest and least important victims
 //! and PodDisruptionBudgets respected where possible.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use crate::cluster::model::{PodDisruptionBudget, PreemptionPolicy};
@@ -55,7 +56,7 @@ pub(crate) fn preempt(
         })
         .collect();
     // Nodes not tried report "not helpful"; tried ones report why they did not work.
-    let mut statuses: Vec<Option<Vec<String>>> = vec![None; n_nodes];
+    let mut statuses: Vec<Option<Vec<Cow<'static, str>>>> = vec![None; n_nodes];
     let mut candidates = Vec::new();
     for &node in &potential {
         match select_victims(cluster, cycle, node) {
@@ -65,7 +66,7 @@ pub(crate) fn preempt(
     }
     if candidates.is_empty() {
         let reasons = statuses.iter().flat_map(|status| match status {
-            Some(reasons) => reasons.iter().map(String::as_str).collect::<Vec<_>>(),
+            Some(reasons) => reasons.iter().map(|r| r.as_ref()).collect::<Vec<_>>(),
             None => vec![NOT_HELPFUL],
         });
         let message = fit_error_message(n_nodes, reasons);
@@ -92,18 +93,23 @@ fn select_victims<'a>(
     cluster: &'a ClusterState,
     cycle: &Cycle<'_>,
     node_idx: usize,
-) -> Result<Candidate<'a>, Vec<String>> {
+) -> Result<Candidate<'a>, Vec<Cow<'static, str>>> {
     let node = &cluster.nodes()[node_idx];
     let usage = cluster.usage(node_idx);
+    // Most nodes in a busy cluster have nothing to give: answer before collecting anything.
+    if !usage
+        .pods
+        .iter()
+        .any(|&slot| cluster.pod_at(slot).spec.priority < cycle.pod.priority)
+    {
+        return Err(vec![Cow::Borrowed(NO_VICTIMS)]);
+    }
     let mut lower: Vec<&BoundPod> = usage
         .pods
         .iter()
         .map(|&slot| cluster.pod_at(slot))
         .filter(|p| p.spec.priority < cycle.pod.priority)
         .collect();
-    if lower.is_empty() {
-        return Err(vec![NO_VICTIMS.to_string()]);
-    }
     let mut requested = usage.requested.clone();
     let mut pod_count = usage.pod_count;
     let mut inter = cycle.inter.clone();
@@ -118,6 +124,7 @@ fn select_victims<'a>(
         NodeView {
             requested: &requested,
             pod_count,
+            anti_affinity_mask: None,
         },
         &inter,
     ) {
@@ -139,6 +146,7 @@ fn select_victims<'a>(
                 NodeView {
                     requested: &requested,
                     pod_count,
+                    anti_affinity_mask: None,
                 },
                 &inter,
             )
@@ -159,7 +167,7 @@ fn select_victims<'a>(
     }
     if victims.is_empty() {
         // Cannot happen: the pod did not fit with every pod present.
-        return Err(vec![NO_VICTIMS.to_string()]);
+        return Err(vec![Cow::Borrowed(NO_VICTIMS)]);
     }
     Ok(Candidate {
         node: node_idx,

@@ -113,7 +113,7 @@ fn node_name_pins_the_pod_to_the_named_node() {
     assert_eq!(placement.selected, Some(1));
     let failure = failure_of(&placement, &cluster, "n1").expect("n1 fails");
     assert_eq!(
-        (failure.plugin, failure.reasons[0].as_str()),
+        (failure.plugin, failure.reasons[0].as_ref()),
         (
             FilterPlugin::NodeName,
             "node(s) didn't match the requested node name"
