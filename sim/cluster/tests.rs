@@ -390,6 +390,47 @@ proptest! {
     }
 
     #[test]
+    fn preemption_victims_are_lower_priority_sufficient_and_each_necessary(
+        nodes in proptest::collection::vec(node_seed(), 1..6),
+        existing in proptest::collection::vec((pod_seed(), 0usize..6), 1..24),
+        incoming in pod_seed(),
+    ) {
+        // Goal: a nomination is sound and minimal: victims have lower priority, the pod fits
+        // the nominated node once they are gone, and putting any one victim back makes it
+        // not fit again. Method: random clusters (pods bound unchecked, so often full) and a
+        // high-priority pod; check with the independent reference filters.
+        let nodes: Vec<Node> = nodes.iter().enumerate().map(|(i, s)| build_node(i, s)).collect();
+        let n_nodes = nodes.len();
+        let mut cluster = ClusterState::new(nodes).expect("unique names");
+        for (idx, (seed, node)) in existing.iter().enumerate() {
+            let mut spec = build_pod(idx, seed);
+            spec.containers[0].requests.remove(GPU_RESOURCE);
+            let node_name = cluster.nodes()[node % n_nodes].name.clone();
+            cluster.bind(spec, &node_name, Some(-(idx as i64))).expect("node exists");
+        }
+        let mut pod = build_pod(999, &incoming);
+        pod.priority = 2;
+        let placement = schedule(&cluster, &pod, &SchedulerConfig::default());
+        let Some(preemption) = placement.preemption else { return Ok(()) };
+        let node = preemption.nominated_node;
+        let mut freed = cluster.clone();
+        let mut victims = Vec::new();
+        for id in &preemption.victims {
+            let victim = freed.remove(*id).expect("victims are bound");
+            prop_assert!(victim.spec.priority < pod.priority);
+            prop_assert_eq!(victim.node, node);
+            victims.push(victim);
+        }
+        prop_assert!(reference_fits(&freed, &pod, node).is_ok(), "{:?}", reference_fits(&freed, &pod, node));
+        let node_name = freed.nodes()[node].name.clone();
+        for victim in victims {
+            let mut again = freed.clone();
+            again.bind(victim.spec.clone(), &node_name, victim.start_time_secs).expect("node exists");
+            prop_assert!(reference_fits(&again, &pod, node).is_err(), "victim {} was not needed", victim.spec.name);
+        }
+    }
+
+    #[test]
     fn binding_repeatedly_never_exceeds_allocatable(
         nodes in proptest::collection::vec(node_seed(), 1..6),
         pods in proptest::collection::vec(pod_seed(), 1..40),
