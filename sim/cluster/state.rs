@@ -24,6 +24,8 @@ pub struct BoundPod {
     pub requests: Resources,
     pub non_zero_cpu_millis: i64,
     pub non_zero_memory_bytes: i64,
+    /// Deleted by preemption and still terminating: it keeps its resources until removed.
+    pub terminating_by_preemption: bool,
 }
 
 /// Per-node sums over bound pods.
@@ -252,6 +254,7 @@ impl ClusterState {
             requests,
             non_zero_cpu_millis,
             non_zero_memory_bytes,
+            terminating_by_preemption: false,
         };
         let slot = self.pods.len();
         self.usage[node].add(&pod, slot, 1);
@@ -288,6 +291,18 @@ impl ClusterState {
         let mut gpus = self.nodes.get(node)?.gpus.clone()?;
         // A throwaway id: the copy is dropped right after.
         Some(gpus.allocate(PodId(u32::MAX), units))
+    }
+
+    /// Marks a pod as deleted by preemption (`DisruptionTarget`, reason
+    /// `PreemptionByScheduler`): it stays bound, holding its resources, until [`Self::remove`].
+    pub fn mark_preempted(&mut self, id: PodId) -> bool {
+        match self.pods.iter_mut().flatten().find(|p| p.id == id) {
+            Some(pod) => {
+                pod.terminating_by_preemption = true;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes a bound pod (deleted or preempted) and frees what it held.

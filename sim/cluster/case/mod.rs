@@ -8,7 +8,8 @@
 //! defaults to its name (the kubelet always sets it). Beyond Appendix B a case may carry
 //! `kubernetesVersion`, `gpu` on nodes, and on pods `affinity`, `preferredAffinity`,
 //! `preferredAntiAffinity`, `nodeAffinity`, `preferredNodeAffinity`, `nodeName`,
-//! `initContainers` and container `limits`.
+//! `nominatedNodeName` (incoming), `terminatingByPreemption` (existing), `initContainers`
+//! and container `limits`.
 
 mod locate;
 mod report;
@@ -167,6 +168,9 @@ struct CasePod {
     #[serde(default)]
     preferred_anti_affinity: Vec<CaseWeightedTerm>,
     node_name: Option<String>,
+    nominated_node_name: Option<String>,
+    #[serde(default)]
+    terminating_by_preemption: bool,
 }
 
 #[derive(Deserialize)]
@@ -584,6 +588,7 @@ impl Lowering<'_> {
                 &pod.preferred_anti_affinity,
             ),
             node_name: pod.node_name.clone(),
+            nominated_node_name: pod.nominated_node_name.clone(),
         }
     }
 
@@ -784,10 +789,13 @@ pub fn parse(file: &Path, text: &str) -> Result<ScheduleCase, ClusterError> {
                 format!("duplicate pod {}/{}", spec.namespace, spec.name),
             );
         }
-        if pod.preemption_policy.is_some() || pod.node_name.is_some() {
+        if pod.preemption_policy.is_some()
+            || pod.node_name.is_some()
+            || pod.nominated_node_name.is_some()
+        {
             low.error(
                 &path,
-                "preemptionPolicy and nodeName belong to the incoming pod",
+                "preemptionPolicy, nodeName and nominatedNodeName belong to the incoming pod",
             );
         }
         match &pod.node {
@@ -805,10 +813,21 @@ pub fn parse(file: &Path, text: &str) -> Result<ScheduleCase, ClusterError> {
         }
     }
     let incoming = low.pod(&[key("pod")], &case.pod, "incoming");
-    if case.pod.node.is_some() || case.pod.started_seconds_ago.is_some() {
+    if case.pod.node.is_some()
+        || case.pod.started_seconds_ago.is_some()
+        || case.pod.terminating_by_preemption
+    {
         low.error(
             &[key("pod")],
-            "the incoming pod is not bound yet: drop `node` and `startedSecondsAgo`",
+            "the incoming pod is not bound yet: drop `node`, `startedSecondsAgo` and `terminatingByPreemption`",
+        );
+    }
+    if let Some(nominated) = &case.pod.nominated_node_name
+        && !seen.contains_key(nominated)
+    {
+        low.error(
+            &[key("pod"), key("nominatedNodeName")],
+            format!("node {nominated:?} does not exist"),
         );
     }
 
@@ -849,8 +868,12 @@ pub fn parse(file: &Path, text: &str) -> Result<ScheduleCase, ClusterError> {
     }
     let mut cluster = ClusterState::new(nodes)?;
     for (spec, node, start, idx) in bound {
-        if let Err(err) = cluster.bind(spec, &node, start) {
-            low.error(&[key("existingPods"), Seg::Index(idx)], err.to_string());
+        match cluster.bind(spec, &node, start) {
+            Ok(id) if case.existing_pods[idx].terminating_by_preemption => {
+                cluster.mark_preempted(id);
+            }
+            Ok(_) => {}
+            Err(err) => low.error(&[key("existingPods"), Seg::Index(idx)], err.to_string()),
         }
     }
     if !low.diags.is_empty() {

@@ -47,6 +47,23 @@ pub(crate) fn preempt(
             "preemption: not eligible due to preemptionPolicy=Never.".to_string(),
         );
     }
+    // A pod that already preempted waits for its victims (PodEligibleToPreemptOthers),
+    // unless its nominated node has become unresolvable for it.
+    if let Some(nominated) = cycle.pod.nominated_node_name.as_deref()
+        && let Some(node) = cluster.node_by_name(nominated)
+        && !verdicts[node].as_ref().is_some_and(|f| f.unresolvable)
+        && cluster
+            .usage(node)
+            .pods
+            .iter()
+            .map(|&slot| cluster.pod_at(slot))
+            .any(|p| p.spec.priority < cycle.pod.priority && p.terminating_by_preemption)
+    {
+        return (
+            None,
+            "preemption: not eligible due to a terminating pod on the nominated node.".to_string(),
+        );
+    }
     let n_nodes = cluster.nodes().len();
     let potential: Vec<usize> = (0..n_nodes)
         .filter(|&idx| {

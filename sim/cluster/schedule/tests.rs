@@ -743,3 +743,35 @@ fn inter_pod_affinity_scores_count_existing_pods_required_affinity_at_the_hard_w
         "nothing contributes: skipped"
     );
 }
+
+#[test]
+fn a_nominated_pod_waits_while_its_victims_terminate() {
+    // Goal: PodEligibleToPreemptOthers: after preempting, the pod does not preempt again while
+    // a lower-priority victim on its nominated node is still terminating; once the victim is
+    // gone it schedules. Method: preempt, mark the victim, retry, remove it, retry.
+    let mut cluster = preemption_cluster();
+    let mut p = pod("urgent", 2000, 100);
+    p.priority = 100;
+    let first = schedule(&cluster, &p, &SchedulerConfig::default())
+        .preemption
+        .expect("preempts");
+    for id in &first.victims {
+        assert!(cluster.mark_preempted(*id));
+    }
+    p.nominated_node_name = Some(cluster.nodes()[first.nominated_node].name.clone());
+    let waiting = schedule(&cluster, &p, &SchedulerConfig::default());
+    assert_eq!(waiting.preemption, None);
+    let message = waiting.unschedulable.expect("still unschedulable").message;
+    assert!(
+        message
+            .ends_with("preemption: not eligible due to a terminating pod on the nominated node."),
+        "{message}"
+    );
+    for id in &first.victims {
+        cluster.remove(*id).expect("bound");
+    }
+    assert_eq!(
+        schedule(&cluster, &p, &SchedulerConfig::default()).selected,
+        Some(first.nominated_node)
+    );
+}
