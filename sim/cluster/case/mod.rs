@@ -36,6 +36,11 @@ pub use locate::Seg;
 pub use report::{Mismatch, compare, placement_json};
 
 const MIB: i64 = 1024 * 1024;
+/// The largest amount a case may give (10^16 base units: 10 PB of memory): sums over
+/// thousands of pods and the scorers' ×100 then stay far inside i64.
+const MAX_AMOUNT: i64 = 10_000_000_000_000_000;
+/// The most GPUs, and sharing replicas per GPU, a case node may describe.
+const MAX_GPUS: u32 = 1024;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -340,9 +345,12 @@ impl Lowering<'_> {
             },
         };
         match value {
-            Some(v) if v >= 0 => v,
+            Some(v) if (0..=MAX_AMOUNT).contains(&v) => v,
             _ => {
-                self.error(path, "must be a non-negative amount within range");
+                self.error(
+                    path,
+                    format!("must be between 0 and {MAX_AMOUNT} base units"),
+                );
                 0
             }
         }
@@ -633,11 +641,32 @@ impl Lowering<'_> {
                     replicas: *replicas,
                 },
             };
+            let sharing = if gpu.count > MAX_GPUS || sharing.replicas() > MAX_GPUS {
+                self.error(
+                    &[path[0].clone(), path[1].clone(), key("gpu")],
+                    format!("count and sharing replicas may be at most {MAX_GPUS}"),
+                );
+                GpuSharing::Exclusive
+            } else {
+                sharing
+            };
+            let memory_bytes = gpu.memory_mib.checked_mul(MIB as u64).unwrap_or_else(|| {
+                self.error(
+                    &[
+                        path[0].clone(),
+                        path[1].clone(),
+                        key("gpu"),
+                        key("memoryMiB"),
+                    ],
+                    "out of range",
+                );
+                0
+            });
             let device = GpuDevice {
                 class: gpu.class.clone(),
-                memory_bytes: gpu.memory_mib * MIB as u64,
+                memory_bytes,
             };
-            NodeGpus::new(vec![device; gpu.count as usize], sharing)
+            NodeGpus::new(vec![device; gpu.count.min(MAX_GPUS) as usize], sharing)
         });
         if let Some(gpus) = &gpus {
             let advertised = gpus.advertised_units();

@@ -186,3 +186,18 @@ fn a_fractional_number_is_refused_with_the_units_spelled_out() {
         diags[0].message
     );
 }
+
+#[test]
+fn amounts_beyond_the_supported_range_are_refused_not_overflowed() {
+    // Goal: no arithmetic overflow on hostile input. Method: an absurd cpu, memory in MiB
+    // that overflows once converted to bytes, and an absurd GPU count.
+    let diags = errors(&MINIMAL.replace("\"cpu\": 4000", "\"cpu\": 90000000000000000"));
+    assert_eq!(diags[0].field, "nodes[0].allocatable.cpu");
+    let diags = errors(&MINIMAL.replace("\"memory\": 8192", "\"memory\": 9000000000000000000"));
+    assert_eq!(diags[0].field, "nodes[0].allocatable.memory");
+    let gpu = MINIMAL.replace(
+        "\"pods\": 110}",
+        "\"pods\": 110}, \"gpu\": {\"count\": 4000000000, \"class\": \"x\", \"memoryMiB\": 1}",
+    );
+    assert_eq!(errors(&gpu)[0].field, "nodes[0].gpu");
+}

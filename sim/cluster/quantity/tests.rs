@@ -23,6 +23,11 @@ fn malformed_quantities_are_errors() {
     for text in ["2x", "", ".", "1.2.3", "Gi", "1e99"] {
         assert!(Quantity::parse(text).is_err(), "{text:?}");
     }
+    // Parses, but does not fit in i64 milli-units.
+    let huge = Quantity::parse("999999999999999999999999999999Ei").and_then(Quantity::milli_value);
+    assert!(huge.is_err());
+    let big = Quantity::parse("100000000000000000").and_then(Quantity::milli_value);
+    assert!(matches!(big, Err(QuantityError::OutOfRange(_))));
 }
 
 #[test]
