@@ -1,6 +1,7 @@
 //! `cluster`: nodes and their GPUs, the pods bound to them, the default kube-scheduler
-//! (filter, score, preempt), ResourceQuota admission and the Deployment controller's
-//! rollout step, each decision a pure function.
+//! (filter, score, preempt), ResourceQuota admission, the ReplicaSet controller's
+//! quota-limited pod creation and the Deployment controller's rollout step, each decision a
+//! pure function.
 //!
 //! Follows Kubernetes v1.35 by default (spec/kubernetes.md §2–§4, Appendix C); a case or
 //! topology may pin an older `kubernetesVersion` where upstream's wording or rules changed.
@@ -14,6 +15,7 @@
 //! ```text
 //! case file ──> case::load ──> ClusterState + PodSpec ──> schedule ──> Placement ──> explain
 //!                                                     └─> quota::admit ──> charged quotas | QuotaRejection
+//! PodSpec template + quotas ──> replicaset::create_pods ──> CreateOutcome (FailedCreate)
 //! RolloutState ──> rollout::rollout_step ──> RolloutStep
 //! ```
 
@@ -22,6 +24,7 @@ pub mod gpu;
 pub mod model;
 pub mod quantity;
 pub mod quota;
+pub mod replicaset;
 pub mod rollout;
 pub mod schedule;
 pub mod state;
