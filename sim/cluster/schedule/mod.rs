@@ -13,7 +13,10 @@
 //! - preemption dry-runs every candidate node (upstream samples from a random offset) and
 //!   breaks its final tie by node name;
 //! - NodePorts, volume plugins, PodTopologySpread and ImageLocality are not modelled (pods
-//!   here have no host ports, volumes, spread constraints or images).
+//!   here have no host ports, volumes, spread constraints or images); DynamicResources only
+//!   as far as pods without ResourceClaims see it (its PostFilter message, v1.34+);
+//! - pods nominated to a node by an earlier preemption are not added to that node when
+//!   other pods are filtered (upstream's RunFilterPluginsWithNominatedPods).
 //!
 //! Invariants: `schedule` never mutates the cluster and draws no random numbers; its output
 //! depends only on its inputs.
@@ -71,6 +74,16 @@ impl KubernetesVersion {
 
     /// v1.34+ marks a request above the node's allocatable as unresolvable.
     pub fn unresolvable_fit(self) -> bool {
+        self >= KubernetesVersion {
+            major: 1,
+            minor: 34,
+        }
+    }
+
+    /// v1.34+ enables DynamicResourceAllocation by default (GA): its plugin's PostFilter
+    /// runs before DefaultPreemption and, for a pod without ResourceClaims, adds
+    /// `no new claims to deallocate` to the FailedScheduling message.
+    pub fn dra_post_filter(self) -> bool {
         self >= KubernetesVersion {
             major: 1,
             minor: 34,
@@ -272,8 +285,13 @@ pub fn schedule(cluster: &ClusterState, pod: &PodSpec, config: &SchedulerConfig)
         }
         let mut message = fit_error_message(nodes.len(), reasons);
         let (preemption, post_filter) = preempt::preempt(cluster, &cycle, &verdicts);
+        // PostFilter plugins run in order until one succeeds; the reasons of those that did
+        // not are joined with ", ". A successful preemption therefore leaves no message.
         if !post_filter.is_empty() {
             message.push(' ');
+            if config.kubernetes_version.dra_post_filter() {
+                message.push_str("no new claims to deallocate, ");
+            }
             message.push_str(&post_filter);
         }
         return Placement {

@@ -775,3 +775,36 @@ fn a_nominated_pod_waits_while_its_victims_terminate() {
         Some(first.nominated_node)
     );
 }
+
+#[test]
+fn from_v1_34_the_dynamic_resources_post_filter_speaks_before_preemption() {
+    // Goal: v1.34+ (DRA on by default) prefixes the PostFilter part with DynamicResources'
+    // reason for a pod without claims; v1.29 does not; a successful preemption adds nothing.
+    // Method: a full node and a non-preempting pod in both versions, then a preempting one.
+    let mut cluster = ClusterState::new(vec![node("n1", 1000, 8192)]).expect("unique");
+    cluster
+        .bind(pod("busy", 1000, 100), "n1", None)
+        .expect("node exists");
+    let mut p = pod("p", 500, 100);
+    p.priority = 10;
+    p.preemption_policy = PreemptionPolicy::Never;
+    let message = |config: &SchedulerConfig, p: &PodSpec| {
+        schedule(&cluster, p, config)
+            .unschedulable
+            .expect("unschedulable")
+            .message
+    };
+    assert_eq!(
+        message(&SchedulerConfig::default(), &p),
+        "0/1 nodes are available: 1 Insufficient cpu. no new claims to deallocate, preemption: not eligible due to preemptionPolicy=Never."
+    );
+    assert_eq!(
+        message(&v129(), &p),
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never."
+    );
+    p.preemption_policy = PreemptionPolicy::PreemptLowerPriority;
+    assert_eq!(
+        message(&SchedulerConfig::default(), &p),
+        "0/1 nodes are available: 1 Insufficient cpu."
+    );
+}
