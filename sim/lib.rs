@@ -4,8 +4,8 @@
 //!
 //! - [`diag`]: diagnostics for bad input, compiler-style.
 //! - [`engine`]: virtual time, the event queue, the RNG tree, the run loop. No wall clock.
-//! - [`cluster`]: nodes and GPUs, the scheduler (filter, score, preempt), quota admission,
-//!   Deployment rollout steps; pure decisions, no clock, no random draws.
+//! - [`cluster`]: nodes and GPUs, the scheduler (filter, score, preempt), quota admission and
+//!   ReplicaSet creates, Deployment rollout steps; pure decisions, no clock, no random draws.
 //!
 //! Invariants held across the crate: virtual time only inside a run; one seeded RNG tree;
 //! ordered iteration wherever order reaches output; bad input is an error naming file,

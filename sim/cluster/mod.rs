@@ -32,7 +32,7 @@ pub mod state;
 pub use gpu::{DeviceOccupancy, GpuDevice, GpuError, GpuSharing, NodeGpus};
 pub use model::{Node, PodSpec, Resources};
 pub use schedule::{KubernetesVersion, Placement, SchedulerConfig, schedule};
-pub use state::{BoundPod, ClusterState, PodId};
+pub use state::{BoundPod, ClusterState, Nominated, PodId};
 
 use crate::diag::Diagnostics;
 

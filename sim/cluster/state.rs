@@ -76,7 +76,17 @@ pub struct ClusterState {
     pdbs: Vec<PodDisruptionBudget>,
     /// (label key, label value) -> nodes carrying it, to turn a topology domain into nodes.
     nodes_by_label: HashMap<(String, String), Vec<usize>>,
+    /// Pods nominated to a node by preemption but not bound yet, in nomination order.
+    nominated: Vec<Nominated>,
     next_id: u32,
+}
+
+/// A pod waiting for its preemption victims to leave a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nominated {
+    pub spec: PodSpec,
+    pub node: usize,
+    pub requests: Resources,
 }
 
 impl ClusterState {
@@ -109,6 +119,7 @@ impl ClusterState {
             label_index: HashMap::new(),
             pdbs: Vec::new(),
             nodes_by_label,
+            nominated: Vec::new(),
             next_id: 0,
         })
     }
@@ -291,6 +302,37 @@ impl ClusterState {
         let mut gpus = self.nodes.get(node)?.gpus.clone()?;
         // A throwaway id: the copy is dropped right after.
         Some(gpus.allocate(PodId(u32::MAX), units))
+    }
+
+    /// Records that `spec` is nominated to `node_name` (after a preemption): until it is
+    /// bound or the nomination cleared, pods of lower or equal priority see the node as if it
+    /// already ran there. A pod has at most one nomination; a new one replaces the old.
+    pub fn nominate(&mut self, spec: PodSpec, node_name: &str) -> Result<(), ClusterError> {
+        let node = self
+            .node_by_name(node_name)
+            .ok_or_else(|| ClusterError::UnknownNode {
+                pod: spec.name.clone(),
+                node: node_name.to_string(),
+            })?;
+        self.clear_nomination(&spec.namespace, &spec.name);
+        let requests = spec.requests();
+        self.nominated.push(Nominated {
+            spec,
+            node,
+            requests,
+        });
+        Ok(())
+    }
+
+    /// Drops the nomination of pod `namespace/name`, if any (it bound, or was deleted).
+    pub fn clear_nomination(&mut self, namespace: &str, name: &str) {
+        self.nominated
+            .retain(|n| !(n.spec.namespace == namespace && n.spec.name == name));
+    }
+
+    /// Nominated pods, in nomination order.
+    pub fn nominated(&self) -> &[Nominated] {
+        &self.nominated
     }
 
     /// Marks a pod as deleted by preemption (`DisruptionTarget`, reason

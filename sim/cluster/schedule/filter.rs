@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use crate::cluster::model::{Node, PodSpec, Resources, Taint, TaintEffect};
 use crate::cluster::schedule::interpod::InterPodState;
 use crate::cluster::schedule::{FilterFailure, FilterPlugin, SchedulerConfig};
+use crate::cluster::state::ClusterState;
 
 pub(crate) const REASON_UNSCHEDULABLE: &str = "node(s) were unschedulable";
 pub(crate) const REASON_NODE_NAME: &str = "node(s) didn't match the requested node name";
@@ -49,6 +50,44 @@ pub(crate) fn run_filters(
     resources_fit(&cycle.request, node, view, cycle.config)?;
     inter_pod_affinity(cycle.pod, node, inter, view.anti_affinity_mask)?;
     Ok(())
+}
+
+/// RunFilterPluginsWithNominatedPods: when pods of equal or higher priority are nominated to
+/// the node, the filters must pass both with them added and without them (adding pods can
+/// help pod affinity); the first failure is reported.
+pub(crate) fn filter_with_nominated(
+    cluster: &ClusterState,
+    cycle: &Cycle<'_>,
+    node_idx: usize,
+    view: NodeView<'_>,
+    inter: &InterPodState,
+) -> Result<(), FilterFailure> {
+    let node = &cluster.nodes()[node_idx];
+    let pod = cycle.pod;
+    let mut nominated = cluster
+        .nominated()
+        .iter()
+        .filter(|n| n.node == node_idx && n.spec.priority >= pod.priority)
+        .filter(|n| !(n.spec.namespace == pod.namespace && n.spec.name == pod.name))
+        .peekable();
+    if nominated.peek().is_none() {
+        return run_filters(cycle, node, view, inter);
+    }
+    let mut requested = view.requested.clone();
+    let mut pod_count = view.pod_count;
+    let mut with_nominated = inter.clone();
+    for n in nominated {
+        requested.add_scaled(&n.requests, 1);
+        pod_count += 1;
+        with_nominated.account(pod, &n.spec, node, 1);
+    }
+    let with = NodeView {
+        requested: &requested,
+        pod_count,
+        anti_affinity_mask: None,
+    };
+    run_filters(cycle, node, with, &with_nominated)?;
+    run_filters(cycle, node, view, inter)
 }
 
 fn fail(

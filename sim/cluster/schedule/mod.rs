@@ -15,8 +15,8 @@
 //! - NodePorts, volume plugins, PodTopologySpread and ImageLocality are not modelled (pods
 //!   here have no host ports, volumes, spread constraints or images); DynamicResources only
 //!   as far as pods without ResourceClaims see it (its PostFilter message, v1.34+);
-//! - pods nominated to a node by an earlier preemption are not added to that node when
-//!   other pods are filtered (upstream's RunFilterPluginsWithNominatedPods).
+//! - nominated pods count on their node in filtering, preemption's dry runs included
+//!   (RunFilterPluginsWithNominatedPods), but not in scoring, as upstream.
 //!
 //! Invariants: `schedule` never mutates the cluster and draws no random numbers; its output
 //! depends only on its inputs.
@@ -32,7 +32,7 @@ use std::fmt;
 
 use crate::cluster::model::PodSpec;
 use crate::cluster::state::{ClusterState, PodId};
-use filter::{Cycle, NodeView, run_filters};
+use filter::{Cycle, NodeView, filter_with_nominated};
 use interpod::InterPodState;
 
 /// A Kubernetes minor version; the scheduler's messages and a few rules depend on it.
@@ -257,17 +257,15 @@ pub fn schedule(cluster: &ClusterState, pod: &PodSpec, config: &SchedulerConfig)
     };
     let nodes = cluster.nodes();
     let masks = cycle.inter.anti_affinity_masks(cluster, pod);
-    let verdicts: Vec<Option<FilterFailure>> = nodes
-        .iter()
-        .enumerate()
-        .map(|(idx, node)| {
+    let verdicts: Vec<Option<FilterFailure>> = (0..nodes.len())
+        .map(|idx| {
             let usage = cluster.usage(idx);
             let view = NodeView {
                 requested: &usage.requested,
                 pod_count: usage.pod_count,
                 anti_affinity_mask: Some(masks[idx]),
             };
-            run_filters(&cycle, node, view, &cycle.inter).err()
+            filter_with_nominated(cluster, &cycle, idx, view, &cycle.inter).err()
         })
         .collect();
     let feasible: Vec<usize> = (0..nodes.len())

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use crate::cluster::model::{PodDisruptionBudget, PreemptionPolicy};
-use crate::cluster::schedule::filter::{Cycle, NodeView, run_filters};
+use crate::cluster::schedule::filter::{Cycle, NodeView, filter_with_nominated};
 use crate::cluster::schedule::{FilterFailure, Preemption, fit_error_message};
 use crate::cluster::state::{BoundPod, ClusterState};
 
@@ -135,9 +135,10 @@ fn select_victims<'a>(
         pod_count -= 1;
         inter.account(cycle.pod, &pod.spec, node, -1);
     }
-    if let Err(failure) = run_filters(
+    if let Err(failure) = filter_with_nominated(
+        cluster,
         cycle,
-        node,
+        node_idx,
         NodeView {
             requested: &requested,
             pod_count,
@@ -157,9 +158,10 @@ fn select_victims<'a>(
             requested.add_scaled(&pod.requests, 1);
             pod_count += 1;
             inter.account(cycle.pod, &pod.spec, node, 1);
-            if run_filters(
+            if filter_with_nominated(
+                cluster,
                 cycle,
-                node,
+                node_idx,
                 NodeView {
                     requested: &requested,
                     pod_count,

@@ -808,3 +808,41 @@ fn from_v1_34_the_dynamic_resources_post_filter_speaks_before_preemption() {
         "0/1 nodes are available: 1 Insufficient cpu."
     );
 }
+
+#[test]
+fn a_nominated_pod_holds_its_room_against_pods_of_lower_or_equal_priority() {
+    // Goal: RunFilterPluginsWithNominatedPods: a pod nominated to a node counts there for
+    // pods of lower or equal priority, not for higher ones, and not for itself. Method: a
+    // 2000m node with a 1500m nomination of priority 100; 1000m pods of priority 10 and 200.
+    let mut cluster = ClusterState::new(vec![node("n1", 2000, 8192)]).expect("unique");
+    let mut waiting = pod("waiting", 1500, 100);
+    waiting.priority = 100;
+    cluster
+        .nominate(waiting.clone(), "n1")
+        .expect("node exists");
+    let mut low = pod("low", 1000, 100);
+    low.priority = 10;
+    let placement = schedule(&cluster, &low, &SchedulerConfig::default());
+    assert_eq!(
+        failure_of(&placement, &cluster, "n1")
+            .expect("held")
+            .reasons,
+        vec!["Insufficient cpu"]
+    );
+    let mut high = pod("high", 1000, 100);
+    high.priority = 200;
+    assert_eq!(
+        schedule(&cluster, &high, &SchedulerConfig::default()).selected,
+        Some(0)
+    );
+    assert_eq!(
+        schedule(&cluster, &waiting, &SchedulerConfig::default()).selected,
+        Some(0),
+        "its own nomination is not counted"
+    );
+    cluster.clear_nomination("default", "waiting");
+    assert_eq!(
+        schedule(&cluster, &low, &SchedulerConfig::default()).selected,
+        Some(0)
+    );
+}
