@@ -1,11 +1,13 @@
 //! GPUs on a node and how the NVIDIA device plugin shares them.
 //!
-//! Without sharing each physical GPU is one unit of `nvidia.com/gpu`. With time-slicing or
-//! MPS configured with `replicas: N`, the device plugin advertises every physical GPU as N
-//! units, so a node with 4 GPUs and 4 replicas shows `nvidia.com/gpu: 16`. The scheduler only
-//! counts units; which physical device a unit lands on is the device plugin's choice at
-//! allocation time. We place units on the least-occupied device first (ties: lowest index),
-//! the same spread the plugin's "distributed" policy aims for; the choice is deterministic.
+//! Mirrors the sharing settings of NVIDIA's k8s-device-plugin (v0.15 and later:
+//! `sharing.timeSlicing` and `sharing.mps` with `replicas`). Without sharing each physical
+//! GPU is one unit of `nvidia.com/gpu`. With `replicas: N` the plugin advertises every
+//! physical GPU as N units, so a node with 4 GPUs and 4 replicas shows `nvidia.com/gpu: 16`.
+//! The scheduler only counts units; which physical device a unit lands on is the device
+//! plugin's choice at allocation time, outside the scheduler. We place units on the
+//! least-occupied device first (ties: lowest index), which keeps sharing even and the choice
+//! deterministic.
 //!
 //! Invariants: a device never holds more units than its replica count; a pod's units are
 //! released all at once. `workload` reads [`NodeGpus::occupancy`] to slow down co-located

@@ -1,7 +1,9 @@
 //! `cluster`: nodes and their GPUs, the pods bound to them, the default kube-scheduler
-//! (filter, score, preempt) and ResourceQuota admission, each decision a pure function.
+//! (filter, score, preempt), ResourceQuota admission, the ReplicaSet controller's
+//! quota-limited pod creation and the Deployment controller's rollout step, each decision a
+//! pure function.
 //!
-//! Follows Kubernetes v1.35 by default (spec/kubernetes.md §2–§3, Appendix C); a case or
+//! Follows Kubernetes v1.35 by default (spec/kubernetes.md §2–§4, Appendix C); a case or
 //! topology may pin an older `kubernetesVersion` where upstream's wording or rules changed.
 //!
 //! Invariants: nothing here reads a clock or draws a random number (upstream's random score
@@ -12,7 +14,9 @@
 //!
 //! ```text
 //! case file ──> case::load ──> ClusterState + PodSpec ──> schedule ──> Placement ──> explain
-//!                                                     └─> quota::admit ──> Admission
+//!                                                     └─> quota::admit ──> charged quotas | QuotaRejection
+//! PodSpec template + quotas ──> replicaset::create_pods ──> CreateOutcome (FailedCreate)
+//! RolloutState ──> rollout::rollout_step ──> RolloutStep
 //! ```
 
 pub mod case;
@@ -21,13 +25,15 @@ pub mod kubelet;
 pub mod model;
 pub mod quantity;
 pub mod quota;
+pub mod replicaset;
+pub mod rollout;
 pub mod schedule;
 pub mod state;
 
 pub use gpu::{DeviceOccupancy, GpuDevice, GpuError, GpuSharing, NodeGpus};
 pub use model::{Node, PodSpec, Resources};
 pub use schedule::{KubernetesVersion, Placement, SchedulerConfig, schedule};
-pub use state::{BoundPod, ClusterState, PodId};
+pub use state::{BoundPod, ClusterState, Nominated, PodId};
 
 use crate::diag::Diagnostics;
 
@@ -47,3 +53,6 @@ pub enum ClusterError {
     #[error("invalid schedule case")]
     Case(#[source] Diagnostics),
 }
+
+#[cfg(test)]
+mod tests;

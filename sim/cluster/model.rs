@@ -258,7 +258,7 @@ impl PodAffinityTerm {
         let in_namespace = if self.namespaces.is_empty() {
             pod.namespace == owner_namespace
         } else {
-            self.namespaces.iter().any(|ns| *ns == pod.namespace)
+            self.namespaces.contains(&pod.namespace)
         };
         in_namespace && self.selector.matches(&pod.labels)
     }
@@ -307,6 +307,9 @@ pub struct PodSpec {
     pub pod_anti_affinity_preferred: Vec<WeightedPodAffinityTerm>,
     /// `spec.nodeName` set by the user: only that node passes the NodeName filter.
     pub node_name: Option<String>,
+    /// `status.nominatedNodeName`: set by an earlier preemption; while lower-priority pods
+    /// on that node are still terminating, the pod waits instead of preempting again.
+    pub nominated_node_name: Option<String>,
 }
 
 /// The scheduler's defaults for containers that do not request cpu or memory, used by

@@ -92,14 +92,14 @@ impl Quantity {
     }
 
     fn scaled_ceil(self, scale: i128) -> Result<i64, QuantityError> {
-        let scaled = self.numerator * scale;
+        let out_of_range =
+            || QuantityError::OutOfRange(format!("{}/{}", self.numerator, self.denominator));
+        let scaled = self.numerator.checked_mul(scale).ok_or_else(out_of_range)?;
         let mut out = scaled.div_euclid(self.denominator);
         if scaled.rem_euclid(self.denominator) != 0 {
             out += 1;
         }
-        i64::try_from(out).map_err(|_| {
-            QuantityError::OutOfRange(format!("{}/{}", self.numerator, self.denominator))
-        })
+        i64::try_from(out).map_err(|_| out_of_range())
     }
 }
 
@@ -144,3 +144,6 @@ pub fn format_amount(name: &str, amount: i64) -> String {
     }
     amount.to_string()
 }
+
+#[cfg(test)]
+mod tests;

@@ -24,6 +24,8 @@ pub struct BoundPod {
     pub requests: Resources,
     pub non_zero_cpu_millis: i64,
     pub non_zero_memory_bytes: i64,
+    /// Deleted by preemption and still terminating: it keeps its resources until removed.
+    pub terminating_by_preemption: bool,
 }
 
 /// Per-node sums over bound pods.
@@ -60,14 +62,31 @@ pub struct ClusterState {
     node_index: HashMap<String, usize>,
     pods: Vec<Option<BoundPod>>,
     usage: Vec<NodeUsage>,
-    /// Slots of pods carrying any pod (anti-)affinity term, for the checks that must look
-    /// at existing pods' terms.
-    with_affinity: Vec<usize>,
+    /// Slots of pods with required affinity or preferred (anti-)affinity terms, the ones
+    /// InterPodAffinity scoring must visit.
+    with_scoring_terms: Vec<usize>,
+    /// Required anti-affinity terms of bound pods, keyed by one `matchLabels` pair of their
+    /// selector: an incoming pod can only match terms filed under one of its own labels.
+    anti_affinity_by_label: HashMap<(String, String), Vec<usize>>,
+    /// Pods with a required anti-affinity term that has no `matchLabels` to file it under.
+    anti_affinity_unindexed: Vec<usize>,
     /// (label key, label value) -> slots of pods carrying that label, so an affinity term
     /// with `matchLabels` looks at the few pods it can match instead of every pod.
     label_index: HashMap<(String, String), Vec<usize>>,
     pdbs: Vec<PodDisruptionBudget>,
+    /// (label key, label value) -> nodes carrying it, to turn a topology domain into nodes.
+    nodes_by_label: HashMap<(String, String), Vec<usize>>,
+    /// Pods nominated to a node by preemption but not bound yet, in nomination order.
+    nominated: Vec<Nominated>,
     next_id: u32,
+}
+
+/// A pod waiting for its preemption victims to leave a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nominated {
+    pub spec: PodSpec,
+    pub node: usize,
+    pub requests: Resources,
 }
 
 impl ClusterState {
@@ -80,14 +99,27 @@ impl ClusterState {
             }
         }
         let usage = vec![NodeUsage::default(); nodes.len()];
+        let mut nodes_by_label: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (idx, node) in nodes.iter().enumerate() {
+            for (key, value) in &node.labels {
+                nodes_by_label
+                    .entry((key.clone(), value.clone()))
+                    .or_default()
+                    .push(idx);
+            }
+        }
         Ok(ClusterState {
             nodes,
             node_index,
             pods: Vec::new(),
             usage,
-            with_affinity: Vec::new(),
+            with_scoring_terms: Vec::new(),
+            anti_affinity_by_label: HashMap::new(),
+            anti_affinity_unindexed: Vec::new(),
             label_index: HashMap::new(),
             pdbs: Vec::new(),
+            nodes_by_label,
+            nominated: Vec::new(),
             next_id: 0,
         })
     }
@@ -128,8 +160,35 @@ impl ClusterState {
             .expect("slots listed in aggregates are occupied")
     }
 
-    pub(crate) fn affinity_slots(&self) -> &[usize] {
-        &self.with_affinity
+    /// Nodes whose label `key` has `value`, in node order.
+    pub fn nodes_with_label(&self, key: &str, value: &str) -> &[usize] {
+        self.nodes_by_label
+            .get(&(key.to_string(), value.to_string()))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    pub(crate) fn scoring_slots(&self) -> &[usize] {
+        &self.with_scoring_terms
+    }
+
+    /// Slots of bound pods whose required anti-affinity might match a pod with `labels`
+    /// (sorted, no duplicates); callers still check the terms.
+    pub(crate) fn anti_affinity_candidates(
+        &self,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Vec<usize> {
+        let mut slots = self.anti_affinity_unindexed.clone();
+        for (key, value) in labels {
+            if let Some(list) = self
+                .anti_affinity_by_label
+                .get(&(key.clone(), value.clone()))
+            {
+                slots.extend_from_slice(list);
+            }
+        }
+        slots.sort_unstable();
+        slots.dedup();
+        slots
     }
 
     /// Slots of the pods a selector can possibly match: the shortest posting list among its
@@ -198,7 +257,6 @@ impl ClusterState {
         }
         self.next_id += 1;
         let (non_zero_cpu_millis, non_zero_memory_bytes) = spec.non_zero_requests();
-        let has_affinity = spec.has_any_pod_affinity();
         let pod = BoundPod {
             id,
             spec,
@@ -207,11 +265,22 @@ impl ClusterState {
             requests,
             non_zero_cpu_millis,
             non_zero_memory_bytes,
+            terminating_by_preemption: false,
         };
         let slot = self.pods.len();
         self.usage[node].add(&pod, slot, 1);
-        if has_affinity {
-            self.with_affinity.push(slot);
+        if has_scoring_terms(&pod.spec) {
+            self.with_scoring_terms.push(slot);
+        }
+        for term in &pod.spec.pod_anti_affinity_required {
+            match term.selector.match_labels.iter().next() {
+                Some((key, value)) => self
+                    .anti_affinity_by_label
+                    .entry((key.clone(), value.clone()))
+                    .or_default()
+                    .push(slot),
+                None => self.anti_affinity_unindexed.push(slot),
+            }
         }
         for (key, value) in &pod.spec.labels {
             self.label_index
@@ -223,6 +292,61 @@ impl ClusterState {
         Ok(id)
     }
 
+    /// The physical GPUs `units` units would land on if a pod were bound to `node` now;
+    /// `None` when the node describes no devices.
+    pub fn preview_gpu_devices(
+        &self,
+        node: usize,
+        units: u32,
+    ) -> Option<Result<Vec<usize>, crate::cluster::gpu::GpuError>> {
+        let mut gpus = self.nodes.get(node)?.gpus.clone()?;
+        // A throwaway id: the copy is dropped right after.
+        Some(gpus.allocate(PodId(u32::MAX), units))
+    }
+
+    /// Records that `spec` is nominated to `node_name` (after a preemption): until it is
+    /// bound or the nomination cleared, pods of lower or equal priority see the node as if it
+    /// already ran there. A pod has at most one nomination; a new one replaces the old.
+    pub fn nominate(&mut self, spec: PodSpec, node_name: &str) -> Result<(), ClusterError> {
+        let node = self
+            .node_by_name(node_name)
+            .ok_or_else(|| ClusterError::UnknownNode {
+                pod: spec.name.clone(),
+                node: node_name.to_string(),
+            })?;
+        self.clear_nomination(&spec.namespace, &spec.name);
+        let requests = spec.requests();
+        self.nominated.push(Nominated {
+            spec,
+            node,
+            requests,
+        });
+        Ok(())
+    }
+
+    /// Drops the nomination of pod `namespace/name`, if any (it bound, or was deleted).
+    pub fn clear_nomination(&mut self, namespace: &str, name: &str) {
+        self.nominated
+            .retain(|n| !(n.spec.namespace == namespace && n.spec.name == name));
+    }
+
+    /// Nominated pods, in nomination order.
+    pub fn nominated(&self) -> &[Nominated] {
+        &self.nominated
+    }
+
+    /// Marks a pod as deleted by preemption (`DisruptionTarget`, reason
+    /// `PreemptionByScheduler`): it stays bound, holding its resources, until [`Self::remove`].
+    pub fn mark_preempted(&mut self, id: PodId) -> bool {
+        match self.pods.iter_mut().flatten().find(|p| p.id == id) {
+            Some(pod) => {
+                pod.terminating_by_preemption = true;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Removes a bound pod (deleted or preempted) and frees what it held.
     pub fn remove(&mut self, id: PodId) -> Option<BoundPod> {
         let slot = self
@@ -231,7 +355,17 @@ impl ClusterState {
             .position(|p| p.as_ref().is_some_and(|p| p.id == id))?;
         let pod = self.pods[slot].take()?;
         self.usage[pod.node].add(&pod, slot, -1);
-        self.with_affinity.retain(|s| *s != slot);
+        self.with_scoring_terms.retain(|s| *s != slot);
+        self.anti_affinity_unindexed.retain(|s| *s != slot);
+        for term in &pod.spec.pod_anti_affinity_required {
+            if let Some((key, value)) = term.selector.match_labels.iter().next()
+                && let Some(slots) = self
+                    .anti_affinity_by_label
+                    .get_mut(&(key.clone(), value.clone()))
+            {
+                slots.retain(|s| *s != slot);
+            }
+        }
         for (key, value) in &pod.spec.labels {
             if let Some(slots) = self.label_index.get_mut(&(key.clone(), value.clone())) {
                 slots.retain(|s| *s != slot);
@@ -242,4 +376,10 @@ impl ClusterState {
         }
         Some(pod)
     }
+}
+
+fn has_scoring_terms(spec: &PodSpec) -> bool {
+    !spec.pod_affinity_required.is_empty()
+        || !spec.pod_affinity_preferred.is_empty()
+        || !spec.pod_anti_affinity_preferred.is_empty()
 }

@@ -179,6 +179,9 @@ fn render_text(
     if !placement.scores.is_empty() {
         out.push_str("total = NodeResourcesFit + BalancedAllocation + 3 x TaintToleration + 2 x NodeAffinity + 2 x InterPodAffinity\n");
     }
+    if placement.feasible.len() == 1 {
+        out.push_str("one feasible node: upstream binds it without scoring; the scores are shown for reference\n");
+    }
     match placement.selected {
         Some(selected) if placement.is_tie() => {
             let names: Vec<&str> = placement
@@ -197,6 +200,27 @@ fn render_text(
             let _ = writeln!(out, "selected node: {}", nodes[selected].name);
         }
         None => {}
+    }
+    let gpu_units = request
+        .extended
+        .get(twin::cluster::model::GPU_RESOURCE)
+        .copied()
+        .unwrap_or(0);
+    if let (Some(selected), Ok(units @ 1..)) = (placement.selected, u32::try_from(gpu_units))
+        && let Some(Ok(devices)) = case.cluster.preview_gpu_devices(selected, units)
+        && let Some(gpus) = &nodes[selected].gpus
+    {
+        let devices: Vec<String> = devices
+            .iter()
+            .map(|d| format!("{d} ({})", gpus.devices[*d].class))
+            .collect();
+        let _ = writeln!(
+            out,
+            "gpu: {units} unit(s) on device(s) {} of {} ({:?})",
+            devices.join(", "),
+            nodes[selected].name,
+            gpus.sharing
+        );
     }
     if let Some(unschedulable) = &placement.unschedulable {
         let _ = writeln!(out, "unschedulable: {}", unschedulable.message);

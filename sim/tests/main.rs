@@ -5,4 +5,5 @@ mod lint;
 mod manifests;
 mod mesh;
 mod promql;
+mod schedule;
 mod tidy;

@@ -8,7 +8,8 @@
 //! defaults to its name (the kubelet always sets it). Beyond Appendix B a case may carry
 //! `kubernetesVersion`, `gpu` on nodes, and on pods `affinity`, `preferredAffinity`,
 //! `preferredAntiAffinity`, `nodeAffinity`, `preferredNodeAffinity`, `nodeName`,
-//! `initContainers` and container `limits`.
+//! `nominatedNodeName` (incoming), `terminatingByPreemption` (existing), `initContainers`
+//! and container `limits`.
 
 mod locate;
 mod report;
@@ -35,6 +36,11 @@ pub use locate::Seg;
 pub use report::{Mismatch, compare, placement_json};
 
 const MIB: i64 = 1024 * 1024;
+/// The largest amount a case may give (10^16 base units: 10 PB of memory): sums over
+/// thousands of pods and the scorers' ×100 then stay far inside i64.
+const MAX_AMOUNT: i64 = 10_000_000_000_000_000;
+/// The most GPUs, and sharing replicas per GPU, a case node may describe.
+const MAX_GPUS: u32 = 1024;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -53,12 +59,34 @@ struct CaseFile {
     expected: Option<serde_json::Map<String, Value>>,
 }
 
-/// A resource amount: a number in the case's units, or a quantity string.
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A resource amount: an integer in the case's units, or a quantity string.
 enum Amount {
     Number(i64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AmountVisitor;
+        impl serde::de::Visitor<'_> for AmountVisitor {
+            type Value = Amount;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an integer (cpu in millicores, memory in MiB, counts) or a quantity string like \"1.5Gi\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Amount, E> {
+                Ok(Amount::Number(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Amount, E> {
+                i64::try_from(v)
+                    .map(Amount::Number)
+                    .map_err(|_| E::custom("amount out of range"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Amount, E> {
+                Ok(Amount::Text(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(AmountVisitor)
+    }
 }
 
 type AmountMap = BTreeMap<String, Amount>;
@@ -145,6 +173,9 @@ struct CasePod {
     #[serde(default)]
     preferred_anti_affinity: Vec<CaseWeightedTerm>,
     node_name: Option<String>,
+    nominated_node_name: Option<String>,
+    #[serde(default)]
+    terminating_by_preemption: bool,
 }
 
 #[derive(Deserialize)]
@@ -314,9 +345,12 @@ impl Lowering<'_> {
             },
         };
         match value {
-            Some(v) if v >= 0 => v,
+            Some(v) if (0..=MAX_AMOUNT).contains(&v) => v,
             _ => {
-                self.error(path, "must be a non-negative amount within range");
+                self.error(
+                    path,
+                    format!("must be between 0 and {MAX_AMOUNT} base units"),
+                );
                 0
             }
         }
@@ -562,6 +596,7 @@ impl Lowering<'_> {
                 &pod.preferred_anti_affinity,
             ),
             node_name: pod.node_name.clone(),
+            nominated_node_name: pod.nominated_node_name.clone(),
         }
     }
 
@@ -606,11 +641,32 @@ impl Lowering<'_> {
                     replicas: *replicas,
                 },
             };
+            let sharing = if gpu.count > MAX_GPUS || sharing.replicas() > MAX_GPUS {
+                self.error(
+                    &[path[0].clone(), path[1].clone(), key("gpu")],
+                    format!("count and sharing replicas may be at most {MAX_GPUS}"),
+                );
+                GpuSharing::Exclusive
+            } else {
+                sharing
+            };
+            let memory_bytes = gpu.memory_mib.checked_mul(MIB as u64).unwrap_or_else(|| {
+                self.error(
+                    &[
+                        path[0].clone(),
+                        path[1].clone(),
+                        key("gpu"),
+                        key("memoryMiB"),
+                    ],
+                    "out of range",
+                );
+                0
+            });
             let device = GpuDevice {
                 class: gpu.class.clone(),
-                memory_bytes: gpu.memory_mib * MIB as u64,
+                memory_bytes,
             };
-            NodeGpus::new(vec![device; gpu.count as usize], sharing)
+            NodeGpus::new(vec![device; gpu.count.min(MAX_GPUS) as usize], sharing)
         });
         if let Some(gpus) = &gpus {
             let advertised = gpus.advertised_units();
@@ -762,10 +818,13 @@ pub fn parse(file: &Path, text: &str) -> Result<ScheduleCase, ClusterError> {
                 format!("duplicate pod {}/{}", spec.namespace, spec.name),
             );
         }
-        if pod.preemption_policy.is_some() || pod.node_name.is_some() {
+        if pod.preemption_policy.is_some()
+            || pod.node_name.is_some()
+            || pod.nominated_node_name.is_some()
+        {
             low.error(
                 &path,
-                "preemptionPolicy and nodeName belong to the incoming pod",
+                "preemptionPolicy, nodeName and nominatedNodeName belong to the incoming pod",
             );
         }
         match &pod.node {
@@ -783,10 +842,21 @@ pub fn parse(file: &Path, text: &str) -> Result<ScheduleCase, ClusterError> {
         }
     }
     let incoming = low.pod(&[key("pod")], &case.pod, "incoming");
-    if case.pod.node.is_some() || case.pod.started_seconds_ago.is_some() {
+    if case.pod.node.is_some()
+        || case.pod.started_seconds_ago.is_some()
+        || case.pod.terminating_by_preemption
+    {
         low.error(
             &[key("pod")],
-            "the incoming pod is not bound yet: drop `node` and `startedSecondsAgo`",
+            "the incoming pod is not bound yet: drop `node`, `startedSecondsAgo` and `terminatingByPreemption`",
+        );
+    }
+    if let Some(nominated) = &case.pod.nominated_node_name
+        && !seen.contains_key(nominated)
+    {
+        low.error(
+            &[key("pod"), key("nominatedNodeName")],
+            format!("node {nominated:?} does not exist"),
         );
     }
 
@@ -827,8 +897,12 @@ pub fn parse(file: &Path, text: &str) -> Result<ScheduleCase, ClusterError> {
     }
     let mut cluster = ClusterState::new(nodes)?;
     for (spec, node, start, idx) in bound {
-        if let Err(err) = cluster.bind(spec, &node, start) {
-            low.error(&[key("existingPods"), Seg::Index(idx)], err.to_string());
+        match cluster.bind(spec, &node, start) {
+            Ok(id) if case.existing_pods[idx].terminating_by_preemption => {
+                cluster.mark_preempted(id);
+            }
+            Ok(_) => {}
+            Err(err) => low.error(&[key("existingPods"), Seg::Index(idx)], err.to_string()),
         }
     }
     if !low.diags.is_empty() {

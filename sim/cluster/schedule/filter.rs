@@ -1,9 +1,12 @@
 //! The default Filter plugins, in upstream's order; a node reports the first plugin that
 //! rejects it (only NodeResourcesFit can give several reasons at once).
 
+use std::borrow::Cow;
+
 use crate::cluster::model::{Node, PodSpec, Resources, Taint, TaintEffect};
 use crate::cluster::schedule::interpod::InterPodState;
 use crate::cluster::schedule::{FilterFailure, FilterPlugin, SchedulerConfig};
+use crate::cluster::state::ClusterState;
 
 pub(crate) const REASON_UNSCHEDULABLE: &str = "node(s) were unschedulable";
 pub(crate) const REASON_NODE_NAME: &str = "node(s) didn't match the requested node name";
@@ -27,6 +30,10 @@ pub(crate) struct Cycle<'a> {
 pub(crate) struct NodeView<'a> {
     pub requested: &'a Resources,
     pub pod_count: i64,
+    /// The anti-affinity checks precomputed for this node (bit 0: the pod's own terms, bit
+    /// 1: existing pods' terms), or `None` to read them from the counts (preemption's dry
+    /// runs change the counts node by node).
+    pub anti_affinity_mask: Option<u8>,
 }
 
 /// Runs every filter on one node; `Ok` when it passes them all.
@@ -41,13 +48,51 @@ pub(crate) fn run_filters(
     taint_toleration(cycle.pod, node, cycle.config)?;
     node_affinity(cycle.pod, node)?;
     resources_fit(&cycle.request, node, view, cycle.config)?;
-    inter_pod_affinity(cycle.pod, node, inter)?;
+    inter_pod_affinity(cycle.pod, node, inter, view.anti_affinity_mask)?;
     Ok(())
+}
+
+/// RunFilterPluginsWithNominatedPods: when pods of equal or higher priority are nominated to
+/// the node, the filters must pass both with them added and without them (adding pods can
+/// help pod affinity); the first failure is reported.
+pub(crate) fn filter_with_nominated(
+    cluster: &ClusterState,
+    cycle: &Cycle<'_>,
+    node_idx: usize,
+    view: NodeView<'_>,
+    inter: &InterPodState,
+) -> Result<(), FilterFailure> {
+    let node = &cluster.nodes()[node_idx];
+    let pod = cycle.pod;
+    let mut nominated = cluster
+        .nominated()
+        .iter()
+        .filter(|n| n.node == node_idx && n.spec.priority >= pod.priority)
+        .filter(|n| !(n.spec.namespace == pod.namespace && n.spec.name == pod.name))
+        .peekable();
+    if nominated.peek().is_none() {
+        return run_filters(cycle, node, view, inter);
+    }
+    let mut requested = view.requested.clone();
+    let mut pod_count = view.pod_count;
+    let mut with_nominated = inter.clone();
+    for n in nominated {
+        requested.add_scaled(&n.requests, 1);
+        pod_count += 1;
+        with_nominated.account(pod, &n.spec, node, 1);
+    }
+    let with = NodeView {
+        requested: &requested,
+        pod_count,
+        anti_affinity_mask: None,
+    };
+    run_filters(cycle, node, with, &with_nominated)?;
+    run_filters(cycle, node, view, inter)
 }
 
 fn fail(
     plugin: FilterPlugin,
-    reason: impl Into<String>,
+    reason: impl Into<Cow<'static, str>>,
     unresolvable: bool,
 ) -> Result<(), FilterFailure> {
     Err(FilterFailure {
@@ -135,24 +180,40 @@ pub(crate) fn resources_fit(
     let mut reasons = Vec::new();
     let mut unresolvable = false;
     if view.pod_count + 1 > node.allocatable.pods {
-        reasons.push("Too many pods".to_string());
+        reasons.push(Cow::Borrowed("Too many pods"));
     }
     if !request.is_zero() {
-        let mut check = |name: &str, wanted: i64| {
-            let allocatable = node.allocatable.get(name);
-            if wanted > 0 && wanted > allocatable - view.requested.get(name) {
-                reasons.push(format!("Insufficient {name}"));
+        let mut check = |name: &str, wanted: i64, allocatable: i64, used: i64| {
+            if wanted > 0 && wanted > allocatable - used {
+                reasons.push(match name {
+                    "cpu" => Cow::Borrowed("Insufficient cpu"),
+                    "memory" => Cow::Borrowed("Insufficient memory"),
+                    "ephemeral-storage" => Cow::Borrowed("Insufficient ephemeral-storage"),
+                    other => Cow::Owned(format!("Insufficient {other}")),
+                });
                 // Newer releases know that no preemption can make room beyond allocatable.
                 if config.kubernetes_version.unresolvable_fit() && wanted > allocatable {
                     unresolvable = true;
                 }
             }
         };
-        check("cpu", request.cpu_millis);
-        check("memory", request.memory_bytes);
-        check("ephemeral-storage", request.ephemeral_storage_bytes);
+        let (have, used) = (&node.allocatable, view.requested);
+        check("cpu", request.cpu_millis, have.cpu_millis, used.cpu_millis);
+        check(
+            "memory",
+            request.memory_bytes,
+            have.memory_bytes,
+            used.memory_bytes,
+        );
+        check(
+            "ephemeral-storage",
+            request.ephemeral_storage_bytes,
+            have.ephemeral_storage_bytes,
+            used.ephemeral_storage_bytes,
+        );
         for (name, wanted) in &request.extended {
-            check(name, *wanted);
+            let amount = |r: &Resources| r.extended.get(name).copied().unwrap_or(0);
+            check(name, *wanted, amount(have), amount(used));
         }
     }
     if reasons.is_empty() {
@@ -172,14 +233,22 @@ pub(crate) fn inter_pod_affinity(
     pod: &PodSpec,
     node: &Node,
     inter: &InterPodState,
+    mask: Option<u8>,
 ) -> Result<(), FilterFailure> {
     if !inter.satisfies_affinity(pod, node) {
         return fail(FilterPlugin::InterPodAffinity, REASON_AFFINITY, true);
     }
-    if !inter.satisfies_anti_affinity(pod, node) {
+    let (own_blocked, existing_blocked) = match mask {
+        Some(bits) => (bits & 1 != 0, bits & 2 != 0),
+        None => (
+            !inter.satisfies_anti_affinity(pod, node),
+            !inter.satisfies_existing_anti_affinity(node),
+        ),
+    };
+    if own_blocked {
         return fail(FilterPlugin::InterPodAffinity, REASON_ANTI_AFFINITY, false);
     }
-    if !inter.satisfies_existing_anti_affinity(node) {
+    if existing_blocked {
         return fail(
             FilterPlugin::InterPodAffinity,
             REASON_EXISTING_ANTI_AFFINITY,

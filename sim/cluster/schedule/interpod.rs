@@ -43,8 +43,9 @@ fn bump(map: &mut DomainCounts, term: &PodAffinityTerm, node: &Node, delta: i64)
 impl InterPodState {
     pub(crate) fn build(cluster: &ClusterState, pod: &PodSpec) -> Self {
         let mut state = InterPodState::default();
-        // Existing pods' anti-affinity: only pods with terms can contribute.
-        for &slot in cluster.affinity_slots() {
+        // Existing pods' anti-affinity: only terms filed under one of the pod's labels (or
+        // without matchLabels) can match it.
+        for slot in cluster.anti_affinity_candidates(&pod.labels) {
             let existing = cluster.pod_at(slot);
             state.account_existing_terms(&existing.spec, &cluster.nodes()[existing.node], pod, 1);
         }
@@ -137,6 +138,31 @@ impl InterPodState {
                 bump(&mut self.affinity_counts, term, node, delta);
             }
         }
+    }
+
+    /// Per node, which anti-affinity check fails (bit 0: the pod's own terms, bit 1:
+    /// existing pods' terms), found from the blocked domains through the cluster's
+    /// node-label index instead of per-node lookups. Same answers as
+    /// [`InterPodState::satisfies_anti_affinity`] and
+    /// [`InterPodState::satisfies_existing_anti_affinity`].
+    pub(crate) fn anti_affinity_masks(&self, cluster: &ClusterState, pod: &PodSpec) -> Vec<u8> {
+        let mut masks = vec![0u8; cluster.nodes().len()];
+        let mut mark = |counts: &DomainCounts, key: &str, bit: u8| {
+            for (value, count) in counts.get(key).into_iter().flatten() {
+                if *count > 0 {
+                    for &node in cluster.nodes_with_label(key, value) {
+                        masks[node] |= bit;
+                    }
+                }
+            }
+        };
+        for term in &pod.pod_anti_affinity_required {
+            mark(&self.anti_affinity_counts, &term.topology_key, 1);
+        }
+        for key in self.existing_anti_affinity_counts.keys() {
+            mark(&self.existing_anti_affinity_counts, key, 2);
+        }
+        masks
     }
 
     /// Required pod affinity. A pod whose terms match no pod anywhere may still go where

@@ -13,7 +13,10 @@
 //! - preemption dry-runs every candidate node (upstream samples from a random offset) and
 //!   breaks its final tie by node name;
 //! - NodePorts, volume plugins, PodTopologySpread and ImageLocality are not modelled (pods
-//!   here have no host ports, volumes, spread constraints or images).
+//!   here have no host ports, volumes, spread constraints or images); DynamicResources only
+//!   as far as pods without ResourceClaims see it (its PostFilter message, v1.34+);
+//! - nominated pods count on their node in filtering, preemption's dry runs included
+//!   (RunFilterPluginsWithNominatedPods), but not in scoring, as upstream.
 //!
 //! Invariants: `schedule` never mutates the cluster and draws no random numbers; its output
 //! depends only on its inputs.
@@ -23,12 +26,13 @@ mod interpod;
 mod preempt;
 mod score;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::cluster::model::PodSpec;
 use crate::cluster::state::{ClusterState, PodId};
-use filter::{Cycle, NodeView, run_filters};
+use filter::{Cycle, NodeView, filter_with_nominated};
 use interpod::InterPodState;
 
 /// A Kubernetes minor version; the scheduler's messages and a few rules depend on it.
@@ -70,6 +74,16 @@ impl KubernetesVersion {
 
     /// v1.34+ marks a request above the node's allocatable as unresolvable.
     pub fn unresolvable_fit(self) -> bool {
+        self >= KubernetesVersion {
+            major: 1,
+            minor: 34,
+        }
+    }
+
+    /// v1.34+ enables DynamicResourceAllocation by default (GA): its plugin's PostFilter
+    /// runs before DefaultPreemption and, for a pod without ResourceClaims, adds
+    /// `no new claims to deallocate` to the FailedScheduling message.
+    pub fn dra_post_filter(self) -> bool {
         self >= KubernetesVersion {
             major: 1,
             minor: 34,
@@ -152,7 +166,8 @@ impl FilterPlugin {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FilterFailure {
     pub plugin: FilterPlugin,
-    pub reasons: Vec<String>,
+    /// Upstream's texts; most are fixed strings, so they are borrowed, not allocated.
+    pub reasons: Vec<Cow<'static, str>>,
     pub unresolvable: bool,
 }
 
@@ -241,16 +256,16 @@ pub fn schedule(cluster: &ClusterState, pod: &PodSpec, config: &SchedulerConfig)
         inter: InterPodState::build(cluster, pod),
     };
     let nodes = cluster.nodes();
-    let verdicts: Vec<Option<FilterFailure>> = nodes
-        .iter()
-        .enumerate()
-        .map(|(idx, node)| {
+    let masks = cycle.inter.anti_affinity_masks(cluster, pod);
+    let verdicts: Vec<Option<FilterFailure>> = (0..nodes.len())
+        .map(|idx| {
             let usage = cluster.usage(idx);
             let view = NodeView {
                 requested: &usage.requested,
                 pod_count: usage.pod_count,
+                anti_affinity_mask: Some(masks[idx]),
             };
-            run_filters(&cycle, node, view, &cycle.inter).err()
+            filter_with_nominated(cluster, &cycle, idx, view, &cycle.inter).err()
         })
         .collect();
     let feasible: Vec<usize> = (0..nodes.len())
@@ -261,15 +276,20 @@ pub fn schedule(cluster: &ClusterState, pod: &PodSpec, config: &SchedulerConfig)
         let reasons = verdicts
             .iter()
             .flatten()
-            .flat_map(|f| f.reasons.iter().map(String::as_str));
+            .flat_map(|f| f.reasons.iter().map(|r| r.as_ref()));
         let mut reason_counts = BTreeMap::new();
         for reason in reasons.clone() {
             *reason_counts.entry(reason.to_string()).or_insert(0) += 1;
         }
         let mut message = fit_error_message(nodes.len(), reasons);
         let (preemption, post_filter) = preempt::preempt(cluster, &cycle, &verdicts);
+        // PostFilter plugins run in order until one succeeds; the reasons of those that did
+        // not are joined with ", ". A successful preemption therefore leaves no message.
         if !post_filter.is_empty() {
             message.push(' ');
+            if config.kubernetes_version.dra_post_filter() {
+                message.push_str("no new claims to deallocate, ");
+            }
             message.push_str(&post_filter);
         }
         return Placement {

@@ -2,10 +2,11 @@
 //! lower-priority pods would let the pod fit, with the fewest and least important victims
 //! and PodDisruptionBudgets respected where possible.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use crate::cluster::model::{PodDisruptionBudget, PreemptionPolicy};
-use crate::cluster::schedule::filter::{Cycle, NodeView, run_filters};
+use crate::cluster::schedule::filter::{Cycle, NodeView, filter_with_nominated};
 use crate::cluster::schedule::{FilterFailure, Preemption, fit_error_message};
 use crate::cluster::state::{BoundPod, ClusterState};
 
@@ -46,6 +47,23 @@ pub(crate) fn preempt(
             "preemption: not eligible due to preemptionPolicy=Never.".to_string(),
         );
     }
+    // A pod that already preempted waits for its victims (PodEligibleToPreemptOthers),
+    // unless its nominated node has become unresolvable for it.
+    if let Some(nominated) = cycle.pod.nominated_node_name.as_deref()
+        && let Some(node) = cluster.node_by_name(nominated)
+        && !verdicts[node].as_ref().is_some_and(|f| f.unresolvable)
+        && cluster
+            .usage(node)
+            .pods
+            .iter()
+            .map(|&slot| cluster.pod_at(slot))
+            .any(|p| p.spec.priority < cycle.pod.priority && p.terminating_by_preemption)
+    {
+        return (
+            None,
+            "preemption: not eligible due to a terminating pod on the nominated node.".to_string(),
+        );
+    }
     let n_nodes = cluster.nodes().len();
     let potential: Vec<usize> = (0..n_nodes)
         .filter(|&idx| {
@@ -55,16 +73,20 @@ pub(crate) fn preempt(
         })
         .collect();
     // Nodes not tried report "not helpful"; tried ones report why they did not work.
-    let mut statuses: Vec<Vec<String>> = vec![vec![NOT_HELPFUL.to_string()]; n_nodes];
+    let mut statuses: Vec<Option<Vec<Cow<'static, str>>>> = vec![None; n_nodes];
     let mut candidates = Vec::new();
     for &node in &potential {
         match select_victims(cluster, cycle, node) {
             Ok(candidate) => candidates.push(candidate),
-            Err(reasons) => statuses[node] = reasons,
+            Err(reasons) => statuses[node] = Some(reasons),
         }
     }
     if candidates.is_empty() {
-        let message = fit_error_message(n_nodes, statuses.iter().flatten().map(String::as_str));
+        let reasons = statuses.iter().flat_map(|status| match status {
+            Some(reasons) => reasons.iter().map(|r| r.as_ref()).collect::<Vec<_>>(),
+            None => vec![NOT_HELPFUL],
+        });
+        let message = fit_error_message(n_nodes, reasons);
         return (None, format!("preemption: {message}"));
     }
     // The final tie is arbitrary upstream (map order); we take the smallest node name.
@@ -88,32 +110,39 @@ fn select_victims<'a>(
     cluster: &'a ClusterState,
     cycle: &Cycle<'_>,
     node_idx: usize,
-) -> Result<Candidate<'a>, Vec<String>> {
+) -> Result<Candidate<'a>, Vec<Cow<'static, str>>> {
     let node = &cluster.nodes()[node_idx];
     let usage = cluster.usage(node_idx);
-    let mut requested = usage.requested.clone();
-    let mut pod_count = usage.pod_count;
-    let mut inter = cycle.inter.clone();
+    // Most nodes in a busy cluster have nothing to give: answer before collecting anything.
+    if !usage
+        .pods
+        .iter()
+        .any(|&slot| cluster.pod_at(slot).spec.priority < cycle.pod.priority)
+    {
+        return Err(vec![Cow::Borrowed(NO_VICTIMS)]);
+    }
     let mut lower: Vec<&BoundPod> = usage
         .pods
         .iter()
         .map(|&slot| cluster.pod_at(slot))
         .filter(|p| p.spec.priority < cycle.pod.priority)
         .collect();
-    if lower.is_empty() {
-        return Err(vec![NO_VICTIMS.to_string()]);
-    }
+    let mut requested = usage.requested.clone();
+    let mut pod_count = usage.pod_count;
+    let mut inter = cycle.inter.clone();
     for pod in &lower {
         requested.add_scaled(&pod.requests, -1);
         pod_count -= 1;
         inter.account(cycle.pod, &pod.spec, node, -1);
     }
-    if let Err(failure) = run_filters(
+    if let Err(failure) = filter_with_nominated(
+        cluster,
         cycle,
-        node,
+        node_idx,
         NodeView {
             requested: &requested,
             pod_count,
+            anti_affinity_mask: None,
         },
         &inter,
     ) {
@@ -129,12 +158,14 @@ fn select_victims<'a>(
             requested.add_scaled(&pod.requests, 1);
             pod_count += 1;
             inter.account(cycle.pod, &pod.spec, node, 1);
-            if run_filters(
+            if filter_with_nominated(
+                cluster,
                 cycle,
-                node,
+                node_idx,
                 NodeView {
                     requested: &requested,
                     pod_count,
+                    anti_affinity_mask: None,
                 },
                 &inter,
             )
@@ -155,7 +186,7 @@ fn select_victims<'a>(
     }
     if victims.is_empty() {
         // Cannot happen: the pod did not fit with every pod present.
-        return Err(vec![NO_VICTIMS.to_string()]);
+        return Err(vec![Cow::Borrowed(NO_VICTIMS)]);
     }
     Ok(Candidate {
         node: node_idx,

@@ -41,23 +41,20 @@ pub(crate) fn least_allocated(node: &Node, usage: &NodeUsage, pod_non_zero: (i64
 /// NodeResourcesBalancedAllocation over cpu and memory with actual requests: 100 × (1 −
 /// the standard deviation of the two utilization fractions), truncated.
 pub(crate) fn balanced_allocation(node: &Node, usage: &NodeUsage, pod_request: (i64, i64)) -> i64 {
-    let pairs = [
-        (
-            node.allocatable.cpu_millis,
-            usage.requested.cpu_millis + pod_request.0,
-        ),
-        (
-            node.allocatable.memory_bytes,
-            usage.requested.memory_bytes + pod_request.1,
-        ),
-    ];
-    let fractions: Vec<f64> = pairs
-        .iter()
-        .filter(|(allocatable, _)| *allocatable != 0)
-        .map(|(allocatable, requested)| (*requested as f64 / *allocatable as f64).min(1.0))
-        .collect();
-    let std = match fractions.as_slice() {
-        [a, b] => ((a - b) / 2.0).abs(),
+    let fraction = |allocatable: i64, requested: i64| {
+        (allocatable != 0).then(|| (requested as f64 / allocatable as f64).min(1.0))
+    };
+    let cpu = fraction(
+        node.allocatable.cpu_millis,
+        usage.requested.cpu_millis + pod_request.0,
+    );
+    let memory = fraction(
+        node.allocatable.memory_bytes,
+        usage.requested.memory_bytes + pod_request.1,
+    );
+    // With one resource left the deviation is 0, as upstream's general formula gives.
+    let std = match (cpu, memory) {
+        (Some(a), Some(b)) => ((a - b) / 2.0).abs(),
         _ => 0.0,
     };
     ((1.0 - std) * MAX_NODE_SCORE as f64) as i64
@@ -66,15 +63,15 @@ pub(crate) fn balanced_allocation(node: &Node, usage: &NodeUsage, pod_request: (
 /// TaintToleration raw score: PreferNoSchedule taints not tolerated by the pod's
 /// tolerations whose effect is empty or PreferNoSchedule.
 pub(crate) fn intolerable_prefer_no_schedule(pod: &PodSpec, node: &Node) -> i64 {
-    let tolerations: Vec<_> = pod
-        .tolerations
-        .iter()
-        .filter(|t| t.effect.is_none_or(|e| e == TaintEffect::PreferNoSchedule))
-        .collect();
+    let scoring_tolerations = || {
+        pod.tolerations
+            .iter()
+            .filter(|t| t.effect.is_none_or(|e| e == TaintEffect::PreferNoSchedule))
+    };
     node.taints
         .iter()
         .filter(|taint| taint.effect == TaintEffect::PreferNoSchedule)
-        .filter(|taint| !tolerations.iter().any(|t| t.tolerates(taint)))
+        .filter(|taint| !scoring_tolerations().any(|t| t.tolerates(taint)))
         .count() as i64
 }
 
@@ -161,8 +158,9 @@ pub(crate) fn inter_pod_topology_scores(
             visit(bound);
         }
     } else {
-        // Without preferred terms of its own, only pods that carry terms can contribute.
-        for &slot in cluster.affinity_slots() {
+        // Without preferred terms of its own, only pods with affinity or preferred terms can
+        // contribute (required anti-affinity of existing pods does not score).
+        for &slot in cluster.scoring_slots() {
             visit(cluster.pod_at(slot));
         }
     }
