@@ -95,6 +95,8 @@ pub const GPU_SHARING_MAX_CLIENTS_KEY: &str = "nvidia.com/gpu.sharing.max-client
 pub struct GpuSharingProblem {
     pub field: String,
     pub message: String,
+    /// The problem is the key itself (an unknown key), not its value.
+    pub at_key: bool,
 }
 
 impl GpuSharing {
@@ -103,6 +105,7 @@ impl GpuSharing {
         let problem = |field: &str, message: String| GpuSharingProblem {
             field: field.to_string(),
             message,
+            at_key: false,
         };
         let Value::Object(map) = value else {
             return Err(problem(
@@ -112,12 +115,13 @@ impl GpuSharing {
         };
         for key in map.keys() {
             if key != GPU_SHARING_STRATEGY_KEY && key != GPU_SHARING_MAX_CLIENTS_KEY {
-                return Err(problem(
-                    key,
-                    format!(
-                        "unknown key; expected {GPU_SHARING_STRATEGY_KEY} or {GPU_SHARING_MAX_CLIENTS_KEY}"
-                    ),
-                ));
+                let message = format!(
+                    "unknown key; expected {GPU_SHARING_STRATEGY_KEY} or {GPU_SHARING_MAX_CLIENTS_KEY}"
+                );
+                return Err(GpuSharingProblem {
+                    at_key: true,
+                    ..problem(key, message)
+                });
             }
         }
         let strategy = match map.get(GPU_SHARING_STRATEGY_KEY) {

@@ -436,9 +436,8 @@ impl Inventory {
                 .as_ref()
                 .and_then(|e| e.namespace.as_deref())
         }
-        for item in &self.namespaces {
+        for _ in &self.namespaces {
             add("Namespace", None, true);
-            let _ = item;
         }
         for item in &self.resource_quotas {
             add("ResourceQuota", ns(&item.metadata), false);
@@ -846,13 +845,13 @@ fn decode<T: DeserializeOwned>(
             }
         }
         let message = err.inner().to_string();
-        // serde names the offending field in backticks; unknown fields are reported at the
-        // containing object, missing ones too, so extend the path to point at the field itself.
+        // serde names the offending field in backticks. serde_path_to_error already ends the
+        // path with an unknown key (point at the key, not its value); a missing field is reported
+        // at its parent, so extend the path to name the field itself.
         let named = message.split('`').nth(1).map(str::to_string);
         if let Some(field) = named.as_deref() {
             if message.starts_with("unknown field") {
-                let field_path = yaml::join_key(&path, field);
-                return Diagnostic::error(ctx.location(&field_path, true), field_path, message);
+                return Diagnostic::error(ctx.location(&path, true), path, message);
             }
             if message.starts_with("missing field") {
                 let field_path = yaml::join_key(&path, field);
@@ -966,7 +965,7 @@ fn load_document(
         };
         return load_kind(ctx, text, value, api_version, kind, inv, errors);
     }
-    load_shape(ctx, value, inv)
+    load_shape(ctx, value, inv, errors)
 }
 
 fn load_kind(
@@ -979,11 +978,18 @@ fn load_kind(
     errors: &mut Vec<Diagnostic>,
 ) -> Result<(), Diagnostic> {
     let (group, _version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    // k8s-openapi fills a missing required field with its default; the API server refuses it.
+    require(ctx, value, required_fields(api_version, kind))?;
     match (api_version, kind) {
         ("v1", "Namespace") => inv.namespaces.push(ctx.sourced(decode(ctx, value, "")?)),
-        ("v1", "ResourceQuota") => inv
-            .resource_quotas
-            .push(ctx.sourced(decode(ctx, value, "")?)),
+        ("v1", "ResourceQuota") => {
+            let quota: ResourceQuota = decode(ctx, value, "")?;
+            errors.extend(validate::quantities(
+                ctx,
+                validate::resource_quota_quantities(&quota),
+            ));
+            inv.resource_quotas.push(ctx.sourced(quota));
+        }
         ("v1", "Secret") => inv.secrets.push(ctx.sourced(decode(ctx, value, "")?)),
         ("v1", "ServiceAccount") => inv
             .service_accounts
@@ -1000,11 +1006,16 @@ fn load_kind(
         ("apps/v1", "Deployment") => {
             let deployment: Deployment = decode(ctx, value, "")?;
             errors.extend(validate::deployment(ctx, &deployment));
+            errors.extend(validate::quantities(
+                ctx,
+                validate::deployment_quantities(&deployment),
+            ));
             inv.deployments.push(ctx.sourced(deployment));
         }
         ("autoscaling/v2", "HorizontalPodAutoscaler") => {
             let hpa: HorizontalPodAutoscaler = decode(ctx, value, "")?;
             errors.extend(validate::hpa(ctx, &hpa));
+            errors.extend(validate::quantities(ctx, validate::hpa_quantities(&hpa)));
             inv.hpas.push(ctx.sourced(hpa));
         }
         ("policy/v1", "PodDisruptionBudget") => inv
@@ -1055,9 +1066,11 @@ fn load_kind(
                 written_fields,
             }));
         }
-        ("monitoring.coreos.com/v1", "PrometheusRule") => inv
-            .prometheus_rules
-            .push(ctx.sourced(decode(ctx, value, "")?)),
+        ("monitoring.coreos.com/v1", "PrometheusRule") => {
+            let rule: PrometheusRule = decode(ctx, value, "")?;
+            errors.extend(validate::rule_file(ctx, &rule.spec, "spec"));
+            inv.prometheus_rules.push(ctx.sourced(rule));
+        }
         ("argoproj.io/v1alpha1", "Application") => inv
             .argo_applications
             .push(ctx.sourced(decode(ctx, value, "")?)),
@@ -1087,6 +1100,63 @@ fn load_kind(
     Ok(())
 }
 
+/// The fields the API server (or the CRD's schema) requires, as dotted paths, parents first.
+fn required_fields(api_version: &str, kind: &str) -> &'static [&'static str] {
+    const NAMED: &[&str] = &["metadata", "metadata.name"];
+    match (api_version, kind) {
+        ("apps/v1", "Deployment") => &[
+            "metadata",
+            "metadata.name",
+            "spec",
+            "spec.selector",
+            "spec.template",
+        ],
+        ("autoscaling/v2", "HorizontalPodAutoscaler") => &[
+            "metadata",
+            "metadata.name",
+            "spec",
+            "spec.scaleTargetRef",
+            "spec.scaleTargetRef.kind",
+            "spec.scaleTargetRef.name",
+            "spec.maxReplicas",
+        ],
+        ("scheduling.k8s.io/v1", "PriorityClass") => &["metadata", "metadata.name", "value"],
+        ("v1", _)
+        | ("policy/v1", _)
+        | ("monitoring.coreos.com/v1", _)
+        | ("argoproj.io/v1alpha1", _) => NAMED,
+        (_, "VirtualService" | "DestinationRule") if is_istio_networking(api_version) => {
+            &["metadata", "metadata.name", "spec"]
+        }
+        (_, "AuthorizationPolicy") => NAMED,
+        _ => &[],
+    }
+}
+
+/// Refuses the first absent path of `required` (a `null` counts as absent, as in the API).
+fn require(ctx: &DocContext<'_>, value: &Value, required: &[&str]) -> Result<(), Diagnostic> {
+    for path in required {
+        let mut node = Some(value);
+        for key in path.split('.') {
+            node = node.and_then(|n| n.get(key)).filter(|n| !n.is_null());
+        }
+        if node.is_none() {
+            let (parent, field) = path.rsplit_once('.').unwrap_or(("", path));
+            let location = if parent.is_empty() {
+                ctx.location("", false)
+            } else {
+                ctx.location(parent, true)
+            };
+            return Err(Diagnostic::error(
+                location,
+                *path,
+                format!("missing field `{field}`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn is_istio_networking(api_version: &str) -> bool {
     matches!(
         api_version,
@@ -1110,13 +1180,21 @@ fn unknown_object(value: &Value) -> UnknownObject {
 }
 
 /// Files without apiVersion and kind: recognised by their top-level keys.
-fn load_shape(ctx: &DocContext<'_>, value: &Value, inv: &mut Inventory) -> Result<(), Diagnostic> {
+fn load_shape(
+    ctx: &DocContext<'_>,
+    value: &Value,
+    inv: &mut Inventory,
+    errors: &mut Vec<Diagnostic>,
+) -> Result<(), Diagnostic> {
     let has = |key: &str| value.get(key).is_some();
     if has("groups") {
-        inv.rule_files.push(ctx.sourced(decode(ctx, value, "")?));
+        let rules: RuleFile = decode(ctx, value, "")?;
+        errors.extend(validate::rule_file(ctx, &rules, ""));
+        inv.rule_files.push(ctx.sourced(rules));
     } else if has("scrape_configs") || (has("global") && (has("rule_files") || has("alerting"))) {
-        inv.prometheus_configs
-            .push(ctx.sourced(decode(ctx, value, "")?));
+        let config: PrometheusConfig = decode(ctx, value, "")?;
+        errors.extend(validate::prometheus_config(ctx, &config));
+        inv.prometheus_configs.push(ctx.sourced(config));
     } else if string_at(value, "version") == Some("prometheus/v1") && has("slos") {
         let spec: SloSpec = decode(ctx, value, "")?;
         let written_fields = sloth::written_fields(value, "");
@@ -1223,8 +1301,17 @@ fn load_embedded(
                 positions: Arc::new(positions),
                 start,
             };
-            let result = load_embedded_document(&inner, kind, &document.value, &embedded_in, inv);
-            if let Err(mut diag) = result {
+            let mut found = Vec::new();
+            let result = load_embedded_document(
+                &inner,
+                kind,
+                &document.value,
+                &embedded_in,
+                inv,
+                &mut found,
+            );
+            found.extend(result.err());
+            for mut diag in found {
                 diag.field = join_shown(&shown_path, &diag.field);
                 errors.push(diag);
             }
@@ -1248,10 +1335,12 @@ fn load_embedded_document(
     value: &Value,
     embedded_in: &EmbeddedIn,
     inv: &mut Inventory,
+    errors: &mut Vec<Diagnostic>,
 ) -> Result<(), Diagnostic> {
     match kind {
         EmbeddedKind::Prometheus => {
             let config: PrometheusConfig = decode(ctx, value, "")?;
+            errors.extend(validate::prometheus_config(ctx, &config));
             inv.prometheus_configs
                 .push(ctx.embedded(embedded_in, config));
         }
@@ -1265,13 +1354,13 @@ fn load_embedded_document(
         }
         EmbeddedKind::Rules => {
             let rules: RuleFile = decode(ctx, value, "")?;
+            errors.extend(validate::rule_file(ctx, &rules, ""));
             inv.rule_files.push(ctx.embedded(embedded_in, rules));
         }
         EmbeddedKind::GpuSharing => {
             let sharing = GpuSharing::from_value(value).map_err(|problem| {
-                let at_key = !problem.field.is_empty();
                 Diagnostic::error(
-                    ctx.location(&problem.field, at_key),
+                    ctx.location(&problem.field, problem.at_key),
                     problem.field.clone(),
                     problem.message,
                 )

@@ -4,7 +4,13 @@
 //! Mirrors `pkg/apis/apps/validation` (`ValidateDeploymentSpec`, `ValidateRollingUpdateDeployment`,
 //! `ValidatePodTemplateSpecForReplicaSet`) and `pkg/apis/autoscaling/validation`
 //! (`validateHorizontalPodAutoscalerSpec`) of Kubernetes 1.29. Messages follow `field.Invalid`:
-//! `<path>: Invalid value: <Go %#v of the value>: <detail>`.
+//! `<path>: Invalid value: <value>: <detail>`, the value printed as `field.Error.ErrorBody` does:
+//! numbers plainly, strings quoted, anything else with Go's `%#v` (1.29's `IntOrString` has a
+//! pointer-receiver `String`, so it prints as `intstr.IntOrString{Type:0, IntVal:0, StrVal:""}`;
+//! newer API servers print a bare `0`).
+//!
+//! Prometheus rule files and configuration are checked as Prometheus 2.42 loads them
+//! (`rulefmt.RuleGroups.Validate`, `config.Load`), with its messages.
 
 use std::collections::BTreeMap;
 
@@ -13,11 +19,20 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use k8s_openapi::api::core::v1::ResourceQuota;
+
 use super::DocContext;
+use super::prometheus::{PrometheusConfig, RuleFile};
+use super::quantity::parse_quantity;
+use super::yaml::{join_index, join_key};
 use crate::diag::Diagnostic;
+use crate::engine::parse_duration;
 
 /// The lower bound of `minReplicas` with the `HPAScaleToZero` feature gate off (its default).
 const MIN_REPLICAS_LOWER_BOUND: i32 = 1;
+
+/// `validation.IsValidPercent`'s message, word for word (its double space included).
+const PERCENT_MESSAGE: &str = "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')";
 
 fn invalid(ctx: &DocContext<'_>, path: &str, value: &str, detail: &str) -> Diagnostic {
     Diagnostic::error(
@@ -50,8 +65,10 @@ fn go_string_map(map: &BTreeMap<String, String>) -> String {
 fn int_or_percent_value(value: &IntOrString) -> Option<i64> {
     match value {
         IntOrString::Int(int) => Some(i64::from(*int)),
+        // `IsValidPercent`: `^[0-9]+%$`.
         IntOrString::String(text) => text
             .strip_suffix('%')
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|digits| digits.parse().ok()),
     }
 }
@@ -149,16 +166,22 @@ pub fn deployment(ctx: &DocContext<'_>, deployment: &Deployment) -> Vec<Diagnost
         for (field, value) in [("maxUnavailable", &unavailable), ("maxSurge", &surge)] {
             let path = format!("spec.strategy.rollingUpdate.{field}");
             match value {
+                // `ValidateNonnegativeField` prints the int64; `IsValidPercent` the whole struct.
                 IntOrString::Int(int) if *int < 0 => {
                     out.push(invalid(
                         ctx,
                         &path,
-                        &go_int_or_string(value),
+                        &int.to_string(),
                         "must be greater than or equal to 0",
                     ));
                 }
-                IntOrString::String(text) if int_or_percent_value(value).is_none() => {
-                    out.push(invalid(ctx, &path, &format!("{text:?}"), "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"));
+                IntOrString::String(_) if int_or_percent_value(value).is_none() => {
+                    out.push(invalid(
+                        ctx,
+                        &path,
+                        &go_int_or_string(value),
+                        PERCENT_MESSAGE,
+                    ));
                 }
                 _ => {}
             }
@@ -225,6 +248,401 @@ pub fn hpa(ctx: &DocContext<'_>, hpa: &HorizontalPodAutoscaler) -> Vec<Diagnosti
             &spec.max_replicas.to_string(),
             "must be greater than or equal to `minReplicas`",
         ));
+    }
+    out
+}
+
+/// Every quantity of a Deployment's pod template (container requests and limits), a
+/// ResourceQuota's `hard`, or an HPA's metric targets must parse, as the API server's decoder
+/// insists. `entries` are (field path, written value).
+pub fn quantities<'a>(
+    ctx: &DocContext<'_>,
+    entries: impl IntoIterator<Item = (String, &'a str)>,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (path, text) in entries {
+        if let Err(err) = parse_quantity(text) {
+            out.push(Diagnostic::error(
+                ctx.location(&path, false),
+                path,
+                err.to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// The (path, quantity) pairs of a Deployment's containers.
+pub fn deployment_quantities(deployment: &Deployment) -> Vec<(String, &str)> {
+    let mut out = Vec::new();
+    let Some(pod) = deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.template.spec.as_ref())
+    else {
+        return out;
+    };
+    let lists = [
+        ("containers", Some(&pod.containers)),
+        ("initContainers", pod.init_containers.as_ref()),
+    ];
+    for (list_name, containers) in lists {
+        for (idx, container) in containers.into_iter().flatten().enumerate() {
+            let Some(resources) = &container.resources else {
+                continue;
+            };
+            for (kind, map) in [
+                ("requests", &resources.requests),
+                ("limits", &resources.limits),
+            ] {
+                for (name, quantity) in map.iter().flatten() {
+                    let path =
+                        format!("spec.template.spec.{list_name}[{idx}].resources.{kind}.{name}");
+                    out.push((path, quantity.0.as_str()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The (path, quantity) pairs of a ResourceQuota's `spec.hard`.
+pub fn resource_quota_quantities(quota: &ResourceQuota) -> Vec<(String, &str)> {
+    let hard = quota.spec.as_ref().and_then(|spec| spec.hard.as_ref());
+    hard.into_iter()
+        .flatten()
+        .map(|(name, q)| (format!("spec.hard.{name}"), q.0.as_str()))
+        .collect()
+}
+
+/// The (path, quantity) pairs of an HPA's metric targets.
+pub fn hpa_quantities(hpa: &HorizontalPodAutoscaler) -> Vec<(String, &str)> {
+    let mut out = Vec::new();
+    let metrics = hpa.spec.as_ref().and_then(|spec| spec.metrics.as_ref());
+    for (idx, metric) in metrics.into_iter().flatten().enumerate() {
+        let targets = [
+            ("resource", metric.resource.as_ref().map(|m| &m.target)),
+            (
+                "containerResource",
+                metric.container_resource.as_ref().map(|m| &m.target),
+            ),
+            ("pods", metric.pods.as_ref().map(|m| &m.target)),
+            ("object", metric.object.as_ref().map(|m| &m.target)),
+            ("external", metric.external.as_ref().map(|m| &m.target)),
+        ];
+        for (source, target) in targets {
+            let Some(target) = target else { continue };
+            for (field, value) in [
+                ("averageValue", &target.average_value),
+                ("value", &target.value),
+            ] {
+                if let Some(quantity) = value {
+                    out.push((
+                        format!("spec.metrics[{idx}].{source}.target.{field}"),
+                        quantity.0.as_str(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A duration as Prometheus' `model.ParseDuration` reads it: number-unit pairs of `ms s m h d w y`,
+/// whole numbers only (`1.5m` is refused, unlike Go's `time.ParseDuration`).
+fn prometheus_duration(text: &str) -> Result<(), String> {
+    let refuse = || format!("not a valid duration string: {text:?}");
+    if text.contains('.') || text.starts_with(['-', '+']) {
+        return Err(refuse());
+    }
+    let letters: String = text.chars().filter(|c| c.is_ascii_alphabetic()).collect();
+    if letters.contains("ns") || letters.contains("us") || letters.contains('µ') {
+        return Err(refuse());
+    }
+    parse_duration(text).map(|_| ()).map_err(|_| refuse())
+}
+
+fn check_duration(
+    ctx: &DocContext<'_>,
+    path: &str,
+    value: Option<&str>,
+    out: &mut Vec<Diagnostic>,
+) {
+    if let Some(text) = value
+        && let Err(message) = prometheus_duration(text)
+    {
+        out.push(Diagnostic::error(ctx.location(path, false), path, message));
+    }
+}
+
+fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A rule file as Prometheus 2.42's `rulefmt.RuleGroups.Validate` sees it (messages as upstream),
+/// plus each expression parsed by promql-parser. `base` is where the file's `groups` sit
+/// (`` for a rule file, `spec` for a PrometheusRule).
+pub fn rule_file(ctx: &DocContext<'_>, rules: &RuleFile, base: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut names = BTreeMap::new();
+    let groups_path = join_key(base, "groups");
+    for (group_idx, group) in rules.groups.iter().enumerate() {
+        let group_path = join_index(&groups_path, group_idx);
+        let name_path = join_key(&group_path, "name");
+        if group.name.is_empty() {
+            out.push(Diagnostic::error(
+                ctx.location(&name_path, false),
+                &name_path,
+                "Groupname must not be empty",
+            ));
+        } else if names.insert(group.name.clone(), group_idx).is_some() {
+            let message = format!("groupname: {:?} is repeated in the same file", group.name);
+            out.push(Diagnostic::error(
+                ctx.location(&name_path, false),
+                &name_path,
+                message,
+            ));
+        }
+        check_duration(
+            ctx,
+            &join_key(&group_path, "interval"),
+            group.interval.as_deref(),
+            &mut out,
+        );
+        check_duration(
+            ctx,
+            &join_key(&group_path, "query_offset"),
+            group.query_offset.as_deref(),
+            &mut out,
+        );
+        for (rule_idx, rule) in group.rules.iter().enumerate() {
+            let rule_path = join_index(&join_key(&group_path, "rules"), rule_idx);
+            let mut fail = |field: &str, message: String| {
+                let path = if field.is_empty() {
+                    rule_path.clone()
+                } else {
+                    join_key(&rule_path, field)
+                };
+                out.push(Diagnostic::error(ctx.location(&path, false), path, message));
+            };
+            match (&rule.record, &rule.alert) {
+                (Some(_), Some(_)) => {
+                    fail("", "only one of 'record' and 'alert' must be set".into())
+                }
+                (None, None) => fail("", "one of 'record' or 'alert' must be set".into()),
+                _ => {}
+            }
+            if rule.expr.trim().is_empty() {
+                fail("expr", "field 'expr' must be set in rule".into());
+            } else if let Err(err) = promql_parser::parser::parse(&rule.expr) {
+                fail(
+                    "expr",
+                    format!("could not parse expression: {}", err.trim()),
+                );
+            }
+            if let Some(record) = &rule.record {
+                if !rule.annotations.is_empty() {
+                    fail(
+                        "annotations",
+                        "invalid field 'annotations' in recording rule".into(),
+                    );
+                }
+                if rule.for_duration.is_some() {
+                    fail("for", "invalid field 'for' in recording rule".into());
+                }
+                if rule.keep_firing_for.is_some() {
+                    fail(
+                        "keep_firing_for",
+                        "invalid field 'keep_firing_for' in recording rule".into(),
+                    );
+                }
+                if !is_metric_name(record) {
+                    fail("record", format!("invalid recording rule name: {record}"));
+                }
+            }
+            for name in rule.labels.keys() {
+                if !is_label_name(name) {
+                    fail(
+                        &format!("labels.{name}"),
+                        format!("invalid label name: {name}"),
+                    );
+                }
+            }
+            for name in rule.annotations.keys() {
+                if !is_label_name(name) {
+                    fail(
+                        &format!("annotations.{name}"),
+                        format!("invalid annotation name: {name}"),
+                    );
+                }
+            }
+            drop(fail);
+            check_duration(
+                ctx,
+                &join_key(&rule_path, "for"),
+                rule.for_duration.as_deref(),
+                &mut out,
+            );
+            check_duration(
+                ctx,
+                &join_key(&rule_path, "keep_firing_for"),
+                rule.keep_firing_for.as_deref(),
+                &mut out,
+            );
+        }
+    }
+    out
+}
+
+/// The top-level sections Prometheus 2.42's configuration accepts; it decodes strictly, so any
+/// other key is an error there.
+const PROMETHEUS_SECTIONS: &[&str] = &[
+    "global",
+    "rule_files",
+    "scrape_config_files",
+    "scrape_configs",
+    "alerting",
+    "remote_write",
+    "remote_read",
+    "storage",
+    "tracing",
+];
+
+/// Relabel actions of Prometheus 2.42 (`relabel.Action`).
+const RELABEL_ACTIONS: &[&str] = &[
+    "replace",
+    "keep",
+    "drop",
+    "keepequal",
+    "dropequal",
+    "hashmod",
+    "labelmap",
+    "labeldrop",
+    "labelkeep",
+    "lowercase",
+    "uppercase",
+];
+
+/// A Prometheus configuration as `config.Load` checks it: known sections, durations, the
+/// scrape timeout within the interval, unique job names and known relabel actions.
+pub fn prometheus_config(ctx: &DocContext<'_>, config: &PrometheusConfig) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for key in config.other.keys() {
+        if !PROMETHEUS_SECTIONS.contains(&key.as_str()) {
+            out.push(Diagnostic::error(
+                ctx.location(key, true),
+                key,
+                format!("field {key} not found in type config.plain"),
+            ));
+        }
+    }
+    let global = &config.global;
+    check_duration(
+        ctx,
+        "global.scrape_interval",
+        global.scrape_interval.as_deref(),
+        &mut out,
+    );
+    check_duration(
+        ctx,
+        "global.scrape_timeout",
+        global.scrape_timeout.as_deref(),
+        &mut out,
+    );
+    check_duration(
+        ctx,
+        "global.evaluation_interval",
+        global.evaluation_interval.as_deref(),
+        &mut out,
+    );
+    // Prometheus' defaults: scrape every 1m with a 10s timeout.
+    let seconds = |text: Option<&str>, default_s: f64| {
+        text.and_then(|t| parse_duration(t).ok())
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(default_s)
+    };
+    let global_interval = seconds(global.scrape_interval.as_deref(), 60.0);
+    let global_timeout = seconds(
+        global.scrape_timeout.as_deref(),
+        10.0_f64.min(global_interval),
+    );
+    if global_timeout > global_interval {
+        out.push(Diagnostic::error(
+            ctx.location("global.scrape_timeout", false),
+            "global.scrape_timeout",
+            "global scrape timeout greater than scrape interval",
+        ));
+    }
+    let mut jobs = BTreeMap::new();
+    for (idx, job) in config.scrape_configs.iter().enumerate() {
+        let path = format!("scrape_configs[{idx}]");
+        if jobs.insert(job.job_name.clone(), idx).is_some() {
+            let field = join_key(&path, "job_name");
+            let message = format!(
+                "found multiple scrape configs with job name {:?}",
+                job.job_name
+            );
+            out.push(Diagnostic::error(
+                ctx.location(&field, false),
+                field,
+                message,
+            ));
+        }
+        check_duration(
+            ctx,
+            &join_key(&path, "scrape_interval"),
+            job.scrape_interval.as_deref(),
+            &mut out,
+        );
+        check_duration(
+            ctx,
+            &join_key(&path, "scrape_timeout"),
+            job.scrape_timeout.as_deref(),
+            &mut out,
+        );
+        let interval = seconds(job.scrape_interval.as_deref(), global_interval);
+        // A job without its own timeout takes the global one, cut to its interval.
+        let timeout = seconds(job.scrape_timeout.as_deref(), global_timeout.min(interval));
+        if timeout > interval {
+            let field = join_key(&path, "scrape_timeout");
+            let message = format!(
+                "scrape timeout greater than scrape interval for scrape config with job name {:?}",
+                job.job_name
+            );
+            out.push(Diagnostic::error(
+                ctx.location(&field, false),
+                field,
+                message,
+            ));
+        }
+        for (list, steps) in [
+            ("relabel_configs", &job.relabel_configs),
+            ("metric_relabel_configs", &job.metric_relabel_configs),
+        ] {
+            for (step_idx, step) in steps.iter().enumerate() {
+                let Some(action) = &step.action else { continue };
+                if !RELABEL_ACTIONS.contains(&action.to_ascii_lowercase().as_str()) {
+                    let field = format!("{path}.{list}[{step_idx}].action");
+                    out.push(Diagnostic::error(
+                        ctx.location(&field, false),
+                        field,
+                        format!("unknown relabel action {action:?}"),
+                    ));
+                }
+            }
+        }
     }
     out
 }
