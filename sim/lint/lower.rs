@@ -19,10 +19,11 @@ use crate::manifests::topology::Topology;
 use crate::manifests::{FieldPositions, Inventory, Origin, Sourced};
 
 use super::model::{
-    Alert, ArgoApplication, AuthorizationPolicy, AuthorizationRule, Container, DashboardQuery,
-    DestinationRule, Hpa, HpaMetric, IntOrPercent, LabelSelector, Model, Node, ObjectRef,
-    OutlierDetection, Quota, RelabelConfig, Requirement, RouteDestination, ScrapeJob, Service,
-    SloObject, SloObjective, Source, SourceId, Subset, Taint, Toleration, VirtualService, Workload,
+    Alert, ArgoApplication, AuthorizationPolicy, AuthorizationRule, ConnectionPool, Container,
+    DashboardQuery, DestinationRule, Hpa, HpaMetric, IntOrPercent, LabelSelector, Model, Node,
+    ObjectRef, OutlierDetection, Quota, RelabelConfig, Requirement, RouteDestination, ScrapeJob,
+    Service, SloObject, SloObjective, Source, SourceId, Subset, Taint, Toleration, VirtualService,
+    Workload,
 };
 
 /// Builds the model the checks read.
@@ -504,9 +505,48 @@ fn lower_mesh(inventory: &Inventory, model: &mut Model) {
                 "spec.trafficPolicy.outlierDetection".to_string(),
             ));
         }
+        let pool =
+            |p: &crate::manifests::istio::ConnectionPoolSettings, field: String| ConnectionPool {
+                field,
+                max_connections: p
+                    .tcp
+                    .as_ref()
+                    .and_then(|t| t.max_connections)
+                    .map(i64::from),
+                http1_max_pending_requests: p
+                    .http
+                    .as_ref()
+                    .and_then(|h| h.http1_max_pending_requests)
+                    .map(i64::from),
+                http2_max_requests: p
+                    .http
+                    .as_ref()
+                    .and_then(|h| h.http2_max_requests)
+                    .map(i64::from),
+                max_requests_per_connection: p
+                    .http
+                    .as_ref()
+                    .and_then(|h| h.max_requests_per_connection)
+                    .map(i64::from),
+            };
+        let mut connection_pools = Vec::new();
+        if let Some(p) = spec
+            .traffic_policy
+            .as_ref()
+            .and_then(|t| t.connection_pool.as_ref())
+        {
+            connection_pools.push(pool(p, "spec.trafficPolicy.connectionPool".to_string()));
+        }
         let mut subsets = Vec::new();
         for (idx, subset) in spec.subsets.iter().enumerate() {
             let field = format!("spec.subsets[{idx}]");
+            if let Some(p) = subset
+                .traffic_policy
+                .as_ref()
+                .and_then(|t| t.connection_pool.as_ref())
+            {
+                connection_pools.push(pool(p, format!("{field}.trafficPolicy.connectionPool")));
+            }
             if let Some(od) = subset
                 .traffic_policy
                 .as_ref()
@@ -530,6 +570,7 @@ fn lower_mesh(inventory: &Inventory, model: &mut Model) {
             host: spec.host.clone(),
             subsets,
             outlier_detections,
+            connection_pools,
         });
     }
     for item in inventory.virtual_services() {

@@ -349,6 +349,19 @@ pub struct DestinationRule {
     pub subsets: Vec<Subset>,
     /// Outlier detection blocks: the top-level one and each subset's, with their field paths.
     pub outlier_detections: Vec<OutlierDetection>,
+    /// Connection pool blocks, top-level and per subset.
+    pub connection_pools: Vec<ConnectionPool>,
+}
+
+/// The `connectionPool` fields whose meaning surprises (spec/mesh.md §2.1).
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionPool {
+    /// e.g. `spec.trafficPolicy.connectionPool`.
+    pub field: String,
+    pub max_connections: Option<i64>,
+    pub http1_max_pending_requests: Option<i64>,
+    pub http2_max_requests: Option<i64>,
+    pub max_requests_per_connection: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -241,7 +241,7 @@ pub fn zero_denominator_reason(rhs: &Expr) -> Option<String> {
     }
     if let TimeUnit::PerSecond { .. } = time_unit(rhs) {
         return Some(format!(
-            "`{}` is 0 when there is no traffic, so the ratio is NaN (0/0) and whatever reads it goes blind",
+            "`{}` is 0 when there is no traffic, so the ratio is NaN (0/0) then: every comparison on it is false and a recording of it is NaN",
             strip(&rhs.to_string())
         ));
     }

@@ -15,6 +15,7 @@ pub(super) fn run(model: &Model, out: &mut Sink<'_>) {
     for dr in &model.destination_rules {
         subsets_select_pods(model, dr, out);
         ignored_outlier_fields(model, dr, out);
+        pool_limits_scope(dr, out);
     }
     routes_reach_something(model, out);
     gateways_exist(model, out);
@@ -292,6 +293,45 @@ fn ignored_outlier_fields(model: &Model, dr: &DestinationRule, out: &mut Sink<'_
                     format!("set maxEjectionPercent to at least {}", (100 + n_hosts - 1) / n_hosts),
                 );
             }
+        }
+    }
+}
+
+fn pool_limits_scope(dr: &DestinationRule, out: &mut Sink<'_>) {
+    for pool in &dr.connection_pools {
+        let limits: Vec<String> = [
+            ("maxConnections", pool.max_connections),
+            ("http1MaxPendingRequests", pool.http1_max_pending_requests),
+            ("http2MaxRequests", pool.http2_max_requests),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.filter(|v| *v > 0).map(|v| format!("{name} {v}")))
+        .collect();
+        if !limits.is_empty() {
+            out.push(
+                Severity::Info,
+                "istio-field-meaning",
+                dr.src,
+                pool.field.clone(),
+                format!(
+                    "{} are one circuit breaker per client sidecar for the whole cluster (all pods of the host together), not per pod: beyond them requests fail at once with 503 (UO), are not retried and do not count toward ejection",
+                    limits.join(", ")
+                ),
+                "size the limits for one client's share of traffic to all the host's pods",
+            );
+        }
+        if let Some(n) = pool
+            .max_requests_per_connection
+            .filter(|n| *n > 0 && *n <= 10)
+        {
+            out.push(
+                Severity::Info,
+                "istio-field-meaning",
+                dr.src,
+                format!("{}.http.maxRequestsPerConnection", pool.field),
+                format!("`maxRequestsPerConnection: {n}` closes every upstream connection after {n} requests, so keep-alive is nearly off and new connections (with their mTLS handshakes) are opened all the time"),
+                "leave maxRequestsPerConnection unset (unlimited) unless connections must be recycled",
+            );
         }
     }
 }
