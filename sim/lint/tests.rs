@@ -312,7 +312,8 @@ fn min_health_percent_is_explained_as_the_panic_threshold() {
 
 #[test]
 fn an_expression_that_does_not_parse_is_an_error() {
-    // Goal: an invalid PromQL expression is reported, not skipped. Method: bad lacks a `)`.
+    // Goal: an invalid PromQL expression is reported, not skipped (the loader checks rule files;
+    // dashboards reach the lint as written). Method: a dashboard query lacking a `)`.
     check("promql-parse-error", Severity::Error, None);
 }
 
