@@ -28,7 +28,10 @@ use super::model::{
 
 /// Builds the model the checks read.
 pub fn lower(inventory: &Inventory, topology: Option<&Topology>) -> Model {
-    let mut model = Model::default();
+    let mut model = Model {
+        files: inventory.files().to_vec(),
+        ..Model::default()
+    };
     lower_core(inventory, &mut model);
     lower_mesh(inventory, &mut model);
     lower_monitoring(inventory, &mut model);
@@ -465,9 +468,19 @@ fn lower_core(inventory: &Inventory, model: &mut Model) {
             .other
             .get("ignoreDifferences")
             .is_some_and(|v| v.to_string().contains("/spec/replicas"));
+        let mut source_paths: Vec<(String, String)> = Vec::new();
+        if let Some(path) = item.spec.source.as_ref().and_then(|s| s.path.clone()) {
+            source_paths.push((path, "spec.source.path".to_string()));
+        }
+        for (idx, source) in item.spec.sources.iter().enumerate() {
+            if let Some(path) = &source.path {
+                source_paths.push((path.clone(), format!("spec.sources[{idx}].path")));
+            }
+        }
         model.argo_applications.push(ArgoApplication {
             src,
             name,
+            source_paths,
             destination_namespace: item.spec.destination.namespace.clone().unwrap_or_default(),
             self_heal,
             ignores_replicas,

@@ -80,6 +80,8 @@ pub struct Model {
     pub scrape_jobs: Vec<ScrapeJob>,
     pub dashboard_queries: Vec<DashboardQuery>,
     pub argo_applications: Vec<ArgoApplication>,
+    /// The files the inventory was read from.
+    pub files: Vec<std::path::PathBuf>,
     /// The nodes of the topology, when one was given.
     pub nodes: Option<Vec<Node>>,
 }
@@ -503,6 +505,8 @@ pub struct ArgoApplication {
     pub src: SourceId,
     pub name: String,
     pub destination_namespace: String,
+    /// `spec.source.path` (or each of `spec.sources[].path`), with its field path.
+    pub source_paths: Vec<(String, String)>,
     pub self_heal: bool,
     /// Whether `ignoreDifferences` covers `/spec/replicas` of Deployments.
     pub ignores_replicas: bool,

@@ -318,6 +318,13 @@ fn an_expression_that_does_not_parse_is_an_error() {
 }
 
 #[test]
+fn an_argo_source_path_outside_the_linted_files_is_a_warning() {
+    // Goal: an Application syncing a folder none of the linted files is in is found.
+    // Method: bad syncs `deploy` from a folder without it; good lives in `good/deploy/`.
+    check("argo-path-not-in-inventory", Severity::Warning, None);
+}
+
+#[test]
 fn findings_come_out_in_the_same_order_every_time() {
     // Goal: determinism of the output. Method: lint the plan twice and compare.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -24,6 +24,38 @@ pub(super) fn run(model: &Model, out: &mut Sink<'_>) {
         }
     }
     quota_holds_the_ceilings(model, out);
+    for app in &model.argo_applications {
+        argo_path_is_in_the_inventory(model, app, out);
+    }
+}
+
+/// An Argo CD source path that none of the files read lives under: the Application deploys
+/// something other than what was linted (or nothing at all).
+fn argo_path_is_in_the_inventory(
+    model: &Model,
+    app: &crate::lint::model::ArgoApplication,
+    out: &mut Sink<'_>,
+) {
+    for (path, field) in &app.source_paths {
+        let wanted = format!("/{}/", path.trim_matches('/'));
+        let found = model.files.iter().any(|file| {
+            format!("/{}", file.to_string_lossy().replace('\\', "/")).contains(&wanted)
+        });
+        if found || path.trim_matches('/').is_empty() || path == "." {
+            continue;
+        }
+        out.push(
+            Severity::Warning,
+            "argo-path-not-in-inventory",
+            app.src,
+            field.clone(),
+            format!(
+                "Application {} syncs `{path}`, and none of the files read lies under it: what Argo CD deploys is not what was checked here (if the path exists only in the remote repository, lint that folder)",
+                app.name
+            ),
+            format!("point the source path at the folder holding these manifests, or lint `{path}`"),
+        );
+    }
 }
 
 /// The HPA that scales a Deployment, if any.
