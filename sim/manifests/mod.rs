@@ -862,6 +862,53 @@ fn decode<T: DeserializeOwned>(
     })
 }
 
+/// Decodes a core kind through k8s-openapi, then refuses the fields k8s-openapi silently
+/// dropped, as `kubectl apply` does with its default strict field validation (Kubernetes 1.27
+/// and later): a field of the input that does not come back when the typed object is written
+/// out again is not in the schema. Unknown fields go to `errors`.
+fn decode_core<T: DeserializeOwned + Serialize>(
+    ctx: &DocContext<'_>,
+    value: &Value,
+    errors: &mut Vec<Diagnostic>,
+) -> Result<T, Diagnostic> {
+    let typed: T = decode(ctx, value, "")?;
+    let written = serde_json::to_value(&typed)
+        .map_err(|err| ctx.error("", format!("cannot re-encode: {err}")))?;
+    let mut unknown = Vec::new();
+    unknown_fields(value, &written, String::new(), &mut unknown);
+    for path in unknown {
+        let message = format!("strict decoding error: unknown field {path:?}");
+        errors.push(Diagnostic::error(ctx.location(&path, true), path, message));
+    }
+    Ok(typed)
+}
+
+/// The paths of `input`'s mapping keys that `written` lacks. A `null` input value counts as
+/// absent (the API drops it too); where `written` is not a mapping (a quantity, an
+/// `IntOrString`, a free-form value) there is nothing to compare.
+fn unknown_fields(input: &Value, written: &Value, path: String, out: &mut Vec<String>) {
+    match (input, written) {
+        (Value::Object(input), Value::Object(written)) => {
+            for (key, child) in input {
+                if child.is_null() {
+                    continue;
+                }
+                let child_path = yaml::join_key(&path, key);
+                match written.get(key) {
+                    Some(written_child) => unknown_fields(child, written_child, child_path, out),
+                    None => out.push(child_path),
+                }
+            }
+        }
+        (Value::Array(input), Value::Array(written)) if input.len() == written.len() => {
+            for (idx, (child, written_child)) in input.iter().zip(written).enumerate() {
+                unknown_fields(child, written_child, yaml::join_index(&path, idx), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn string_at<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key).and_then(Value::as_str)
 }
@@ -981,30 +1028,36 @@ fn load_kind(
     // k8s-openapi fills a missing required field with its default; the API server refuses it.
     require(ctx, value, required_fields(api_version, kind))?;
     match (api_version, kind) {
-        ("v1", "Namespace") => inv.namespaces.push(ctx.sourced(decode(ctx, value, "")?)),
+        ("v1", "Namespace") => inv
+            .namespaces
+            .push(ctx.sourced(decode_core(ctx, value, errors)?)),
         ("v1", "ResourceQuota") => {
-            let quota: ResourceQuota = decode(ctx, value, "")?;
+            let quota: ResourceQuota = decode_core(ctx, value, errors)?;
             errors.extend(validate::quantities(
                 ctx,
                 validate::resource_quota_quantities(&quota),
             ));
             inv.resource_quotas.push(ctx.sourced(quota));
         }
-        ("v1", "Secret") => inv.secrets.push(ctx.sourced(decode(ctx, value, "")?)),
+        ("v1", "Secret") => inv
+            .secrets
+            .push(ctx.sourced(decode_core(ctx, value, errors)?)),
         ("v1", "ServiceAccount") => inv
             .service_accounts
-            .push(ctx.sourced(decode(ctx, value, "")?)),
-        ("v1", "Service") => inv.services.push(ctx.sourced(decode(ctx, value, "")?)),
+            .push(ctx.sourced(decode_core(ctx, value, errors)?)),
+        ("v1", "Service") => inv
+            .services
+            .push(ctx.sourced(decode_core(ctx, value, errors)?)),
         ("v1", "ConfigMap") => {
-            let config_map: ConfigMap = decode(ctx, value, "")?;
+            let config_map: ConfigMap = decode_core(ctx, value, errors)?;
             load_embedded(ctx, text, &config_map, inv, errors);
             inv.config_maps.push(ctx.sourced(config_map));
         }
         ("scheduling.k8s.io/v1", "PriorityClass") => inv
             .priority_classes
-            .push(ctx.sourced(decode(ctx, value, "")?)),
+            .push(ctx.sourced(decode_core(ctx, value, errors)?)),
         ("apps/v1", "Deployment") => {
-            let deployment: Deployment = decode(ctx, value, "")?;
+            let deployment: Deployment = decode_core(ctx, value, errors)?;
             errors.extend(validate::deployment(ctx, &deployment));
             errors.extend(validate::quantities(
                 ctx,
@@ -1013,14 +1066,14 @@ fn load_kind(
             inv.deployments.push(ctx.sourced(deployment));
         }
         ("autoscaling/v2", "HorizontalPodAutoscaler") => {
-            let hpa: HorizontalPodAutoscaler = decode(ctx, value, "")?;
+            let hpa: HorizontalPodAutoscaler = decode_core(ctx, value, errors)?;
             errors.extend(validate::hpa(ctx, &hpa));
             errors.extend(validate::quantities(ctx, validate::hpa_quantities(&hpa)));
             inv.hpas.push(ctx.sourced(hpa));
         }
         ("policy/v1", "PodDisruptionBudget") => inv
             .pod_disruption_budgets
-            .push(ctx.sourced(decode(ctx, value, "")?)),
+            .push(ctx.sourced(decode_core(ctx, value, errors)?)),
         (_, "VirtualService") if is_istio_networking(api_version) => inv
             .virtual_services
             .push(ctx.sourced(decode(ctx, value, "")?)),
@@ -1371,6 +1424,42 @@ fn load_embedded_document(
     Ok(())
 }
 
+/// Where a `|` block's content sits: (the indicator's line, the content's indentation).
+///
+/// saphyr-parser starts the block's span at its first non-blank content line, so the indicator
+/// is found from the key's line instead: the first line from there holding a `|`. The content
+/// is indented as its first non-blank line, unless an indentation indicator (`|2`) says how far
+/// beyond the key's own indentation it starts.
+fn literal_block_layout(text: &str, span: FieldSpan) -> (usize, usize) {
+    let lines: Vec<&str> = text.lines().collect();
+    let line_text = |line: usize| lines.get(line.wrapping_sub(1)).copied().unwrap_or("");
+    let content_line = span.value.line;
+    let key_line = span
+        .key
+        .map(|key| key.line)
+        .unwrap_or(content_line.saturating_sub(1));
+    let indicator_line = (key_line..content_line)
+        .find(|line| line_text(*line).contains('|'))
+        .unwrap_or(content_line.saturating_sub(1));
+    let leading_spaces = |line: &str| line.len() - line.trim_start_matches(' ').len();
+    let header = line_text(indicator_line);
+    let explicit = header
+        .rsplit_once('|')
+        .and_then(|(_, after)| after.trim_start_matches(['-', '+']).chars().next())
+        .and_then(|c| c.to_digit(10))
+        .filter(|digit| *digit > 0);
+    let indent = match explicit {
+        Some(digit) => leading_spaces(line_text(key_line)) + digit as usize,
+        None => lines
+            .iter()
+            .skip(indicator_line)
+            .find(|line| !line.trim().is_empty())
+            .map(|line| leading_spaces(line))
+            .unwrap_or(0),
+    };
+    (indicator_line, indent)
+}
+
 /// Maps a position inside a string scalar back to the outer file. Exact for `|` blocks (each
 /// content line is one source line); for other styles every position maps to the scalar's start,
 /// which is the best an editor can be told.
@@ -1384,18 +1473,7 @@ impl LineMapper {
         let span = ctx.positions.get(path).unwrap_or_default();
         let start = span.value;
         let literal = match ctx.positions.form(path) {
-            Some(yaml::ScalarForm::Literal) => {
-                // saphyr-parser starts a `|` block's span on the line after the indicator, where
-                // content begins; content is indented by its first non-blank line's indentation.
-                let indicator_line = start.line.saturating_sub(1);
-                let indent = text
-                    .lines()
-                    .skip(indicator_line)
-                    .find(|line| !line.trim().is_empty())
-                    .map(|line| line.len() - line.trim_start_matches(' ').len())
-                    .unwrap_or(0);
-                Some((indicator_line, indent))
-            }
+            Some(yaml::ScalarForm::Literal) => Some(literal_block_layout(text, span)),
             _ => None,
         };
         LineMapper { start, literal }

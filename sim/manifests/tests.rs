@@ -883,3 +883,74 @@ fn a_prometheus_config_is_validated_as_prometheus_loads_it() {
     // actions are errors, as in `config.Load`. Method: golden output.
     check("err/prometheus_config_invalid.yaml");
 }
+
+#[test]
+fn embedded_positions_survive_every_block_style() {
+    // Goal: an error inside an embedded config lands on the right outer line and column however
+    // the block is written. Method: the same bad duration under `|-`, a leading blank line, an
+    // indentation indicator, CRLF line ends, a comment after `|`, and a quoted string (which can
+    // only point at the string's start).
+    let head = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: p\ndata:\n";
+    let cases = [
+        (
+            "  prometheus.yml: |-\n    global:\n      scrape_interval: 15x\n",
+            (8, 24),
+        ),
+        (
+            "  prometheus.yml: |\n\n    global:\n      scrape_interval: 15x\n",
+            (9, 24),
+        ),
+        (
+            "  prometheus.yml: |2\n      global:\n        scrape_interval: 15x\n",
+            (8, 26),
+        ),
+        (
+            "  prometheus.yml: | # the server's config\n    global:\n      scrape_interval: 15x\n",
+            (8, 24),
+        ),
+        (
+            "  prometheus.yml: \"global:\\n  scrape_interval: 15x\\n\"\n",
+            (6, 19),
+        ),
+    ];
+    for (body, expected) in cases {
+        let text = format!("{head}{body}");
+        let err = load_str("case.yaml", &text).expect_err("a bad duration");
+        let diag = &err.diagnostics()[0];
+        assert_eq!(
+            diag.field, "data[\"prometheus.yml\"].global.scrape_interval",
+            "{body:?}"
+        );
+        assert_eq!(
+            (diag.location.line, diag.location.column),
+            expected,
+            "{body:?}"
+        );
+    }
+    let crlf = format!("{head}  prometheus.yml: |\n    global:\n      scrape_interval: 15x\n")
+        .replace('\n', "\r\n");
+    let err = load_str("crlf.yaml", &crlf).expect_err("a bad duration");
+    let location = &err.diagnostics()[0].location;
+    assert_eq!((location.line, location.column), (8, 24));
+}
+
+#[test]
+fn json_with_tabs_reads_with_positions() {
+    // Goal: JSON files (Grafana exports are tab-indented sometimes) read through the same path
+    // and keep positions. Method: a tab-indented rule file with a bad interval.
+    let text =
+        "{\n\t\"groups\": [\n\t\t{\"name\": \"a\", \"interval\": \"1x\", \"rules\": []}\n\t]\n}\n";
+    let err = load_str("rules.json", text).expect_err("a bad interval");
+    let diag = &err.diagnostics()[0];
+    assert_eq!(
+        diag.headline(),
+        "rules.json:3:29: document 1: groups[0].interval: not a valid duration string: \"1x\""
+    );
+}
+
+#[test]
+fn unknown_fields_of_core_kinds_are_refused_as_kubectl_strict_validation_does() {
+    // Goal: a typo in a Deployment is not silently dropped by k8s-openapi. Method: golden output
+    // for two misspelt fields (and a `null` the API drops without complaint).
+    check("err/deployment_unknown_field.yaml");
+}

@@ -1,2 +1,3 @@
 
 mod lint;
+mod manifests;
