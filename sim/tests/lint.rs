@@ -228,3 +228,20 @@ fn a_missing_topology_file_exits_2() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn every_flag_has_help_text() {
+    // Goal: `twin lint --help` documents the folder and both flags. Method: read the help.
+    let out = twin_lint(&["--help"]);
+    let help = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{help}");
+    for needle in [
+        "<DIR>",
+        "--topology <FILE>",
+        "Cluster topology",
+        "--format <FORMAT>",
+        "Output format",
+    ] {
+        assert!(help.contains(needle), "{needle} in\n{help}");
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::diag::Severity;
 use crate::lint::Sink;
-use crate::lint::model::{GPU_RESOURCE, Hpa, IntOrPercent, Model, Node, Workload};
+use crate::lint::model::{Hpa, IntOrPercent, Model, Node, Workload};
 
 use super::show_quantity;
 
@@ -451,5 +451,4 @@ fn quota_holds_the_ceilings(model: &Model, out: &mut Sink<'_>) {
             );
         }
     }
-    let _ = GPU_RESOURCE;
 }
