@@ -320,14 +320,14 @@ fn inner_selector(expr: &Expr) -> Option<Selector> {
 }
 
 /// The `le` of an expression that is (a sum of rates of) one finite histogram bucket.
-fn bucket_le(expr: &Expr) -> Option<String> {
+pub fn bucket_le(expr: &Expr) -> Option<String> {
     let selector = inner_selector(expr)?;
     let le = selector.equal("le")?;
     (selector.metric.as_deref()?.ends_with("_bucket") && le != "+Inf").then(|| le.to_string())
 }
 
 /// Whether an expression is (a sum of rates of) a total: `_count`, `_total` or the `+Inf` bucket.
-fn is_total(expr: &Expr) -> bool {
+pub fn is_total(expr: &Expr) -> bool {
     let Some(selector) = inner_selector(expr) else {
         return false;
     };

@@ -142,6 +142,14 @@ fn a_bucket_over_count_error_ratio_is_an_error() {
     // Goal: a Sloth raw error ratio that computes the good ratio is found.
     // Method: bad divides le="1" buckets by the count; good takes 1 minus that.
     check("slo-inverted-ratio", Severity::Error, None);
+    // The events form: error_query counting the fast buckets over total_query.
+    let findings = lint_fixture("slo-inverted-ratio/bad-events", None);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.check == "slo-inverted-ratio" && f.field.ends_with("errorQuery")),
+        "{findings:#?}"
+    );
 }
 
 #[test]

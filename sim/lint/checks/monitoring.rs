@@ -108,6 +108,25 @@ pub(super) fn run(model: &Model, out: &mut Sink<'_>) {
                 }
                 denominators_can_be_zero(slo.src, field, &what, &expr, Severity::Warning, out);
             }
+            // An events SLI whose "errors" are the buckets under the target counts good events.
+            if let (Some((error, field)), Some((total, _))) =
+                (&objective.error_query, &objective.total_query)
+                && let (Ok(error_expr), Ok(total_expr)) =
+                    (promql::parse(error), promql::parse(total))
+                && let Some(le) = promql::bucket_le(&error_expr)
+                && promql::is_total(&total_expr)
+            {
+                out.push(
+                    Severity::Error,
+                    "slo-inverted-ratio",
+                    slo.src,
+                    field.clone(),
+                    format!(
+                        "{what}: error_query counts the buckets at or under le=\"{le}\" (the requests that met the target) and Sloth divides it by total_query: the SLI is the good ratio, so a met SLO reads as mostly errors"
+                    ),
+                    format!("count the slow requests: total - bucket{{le=\"{le}\"}}, or move the query to total and subtract"),
+                );
+            }
             // For an events SLI Sloth divides error_query by total_query itself.
             if let (Some(_), Some((total, field))) =
                 (&objective.error_query, &objective.total_query)
