@@ -245,3 +245,26 @@ fn every_flag_has_help_text() {
         assert!(help.contains(needle), "{needle} in\n{help}");
     }
 }
+
+#[test]
+fn the_plan_review_matches_its_golden_file() {
+    // Goal: any change to what `twin lint` says about the plan is reviewed as a diff.
+    // Method: compare the findings part of the text report (after the inventory) with
+    // fixtures/lint/sophia.expected; `UPDATE_GOLDEN=1 cargo test` rewrites it.
+    let out = twin_lint(&[
+        "fixtures/sophia",
+        "--topology",
+        "fixtures/sophia/topology.yaml",
+    ]);
+    let stdout = text(&out.stdout);
+    let findings = stdout.split_once("\n\n").map_or("", |(_, rest)| rest);
+    let golden = repo().join("fixtures/lint/sophia.expected");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, findings).expect("golden file written");
+    }
+    let expected = std::fs::read_to_string(&golden).expect("fixtures/lint/sophia.expected exists");
+    assert_eq!(
+        findings, expected,
+        "rerun with UPDATE_GOLDEN=1 and review the diff"
+    );
+}
