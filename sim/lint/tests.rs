@@ -499,3 +499,113 @@ fn every_loadable_fixture_lints_without_panicking() {
         }
     }
 }
+
+/// A one-container Deployment `web` in `shop`, one pod per node, requesting `cpu_milli`.
+fn spread_workload(model: &mut super::model::Model, replicas: i32, cpu_milli: i128) {
+    use super::model::{Container, ObjectRef, Source, Workload};
+    let src = model.add_source(Source {
+        object: ObjectRef {
+            kind: "Deployment".into(),
+            namespace: "shop".into(),
+            name: "web".into(),
+        },
+        origin: crate::diag::Location {
+            file: "web.yaml".into(),
+            document: 1,
+            line: 1,
+            column: 1,
+        },
+        positions: None,
+        path_prefix: String::new(),
+    });
+    let labels: super::model::Labels = [("app".to_string(), "web".to_string())]
+        .into_iter()
+        .collect();
+    model.workloads.push(Workload {
+        src,
+        namespace: "shop".into(),
+        name: "web".into(),
+        replicas: Some(replicas),
+        pod_labels: labels.clone(),
+        hostname_anti_affinity: vec![LabelSelector {
+            match_labels: labels,
+            match_expressions: Vec::new(),
+        }],
+        containers: vec![Container {
+            name: "web".into(),
+            field: "spec.template.spec.containers[0]".into(),
+            image: "web:1".into(),
+            requests_milli: [
+                ("cpu".to_string(), cpu_milli),
+                ("memory".to_string(), 1 << 30),
+            ]
+            .into_iter()
+            .collect(),
+            has_liveness_probe: true,
+            has_readiness_probe: true,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+}
+
+proptest::proptest! {
+    #[test]
+    fn anti_affinity_is_reported_exactly_when_replicas_exceed_eligible_nodes(
+        replicas in 0i32..20,
+        n_nodes in 0usize..8,
+        n_tainted in 0usize..4,
+    ) {
+        // Goal: the anti-affinity error holds exactly when the replicas outnumber the nodes the
+        // pod can use. Method: untainted nodes are eligible, tainted ones are not (no toleration).
+        use super::model::{Model, Node};
+        let mut model = Model::default();
+        spread_workload(&mut model, replicas, 500);
+        let mut nodes = Vec::new();
+        for idx in 0..n_nodes + n_tainted {
+            let taints = if idx < n_nodes {
+                Vec::new()
+            } else {
+                vec![Taint { key: "dedicated".into(), value: "gpu".into(), effect: "NoSchedule".into() }]
+            };
+            nodes.push(Node {
+                name: format!("node-{idx}"),
+                taints,
+                allocatable_milli: [("cpu".to_string(), 4000), ("memory".to_string(), 16i128 << 40)].into_iter().collect(),
+                ..Default::default()
+            });
+        }
+        model.nodes = Some(nodes);
+        let findings = super::lint_model(&model);
+        let reported = findings.iter().any(|f| f.check == "anti-affinity-exceeds-nodes");
+        proptest::prop_assert_eq!(reported, i64::from(replicas.max(0)) > n_nodes as i64);
+    }
+
+    #[test]
+    fn the_quota_error_holds_exactly_when_the_ceiling_does_not_fit(
+        replicas in 1i32..30,
+        cpu_milli in 1i128..4000,
+        quota_cpu_milli in 1i128..40_000,
+    ) {
+        // Goal: quota-blocks-hpa-ceiling is raised exactly when replicas x request > hard.
+        // Method: one Deployment without HPA against a requests.cpu quota.
+        use super::model::{Model, ObjectRef, Quota, Source};
+        let mut model = Model::default();
+        spread_workload(&mut model, replicas, cpu_milli);
+        let src = model.add_source(Source {
+            object: ObjectRef { kind: "ResourceQuota".into(), namespace: "shop".into(), name: "q".into() },
+            origin: Default::default(),
+            positions: None,
+            path_prefix: String::new(),
+        });
+        model.quotas.push(Quota {
+            src,
+            namespace: "shop".into(),
+            name: "q".into(),
+            hard_milli: [("requests.cpu".to_string(), quota_cpu_milli)].into_iter().collect(),
+        });
+        let findings = super::lint_model(&model);
+        let reported = findings.iter().any(|f| f.check == "quota-blocks-hpa-ceiling");
+        proptest::prop_assert_eq!(reported, i128::from(replicas) * cpu_milli > quota_cpu_milli);
+    }
+}
