@@ -635,6 +635,16 @@ fn lower_mesh(inventory: &Inventory, model: &mut Model) {
             .enumerate()
             .map(|(idx, rule)| AuthorizationRule {
                 field: format!("spec.rules[{idx}]"),
+                principals: rule
+                    .from
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(from_idx, f)| {
+                        f.source.principals.iter().enumerate().map(move |(p_idx, principal)| {
+                            (principal.clone(), format!("spec.rules[{idx}].from[{from_idx}].source.principals[{p_idx}]"))
+                        })
+                    })
+                    .collect(),
                 from: rule
                     .from
                     .iter()
@@ -689,10 +699,17 @@ fn lower_mesh(inventory: &Inventory, model: &mut Model) {
             .action
             .clone()
             .unwrap_or_else(|| "ALLOW".to_string());
+        let selector = item
+            .spec
+            .selector
+            .as_ref()
+            .map(|s| s.match_labels.clone())
+            .unwrap_or_default();
         model.authorization_policies.push(AuthorizationPolicy {
             src,
             namespace,
             name,
+            selector,
             action,
             rules,
         });

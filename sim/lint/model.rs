@@ -410,6 +410,8 @@ pub struct AuthorizationPolicy {
     pub src: SourceId,
     pub namespace: String,
     pub name: String,
+    /// `spec.selector.matchLabels` (empty: every workload of the namespace).
+    pub selector: Labels,
     /// `ALLOW` when absent.
     pub action: String,
     pub rules: Vec<AuthorizationRule>,
@@ -422,6 +424,8 @@ pub struct AuthorizationRule {
     pub from: Vec<String>,
     pub to: Vec<String>,
     pub has_when: bool,
+    /// Each `from[].source.principals` entry with its field path.
+    pub principals: Vec<(String, String)>,
 }
 
 /// One alerting rule.

@@ -258,6 +258,17 @@ fn from_and_to_in_separate_allow_rules_is_a_warning() {
 }
 
 #[test]
+fn an_allowed_principal_no_workload_runs_as_is_a_warning() {
+    // Goal: an ALLOW principal that no Deployment of its namespace presents is found.
+    // Method: bad allows sa/frontend while the frontend runs as `default`; good sets the account.
+    check(
+        "authorization-principal-matches-nothing",
+        Severity::Warning,
+        None,
+    );
+}
+
+#[test]
 fn fixed_replicas_under_an_hpa_and_argo_self_heal_is_a_warning() {
     // Goal: Argo CD selfHeal resetting an HPA-scaled Deployment's replicas is found.
     // Method: bad has selfHeal without ignoreDifferences; good ignores /spec/replicas.

@@ -96,6 +96,10 @@ fn the_plan_fails_lint_and_every_known_problem_is_reported() {
         ("warning[zero-denominator]", "vector(0)"),
         ("warning[authorization-rules-split]", "from anyone"),
         (
+            "warning[authorization-principal-matches-nothing]",
+            "sa/mcp-*",
+        ),
+        (
             "warning[reference-undefined]",
             "ServiceAccount sophia-production/agno-coordinator",
         ),

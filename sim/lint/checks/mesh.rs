@@ -20,6 +20,81 @@ pub(super) fn run(model: &Model, out: &mut Sink<'_>) {
     routes_reach_something(model, out);
     gateways_exist(model, out);
     authorization_rules_combine(model, out);
+    principals_match_workloads(model, out);
+}
+
+/// Istio's string match for principals: exact, `prefix*`, `*suffix` or `*`.
+fn principal_matches(pattern: &str, principal: &str) -> bool {
+    if pattern == "*" {
+        true
+    } else if let Some(prefix) = pattern.strip_suffix('*') {
+        principal.starts_with(prefix)
+    } else if let Some(suffix) = pattern.strip_prefix('*') {
+        principal.ends_with(suffix)
+    } else {
+        pattern == principal
+    }
+}
+
+/// The SPIFFE principal a workload's sidecar presents (trust domain `cluster.local`).
+fn principal_of(workload: &Workload) -> String {
+    format!(
+        "cluster.local/ns/{}/sa/{}",
+        workload.namespace,
+        workload.service_account.as_deref().unwrap_or("default")
+    )
+}
+
+fn principals_match_workloads(model: &Model, out: &mut Sink<'_>) {
+    for policy in &model.authorization_policies {
+        if policy.action != "ALLOW" {
+            continue;
+        }
+        for rule in &policy.rules {
+            for (pattern, field) in &rule.principals {
+                // Only patterns naming a namespace of the inventory can be judged here.
+                let Some(namespace) = pattern
+                    .strip_prefix("cluster.local/ns/")
+                    .and_then(|rest| rest.split('/').next())
+                else {
+                    continue;
+                };
+                let in_namespace: Vec<&Workload> = model
+                    .workloads
+                    .iter()
+                    .filter(|w| w.namespace == namespace)
+                    .collect();
+                if in_namespace.is_empty()
+                    || in_namespace
+                        .iter()
+                        .any(|w| principal_matches(pattern, &principal_of(w)))
+                {
+                    continue;
+                }
+                let runs_as: Vec<String> = in_namespace
+                    .iter()
+                    .map(|w| {
+                        format!(
+                            "{} as `{}`",
+                            w.name,
+                            w.service_account.as_deref().unwrap_or("default")
+                        )
+                    })
+                    .collect();
+                out.push(
+                    Severity::Warning,
+                    "authorization-principal-matches-nothing",
+                    policy.src,
+                    field.clone(),
+                    format!(
+                        "principal `{pattern}` matches no Deployment of namespace {namespace} in the inventory ({}): their requests get only what the policy's other rules allow, anything else is denied (403 `RBAC: access denied`)",
+                        runs_as.join(", ")
+                    ),
+                    "give the calling Deployment a serviceAccountName the pattern matches (and define that ServiceAccount), or fix the pattern",
+                );
+            }
+        }
+    }
 }
 
 /// The Deployments whose pods a Service selects.
