@@ -895,6 +895,7 @@ fn lower_monitoring(inventory: &Inventory, model: &mut Model) {
                     .flat_map(|k| k.namespaces.iter().flat_map(|n| n.names.iter().cloned()))
                     .collect(),
                 metrics_path: job.metrics_path.clone(),
+                honor_labels: job.other.get("honor_labels").and_then(|v| v.as_bool()) == Some(true),
                 static_targets: job
                     .static_configs
                     .iter()

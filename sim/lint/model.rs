@@ -479,6 +479,8 @@ pub struct ScrapeJob {
     /// Namespaces service discovery is limited to (empty: all).
     pub kubernetes_sd_namespaces: Vec<String>,
     pub metrics_path: Option<String>,
+    /// `honor_labels: true` lets the target's own `job` label win over the job name.
+    pub honor_labels: bool,
     pub static_targets: Vec<String>,
     pub relabel_configs: Vec<RelabelConfig>,
     pub metric_relabel_configs: Vec<RelabelConfig>,

@@ -533,10 +533,11 @@ impl JobView {
             }
         }
         let mut job_values = Some(BTreeSet::from([job.job_name.clone()]));
-        if job
-            .relabel_configs
-            .iter()
-            .any(|r| r.target_label.as_deref() == Some("job"))
+        if job.honor_labels
+            || job
+                .relabel_configs
+                .iter()
+                .any(|r| r.target_label.as_deref() == Some("job"))
             || labelmapped.contains("job")
         {
             job_values = None;
