@@ -222,6 +222,28 @@ impl RuleGroupRef<'_> {
     }
 }
 
+/// Whether an object lives in a namespace, in the cluster as a whole, or in no cluster at all
+/// (a plain config file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Scope {
+    Namespaced,
+    Cluster,
+    File,
+}
+
+/// One object of any kind, as [`Inventory::objects`] lists them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ObjectRef<'a> {
+    /// `Deployment`, `PrometheusConfig`, ... (an unknown object's own `kind`).
+    pub kind: String,
+    /// The object's namespace, or for an embedded config its ConfigMap's.
+    pub namespace: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub scope: Scope,
+    pub origin: &'a Origin,
+    pub embedded_in: Option<&'a EmbeddedIn>,
+}
+
 /// Counts of what was loaded, by kind and by namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
@@ -407,6 +429,167 @@ impl Inventory {
         &self.unknown
     }
 
+    /// Every object, of every kind, in (file, document) order: a uniform view for listings and
+    /// for checks that apply to all objects.
+    pub fn objects(&self) -> Vec<ObjectRef<'_>> {
+        fn named<'a, T>(
+            out: &mut Vec<ObjectRef<'a>>,
+            kind: &'static str,
+            scope: Scope,
+            items: &'a [Sourced<T>],
+            meta: impl Fn(&'a T) -> Option<&'a ObjectMeta>,
+        ) {
+            for item in items {
+                let metadata = meta(&item.object);
+                let embedded_namespace = item
+                    .embedded_in
+                    .as_ref()
+                    .and_then(|e| e.namespace.as_deref());
+                out.push(ObjectRef {
+                    kind: kind.to_string(),
+                    namespace: metadata
+                        .and_then(|m| m.namespace.as_deref())
+                        .or(embedded_namespace),
+                    name: metadata.and_then(|m| m.name.as_deref()),
+                    scope,
+                    origin: &item.origin,
+                    embedded_in: item.embedded_in.as_ref(),
+                });
+            }
+        }
+        use Scope::{Cluster, File, Namespaced};
+        let mut out = Vec::new();
+        named(&mut out, "Namespace", Cluster, &self.namespaces, |o| {
+            Some(&o.metadata)
+        });
+        named(
+            &mut out,
+            "ResourceQuota",
+            Namespaced,
+            &self.resource_quotas,
+            |o| Some(&o.metadata),
+        );
+        named(
+            &mut out,
+            "PriorityClass",
+            Cluster,
+            &self.priority_classes,
+            |o| Some(&o.metadata),
+        );
+        named(&mut out, "ConfigMap", Namespaced, &self.config_maps, |o| {
+            Some(&o.metadata)
+        });
+        named(&mut out, "Secret", Namespaced, &self.secrets, |o| {
+            Some(&o.metadata)
+        });
+        named(
+            &mut out,
+            "ServiceAccount",
+            Namespaced,
+            &self.service_accounts,
+            |o| Some(&o.metadata),
+        );
+        named(&mut out, "Deployment", Namespaced, &self.deployments, |o| {
+            Some(&o.metadata)
+        });
+        named(&mut out, "Service", Namespaced, &self.services, |o| {
+            Some(&o.metadata)
+        });
+        named(
+            &mut out,
+            "HorizontalPodAutoscaler",
+            Namespaced,
+            &self.hpas,
+            |o| Some(&o.metadata),
+        );
+        named(
+            &mut out,
+            "PodDisruptionBudget",
+            Namespaced,
+            &self.pod_disruption_budgets,
+            |o| Some(&o.metadata),
+        );
+        named(
+            &mut out,
+            "VirtualService",
+            Namespaced,
+            &self.virtual_services,
+            |o| Some(&o.metadata),
+        );
+        named(
+            &mut out,
+            "DestinationRule",
+            Namespaced,
+            &self.destination_rules,
+            |o| Some(&o.metadata),
+        );
+        named(
+            &mut out,
+            "AuthorizationPolicy",
+            Namespaced,
+            &self.authorization_policies,
+            |o| Some(&o.metadata),
+        );
+        named(
+            &mut out,
+            "PrometheusServiceLevel",
+            Namespaced,
+            &self.slos,
+            |o| o.metadata.as_ref(),
+        );
+        named(&mut out, "RuleFile", File, &self.rule_files, |_| None);
+        named(
+            &mut out,
+            "PrometheusRule",
+            Namespaced,
+            &self.prometheus_rules,
+            |o| Some(&o.metadata),
+        );
+        named(
+            &mut out,
+            "PrometheusConfig",
+            File,
+            &self.prometheus_configs,
+            |_| None,
+        );
+        named(&mut out, "LokiConfig", File, &self.loki_configs, |_| None);
+        named(
+            &mut out,
+            "PromtailConfig",
+            File,
+            &self.promtail_configs,
+            |_| None,
+        );
+        named(&mut out, "GpuSharing", File, &self.gpu_sharing, |_| None);
+        named(&mut out, "GrafanaDashboard", File, &self.dashboards, |_| {
+            None
+        });
+        named(
+            &mut out,
+            "Application",
+            Namespaced,
+            &self.argo_applications,
+            |o| Some(&o.metadata),
+        );
+        named(&mut out, "Topology", File, &self.topologies, |_| None);
+        for item in &self.unknown {
+            out.push(ObjectRef {
+                kind: item.kind.clone().unwrap_or_else(|| "(unknown)".to_string()),
+                namespace: item.namespace.as_deref(),
+                name: item.name.as_deref(),
+                scope: if item.kind.is_some() {
+                    Namespaced
+                } else {
+                    File
+                },
+                origin: &item.origin,
+                embedded_in: None,
+            });
+        }
+        out.sort_by(|a, b| a.origin.cmp(b.origin));
+        out
+    }
+
     /// Counts by kind and namespace, for `twin lint` and friends to print.
     pub fn summary(&self) -> Summary {
         let mut summary = Summary {
@@ -414,104 +597,19 @@ impl Inventory {
             warnings: self.warnings.len(),
             ..Default::default()
         };
-        let mut add = |kind: &str, namespace: Option<&str>, cluster_scoped: bool| {
-            *summary.by_kind.entry(kind.to_string()).or_default() += 1;
-            let namespace = match namespace {
-                Some(name) => name.to_string(),
-                None if cluster_scoped => "(cluster)".to_string(),
-                None => "(none)".to_string(),
+        for object in self.objects() {
+            *summary.by_kind.entry(object.kind.clone()).or_default() += 1;
+            let namespace = match (object.namespace, object.scope) {
+                (Some(name), _) => name.to_string(),
+                (None, Scope::Cluster) => "(cluster)".to_string(),
+                (None, _) => "(none)".to_string(),
             };
             *summary
                 .by_namespace
                 .entry(namespace)
                 .or_default()
-                .entry(kind.to_string())
+                .entry(object.kind)
                 .or_default() += 1;
-        };
-        fn ns(meta: &ObjectMeta) -> Option<&str> {
-            meta.namespace.as_deref()
-        }
-        fn embedded_ns<T>(item: &Sourced<T>) -> Option<&str> {
-            item.embedded_in
-                .as_ref()
-                .and_then(|e| e.namespace.as_deref())
-        }
-        for _ in &self.namespaces {
-            add("Namespace", None, true);
-        }
-        for item in &self.resource_quotas {
-            add("ResourceQuota", ns(&item.metadata), false);
-        }
-        for _ in &self.priority_classes {
-            add("PriorityClass", None, true);
-        }
-        for item in &self.config_maps {
-            add("ConfigMap", ns(&item.metadata), false);
-        }
-        for item in &self.secrets {
-            add("Secret", ns(&item.metadata), false);
-        }
-        for item in &self.service_accounts {
-            add("ServiceAccount", ns(&item.metadata), false);
-        }
-        for item in &self.deployments {
-            add("Deployment", ns(&item.metadata), false);
-        }
-        for item in &self.services {
-            add("Service", ns(&item.metadata), false);
-        }
-        for item in &self.hpas {
-            add("HorizontalPodAutoscaler", ns(&item.metadata), false);
-        }
-        for item in &self.pod_disruption_budgets {
-            add("PodDisruptionBudget", ns(&item.metadata), false);
-        }
-        for item in &self.virtual_services {
-            add("VirtualService", ns(&item.metadata), false);
-        }
-        for item in &self.destination_rules {
-            add("DestinationRule", ns(&item.metadata), false);
-        }
-        for item in &self.authorization_policies {
-            add("AuthorizationPolicy", ns(&item.metadata), false);
-        }
-        for item in &self.slos {
-            add(
-                "PrometheusServiceLevel",
-                item.metadata.as_ref().and_then(ns),
-                false,
-            );
-        }
-        for item in &self.rule_files {
-            add("RuleFile", embedded_ns(item), false);
-        }
-        for item in &self.prometheus_rules {
-            add("PrometheusRule", ns(&item.metadata), false);
-        }
-        for item in &self.prometheus_configs {
-            add("PrometheusConfig", embedded_ns(item), false);
-        }
-        for item in &self.loki_configs {
-            add("LokiConfig", embedded_ns(item), false);
-        }
-        for item in &self.promtail_configs {
-            add("PromtailConfig", embedded_ns(item), false);
-        }
-        for item in &self.gpu_sharing {
-            add("GpuSharing", embedded_ns(item), false);
-        }
-        for _ in &self.dashboards {
-            add("GrafanaDashboard", None, false);
-        }
-        for item in &self.argo_applications {
-            add("Application", ns(&item.metadata), false);
-        }
-        for _ in &self.topologies {
-            add("Topology", None, false);
-        }
-        for item in &self.unknown {
-            let kind = item.kind.clone().unwrap_or_else(|| "(unknown)".to_string());
-            add(&kind, item.namespace.as_deref(), false);
         }
         summary
     }
@@ -1027,6 +1125,12 @@ fn load_kind(
     let (group, _version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     // k8s-openapi fills a missing required field with its default; the API server refuses it.
     require(ctx, value, required_fields(api_version, kind))?;
+    if let Some(rule) = name_rule(api_version, kind)
+        && let Some(meta) = value.get("metadata")
+    {
+        let meta: ObjectMeta = decode(ctx, meta, "metadata")?;
+        errors.extend(validate::object_meta(ctx, &meta, rule));
+    }
     match (api_version, kind) {
         ("v1", "Namespace") => inv
             .namespaces
@@ -1059,6 +1163,7 @@ fn load_kind(
         ("apps/v1", "Deployment") => {
             let deployment: Deployment = decode_core(ctx, value, errors)?;
             errors.extend(validate::deployment(ctx, &deployment));
+            errors.extend(validate::deployment_deadlines(ctx, &deployment));
             errors.extend(validate::quantities(
                 ctx,
                 validate::deployment_quantities(&deployment),
@@ -1068,6 +1173,7 @@ fn load_kind(
         ("autoscaling/v2", "HorizontalPodAutoscaler") => {
             let hpa: HorizontalPodAutoscaler = decode_core(ctx, value, errors)?;
             errors.extend(validate::hpa(ctx, &hpa));
+            errors.extend(validate::hpa_details(ctx, &hpa));
             errors.extend(validate::quantities(ctx, validate::hpa_quantities(&hpa)));
             inv.hpas.push(ctx.sourced(hpa));
         }
@@ -1112,12 +1218,14 @@ fn load_kind(
             }
             let spec: SloSpec = decode(ctx, spec_value, "spec")?;
             let written_fields = sloth::written_fields(spec_value, "spec");
-            inv.slos.push(ctx.sourced(PrometheusServiceLevel {
+            let slo = PrometheusServiceLevel {
                 form: SloForm::Crd,
                 metadata: Some(metadata),
                 spec,
                 written_fields,
-            }));
+            };
+            errors.extend(validate::slo(ctx, &slo, "spec"));
+            inv.slos.push(ctx.sourced(slo));
         }
         ("monitoring.coreos.com/v1", "PrometheusRule") => {
             let rule: PrometheusRule = decode(ctx, value, "")?;
@@ -1186,6 +1294,22 @@ fn required_fields(api_version: &str, kind: &str) -> &'static [&'static str] {
     }
 }
 
+/// The name rule of the core kinds (apimachinery's `ValidateObjectMeta` with each kind's
+/// `ValidateNameFunc`); other kinds' names are their CRD's business.
+fn name_rule(api_version: &str, kind: &str) -> Option<validate::NameRule> {
+    use validate::NameRule::{Dns1035Label, Dns1123Label, Dns1123Subdomain};
+    match (api_version, kind) {
+        ("v1", "Namespace") => Some(Dns1123Label),
+        ("v1", "Service") => Some(Dns1035Label),
+        ("v1", "ResourceQuota" | "Secret" | "ServiceAccount" | "ConfigMap")
+        | ("apps/v1", "Deployment")
+        | ("autoscaling/v2", "HorizontalPodAutoscaler")
+        | ("policy/v1", "PodDisruptionBudget")
+        | ("scheduling.k8s.io/v1", "PriorityClass") => Some(Dns1123Subdomain),
+        _ => None,
+    }
+}
+
 /// Refuses the first absent path of `required` (a `null` counts as absent, as in the API).
 fn require(ctx: &DocContext<'_>, value: &Value, required: &[&str]) -> Result<(), Diagnostic> {
     for path in required {
@@ -1251,12 +1375,14 @@ fn load_shape(
     } else if string_at(value, "version") == Some("prometheus/v1") && has("slos") {
         let spec: SloSpec = decode(ctx, value, "")?;
         let written_fields = sloth::written_fields(value, "");
-        inv.slos.push(ctx.sourced(PrometheusServiceLevel {
+        let slo = PrometheusServiceLevel {
             form: SloForm::Plain,
             metadata: None,
             spec,
             written_fields,
-        }));
+        };
+        errors.extend(validate::slo(ctx, &slo, ""));
+        inv.slos.push(ctx.sourced(slo));
     } else if let Some(inner) = value.get("dashboard").filter(|inner| inner.is_object()) {
         let dashboard: Dashboard = decode(ctx, inner, "dashboard")?;
         let mut sourced = ctx.sourced(dashboard);

@@ -844,6 +844,21 @@ fn topology_mistakes_are_errors_naming_line_and_field() {
 
 // ---- never a panic ---------------------------------------------------------------------------
 
+/// The plan's files, read once per test process.
+fn plan_files() -> &'static [(String, String)] {
+    static FILES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    FILES.get_or_init(|| {
+        sophia()
+            .files()
+            .iter()
+            .map(|path| {
+                let text = std::fs::read_to_string(path).expect("a plan file is readable");
+                (path.display().to_string(), text)
+            })
+            .collect()
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -852,6 +867,29 @@ proptest! {
         // Goal: no input panics. Method: arbitrary bytes, made text the lossy way.
         let text = String::from_utf8_lossy(&bytes);
         let _ = load_str("fuzz.yaml", &text);
+    }
+
+    #[test]
+    fn load_str_never_panics_on_mutated_plan_files(
+        file_idx in 0usize..12,
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), 0usize..4, "[ -~\n\t]{0,3}"), 1..6),
+    ) {
+        // Goal: realistic near-misses (a deleted, replaced or inserted character somewhere in a
+        // real manifest) never panic. Method: mutate one of the plan's files and load it.
+        let files = plan_files();
+        let (name, original) = &files[file_idx % files.len()];
+        let mut text: Vec<char> = original.chars().collect();
+        for (at, op, insert) in edits {
+            if text.is_empty() { break; }
+            let idx = at.index(text.len());
+            match op {
+                0 => { text.remove(idx); }
+                1 => { text.splice(idx..=idx, insert.chars()); }
+                _ => { text.splice(idx..idx, insert.chars()); }
+            }
+        }
+        let text: String = text.into_iter().collect();
+        let _ = load_str(name, &text);
     }
 
     #[test]
@@ -953,4 +991,102 @@ fn unknown_fields_of_core_kinds_are_refused_as_kubectl_strict_validation_does() 
     // Goal: a typo in a Deployment is not silently dropped by k8s-openapi. Method: golden output
     // for two misspelt fields (and a `null` the API drops without complaint).
     check("err/deployment_unknown_field.yaml");
+}
+
+#[test]
+fn merge_keys_fill_in_what_a_mapping_does_not_set() {
+    // Goal: `<<: *defaults` works as in yaml.v2, explicit keys win, and a merged key may be
+    // overridden without counting as a duplicate. Method: parse and compare values.
+    let text = "base: &base {a: 1, b: 2}\nmore: &more {c: 3, a: 9}\nlisted:\n  <<: [*base, *more]\n  b: 20\nsingle:\n  b: 5\n  <<: *base\n";
+    let documents = yaml::parse_documents(text).expect("valid YAML");
+    let value = &documents[0].value;
+    assert_eq!(
+        value["listed"],
+        serde_json::json!({"a": 1, "b": 20, "c": 3})
+    );
+    assert_eq!(value["single"], serde_json::json!({"b": 5, "a": 1}));
+    let err = yaml::parse_documents("x:\n  <<: 3\n").expect_err("not a mapping");
+    assert_eq!(
+        err.message,
+        "a merge key `<<` takes a mapping or a list of mappings"
+    );
+    let quoted = yaml::parse_documents("x:\n  \"<<\": 3\n").expect("a quoted << is a plain key");
+    assert_eq!(quoted[0].value["x"]["<<"], serde_json::json!(3));
+}
+
+#[test]
+fn objects_lists_every_kind_in_file_and_document_order() {
+    // Goal: one uniform listing for lint and reports. Method: list the plan's objects of one file
+    // and check order, names, namespaces and scopes.
+    let inventory = sophia();
+    let objects = inventory.objects();
+    assert_eq!(objects.len(), 24);
+    let cluster_config: Vec<(String, Option<&str>, Option<&str>, Scope)> = objects
+        .iter()
+        .filter(|o| o.origin.file.ends_with("cluster-config.yaml"))
+        .map(|o| (o.kind.clone(), o.namespace, o.name, o.scope))
+        .collect();
+    assert_eq!(
+        cluster_config,
+        [
+            (
+                "Namespace".to_string(),
+                None,
+                Some("sophia-production"),
+                Scope::Cluster
+            ),
+            (
+                "ResourceQuota".to_string(),
+                Some("sophia-production"),
+                Some("sophia-resource-quota"),
+                Scope::Namespaced
+            ),
+            (
+                "PriorityClass".to_string(),
+                None,
+                Some("sophia-critical"),
+                Scope::Cluster
+            ),
+            (
+                "PriorityClass".to_string(),
+                None,
+                Some("sophia-high"),
+                Scope::Cluster
+            ),
+            (
+                "ConfigMap".to_string(),
+                Some("sophia-production"),
+                Some("gpu-scheduling-config"),
+                Scope::Namespaced
+            ),
+            (
+                "GpuSharing".to_string(),
+                Some("sophia-production"),
+                None,
+                Scope::File
+            ),
+        ]
+    );
+}
+
+#[test]
+fn slo_documents_are_validated_as_sloth_validates_them() {
+    // Goal: what `sloth generate` refuses, we refuse. Method: golden output for an objective
+    // out of range, a query that does not parse, a missing alert name, a repeated name and an
+    // empty SLI.
+    check("err/sloth_invalid.yaml");
+}
+
+#[test]
+fn hpa_metrics_and_behavior_are_validated_as_the_api_server_does() {
+    // Goal: the checks of validateMetricSpec, validateMetricTarget and validateBehavior, with
+    // their wording. Method: golden output for one HPA with a mistake of each kind.
+    check("err/hpa_invalid_metrics_and_behavior.yaml");
+}
+
+#[test]
+fn object_names_follow_the_api_servers_rules() {
+    // Goal: DNS label, DNS-1035 and subdomain rules with upstream's messages; a dotted ConfigMap
+    // name is fine. Method: golden output.
+    check("err/invalid_names.yaml");
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use k8s_openapi::api::core::v1::ResourceQuota;
@@ -24,6 +24,7 @@ use k8s_openapi::api::core::v1::ResourceQuota;
 use super::DocContext;
 use super::prometheus::{PrometheusConfig, RuleFile};
 use super::quantity::parse_quantity;
+use super::sloth::{PrometheusServiceLevel, SloAlert};
 use super::yaml::{join_index, join_key};
 use crate::diag::Diagnostic;
 use crate::engine::parse_duration;
@@ -488,7 +489,6 @@ pub fn rule_file(ctx: &DocContext<'_>, rules: &RuleFile, base: &str) -> Vec<Diag
                     );
                 }
             }
-            drop(fail);
             check_duration(
                 ctx,
                 &join_key(&rule_path, "for"),
@@ -642,6 +642,553 @@ pub fn prometheus_config(ctx: &DocContext<'_>, config: &PrometheusConfig) -> Vec
                     ));
                 }
             }
+        }
+    }
+    out
+}
+
+/// A Sloth SLO document as Sloth (v0.11) validates it before generating rules: a service, SLO
+/// names unique, objectives within (0, 100], exactly one SLI source, non-empty queries that parse
+/// as PromQL once Sloth's `{{.window}}` template is filled in, and an alert name when alerts are
+/// on. `base` is where the spec sits (`spec` for the CRD form, `` for the plain form). Field
+/// paths use the names as written, whichever spelling that was.
+pub fn slo(ctx: &DocContext<'_>, slo: &PrometheusServiceLevel, base: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut fail = |path: String, message: String| {
+        out.push(Diagnostic::error(ctx.location(&path, false), path, message));
+    };
+    let spec = &slo.spec;
+    if spec.service.trim().is_empty() {
+        fail(
+            join_key(base, "service"),
+            "service must not be empty".into(),
+        );
+    }
+    if spec.slos.is_empty() {
+        fail(
+            join_key(base, "slos"),
+            "at least one SLO is required".into(),
+        );
+    }
+    let written = |path: &str, camel: &str, snake: &str| {
+        let camel_path = join_key(path, camel);
+        if slo
+            .written_fields
+            .iter()
+            .any(|field| field.path == camel_path)
+        {
+            camel_path
+        } else {
+            join_key(path, snake)
+        }
+    };
+    let mut names = BTreeMap::new();
+    for (idx, item) in spec.slos.iter().enumerate() {
+        let path = join_index(&join_key(base, "slos"), idx);
+        if item.name.trim().is_empty() {
+            fail(join_key(&path, "name"), "SLO name must not be empty".into());
+        } else if let Some(first) = names.insert(item.name.clone(), idx) {
+            fail(
+                join_key(&path, "name"),
+                format!("SLO name {:?} is also used by slos[{first}]", item.name),
+            );
+        }
+        if !(item.objective > 0.0 && item.objective <= 100.0) {
+            fail(
+                join_key(&path, "objective"),
+                format!(
+                    "objective {} must be above 0 and at most 100 (a percentage)",
+                    item.objective
+                ),
+            );
+        }
+        let sli_path = join_key(&path, "sli");
+        let sources = usize::from(item.sli.events.is_some())
+            + usize::from(item.sli.raw.is_some())
+            + usize::from(item.sli.plugin.is_some());
+        if sources != 1 {
+            fail(
+                sli_path.clone(),
+                format!("an SLI needs exactly one of events, raw or plugin; found {sources}"),
+            );
+        }
+        let mut queries = Vec::new();
+        if let Some(events) = &item.sli.events {
+            let events_path = join_key(&sli_path, "events");
+            queries.push((
+                written(&events_path, "errorQuery", "error_query"),
+                &events.error_query,
+            ));
+            queries.push((
+                written(&events_path, "totalQuery", "total_query"),
+                &events.total_query,
+            ));
+        }
+        if let Some(raw) = &item.sli.raw {
+            let raw_path = join_key(&sli_path, "raw");
+            queries.push((
+                written(&raw_path, "errorRatioQuery", "error_ratio_query"),
+                &raw.error_ratio_query,
+            ));
+        }
+        for (query_path, query) in queries {
+            if query.trim().is_empty() {
+                fail(query_path, "query must not be empty".into());
+                continue;
+            }
+            // Sloth fills `{{.window}}` with each alert window before use; any window parses.
+            let filled = query
+                .replace("{{.window}}", "5m")
+                .replace("{{ .window }}", "5m");
+            if let Err(err) = promql_parser::parser::parse(&filled) {
+                fail(query_path, format!("invalid PromQL query: {}", err.trim()));
+            }
+        }
+        if let Some(alerting) = &item.alerting {
+            let enabled =
+                |alert: &Option<SloAlert>| alert.as_ref().is_none_or(|a| a.disable != Some(true));
+            let any_enabled = enabled(&alerting.page_alert) || enabled(&alerting.ticket_alert);
+            if any_enabled
+                && alerting
+                    .name
+                    .as_deref()
+                    .is_none_or(|name| name.trim().is_empty())
+            {
+                fail(
+                    join_key(&join_key(&path, "alerting"), "name"),
+                    "an alert name is required while page or ticket alerts are enabled".into(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// `progressDeadlineSeconds` must exceed `minReadySeconds` (`ValidateDeploymentSpec`).
+pub fn deployment_deadlines(ctx: &DocContext<'_>, deployment: &Deployment) -> Vec<Diagnostic> {
+    let Some(spec) = &deployment.spec else {
+        return Vec::new();
+    };
+    match spec.progress_deadline_seconds {
+        Some(deadline) if deadline <= spec.min_ready_seconds.unwrap_or(0) => vec![invalid(
+            ctx,
+            "spec.progressDeadlineSeconds",
+            &deadline.to_string(),
+            "must be greater than minReadySeconds",
+        )],
+        _ => Vec::new(),
+    }
+}
+
+fn required(ctx: &DocContext<'_>, path: &str, detail: &str) -> Diagnostic {
+    Diagnostic::error(
+        ctx.location(path, false),
+        path,
+        format!("Required value: {detail}"),
+    )
+}
+
+fn forbidden(ctx: &DocContext<'_>, path: &str, detail: &str) -> Diagnostic {
+    Diagnostic::error(
+        ctx.location(path, false),
+        path,
+        format!("Forbidden: {detail}"),
+    )
+}
+
+fn not_supported(ctx: &DocContext<'_>, path: &str, value: &str, supported: &[&str]) -> Diagnostic {
+    let quoted: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+    let message = format!(
+        "Unsupported value: {value:?}: supported values: {}",
+        quoted.join(", ")
+    );
+    Diagnostic::error(ctx.location(path, false), path, message)
+}
+
+/// `validMetricSourceTypes.List()`, sorted as upstream's set lists it.
+const METRIC_SOURCE_TYPES: &[&str] = &[
+    "ContainerResource",
+    "External",
+    "Object",
+    "Pods",
+    "Resource",
+];
+const SCALING_POLICY_TYPES: &[&str] = &["Percent", "Pods"];
+const SELECT_POLICY_TYPES: &[&str] = &["Disabled", "Max", "Min"];
+/// `MaxPeriodSeconds` and `MaxStabilizationWindowSeconds` of the autoscaling validation.
+const MAX_PERIOD_SECONDS: i32 = 1800;
+const MAX_STABILIZATION_WINDOW_SECONDS: i32 = 3600;
+
+fn quantity_sign(
+    quantity: &k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+) -> Option<i128> {
+    parse_quantity(&quantity.0).ok().map(|q| q.millis.signum())
+}
+
+/// An HPA's metrics and behavior as `validateMetrics`, `validateMetricSpec` and
+/// `validateBehavior` see them after defaulting (so empty policy lists, which defaulting fills,
+/// are not checked). A quantity's bad value prints as its text: 1.29 would print Go's `%#v` of
+/// `resource.Quantity`'s internals there, which helps nobody.
+pub fn hpa_details(ctx: &DocContext<'_>, hpa: &HorizontalPodAutoscaler) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let Some(spec) = &hpa.spec else { return out };
+    let mut has_object_or_external = false;
+    for (idx, metric) in spec.metrics.iter().flatten().enumerate() {
+        let path = format!("spec.metrics[{idx}]");
+        let source_type = metric.type_.as_str();
+        has_object_or_external |= matches!(source_type, "Object" | "External");
+        if source_type.is_empty() {
+            out.push(required(
+                ctx,
+                &format!("{path}.type"),
+                "must specify a metric source type",
+            ));
+        }
+        let present: Vec<&str> = [
+            ("object", metric.object.is_some()),
+            ("external", metric.external.is_some()),
+            ("pods", metric.pods.is_some()),
+            ("resource", metric.resource.is_some()),
+            ("containerResource", metric.container_resource.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        // Upstream validates only the first populated source, in this order.
+        let mut targets = Vec::new();
+        match present.first().copied() {
+            Some("object") => {
+                if let Some(source) = &metric.object {
+                    if source.metric.name.is_empty() {
+                        out.push(required(
+                            ctx,
+                            &format!("{path}.object.metric.name"),
+                            "must specify a metric name",
+                        ));
+                    }
+                    if source.target.value.is_none() && source.target.average_value.is_none() {
+                        out.push(required(
+                            ctx,
+                            &format!("{path}.object.target.averageValue"),
+                            "must set either a target value or averageValue",
+                        ));
+                    }
+                    targets.push((format!("{path}.object.target"), &source.target));
+                }
+            }
+            Some("external") => {
+                if let Some(source) = &metric.external {
+                    if source.metric.name.is_empty() {
+                        out.push(required(
+                            ctx,
+                            &format!("{path}.external.metric.name"),
+                            "must specify a metric name",
+                        ));
+                    }
+                    match (&source.target.value, &source.target.average_value) {
+                        (None, None) => out.push(required(
+                            ctx,
+                            &format!("{path}.external.target.averageValue"),
+                            "must set either a target value for metric or a per-pod target",
+                        )),
+                        (Some(_), Some(_)) => out.push(forbidden(
+                            ctx,
+                            &format!("{path}.external.target.value"),
+                            "may not set both a target value for metric and a per-pod target",
+                        )),
+                        _ => {}
+                    }
+                    targets.push((format!("{path}.external.target"), &source.target));
+                }
+            }
+            Some("pods") => {
+                if let Some(source) = &metric.pods {
+                    if source.metric.name.is_empty() {
+                        out.push(required(
+                            ctx,
+                            &format!("{path}.pods.metric.name"),
+                            "must specify a metric name",
+                        ));
+                    }
+                    if source.target.average_value.is_none() {
+                        out.push(required(
+                            ctx,
+                            &format!("{path}.pods.target.averageValue"),
+                            "must specify a positive target averageValue",
+                        ));
+                    }
+                    targets.push((format!("{path}.pods.target"), &source.target));
+                }
+            }
+            Some(kind @ ("resource" | "containerResource")) => {
+                let source = if kind == "resource" {
+                    metric.resource.as_ref().map(|s| (&s.name, &s.target, None))
+                } else {
+                    metric
+                        .container_resource
+                        .as_ref()
+                        .map(|s| (&s.name, &s.target, Some(&s.container)))
+                };
+                if let Some((name, target, container)) = source {
+                    if name.is_empty() {
+                        out.push(required(
+                            ctx,
+                            &format!("{path}.{kind}.name"),
+                            "must specify a resource name",
+                        ));
+                    }
+                    if container.is_some_and(String::is_empty) {
+                        out.push(required(
+                            ctx,
+                            &format!("{path}.{kind}.container"),
+                            "must specify a container",
+                        ));
+                    }
+                    match (target.average_utilization, &target.average_value) {
+                        (None, None) => out.push(required(
+                            ctx,
+                            &format!("{path}.{kind}.target.averageUtilization"),
+                            "must set either a target raw value or a target utilization",
+                        )),
+                        (Some(_), Some(_)) => out.push(forbidden(
+                            ctx,
+                            &format!("{path}.{kind}.target.averageValue"),
+                            "may not set both a target raw value and a target utilization",
+                        )),
+                        _ => {}
+                    }
+                    targets.push((format!("{path}.{kind}.target"), target));
+                }
+            }
+            _ => {}
+        }
+        for (target_path, target) in targets {
+            if target.type_.is_empty() {
+                out.push(required(
+                    ctx,
+                    &format!("{target_path}.type"),
+                    "must specify a metric target type",
+                ));
+            }
+            if !matches!(
+                target.type_.as_str(),
+                "Utilization" | "Value" | "AverageValue"
+            ) {
+                let field = format!("{target_path}.type");
+                out.push(invalid(
+                    ctx,
+                    &field,
+                    &format!("{:?}", target.type_),
+                    "must be either Utilization, Value, or AverageValue",
+                ));
+            }
+            for (field, value) in [
+                ("value", &target.value),
+                ("averageValue", &target.average_value),
+            ] {
+                if let Some(quantity) = value
+                    && quantity_sign(quantity).is_some_and(|sign| sign != 1)
+                {
+                    out.push(invalid(
+                        ctx,
+                        &format!("{target_path}.{field}"),
+                        &format!("{:?}", quantity.0),
+                        "must be positive",
+                    ));
+                }
+            }
+            if let Some(utilization) = target.average_utilization.filter(|u| *u < 1) {
+                out.push(invalid(
+                    ctx,
+                    &format!("{target_path}.averageUtilization"),
+                    &utilization.to_string(),
+                    "must be greater than 0",
+                ));
+            }
+        }
+        let expected = match source_type {
+            "Object" => Some("object"),
+            "Pods" => Some("pods"),
+            "Resource" => Some("resource"),
+            "External" => Some("external"),
+            "ContainerResource" => Some("containerResource"),
+            _ => None,
+        };
+        match expected {
+            Some(field) if !present.contains(&field) => {
+                out.push(required(
+                    ctx,
+                    &format!("{path}.{field}"),
+                    "must populate information for the given metric source",
+                ));
+            }
+            Some(_) => {}
+            None => out.push(not_supported(
+                ctx,
+                &format!("{path}.type"),
+                source_type,
+                METRIC_SOURCE_TYPES,
+            )),
+        }
+        if present.len() != 1 {
+            for field in present.iter().filter(|field| Some(**field) != expected) {
+                out.push(forbidden(
+                    ctx,
+                    &format!("{path}.{field}"),
+                    "must populate the given metric source only",
+                ));
+            }
+        }
+    }
+    if spec.min_replicas == Some(0) && !has_object_or_external {
+        out.push(forbidden(ctx, "spec.metrics", "must specify at least one Object or External metric to support scaling to zero replicas"));
+    }
+    let behavior = spec.behavior.as_ref();
+    for (direction, rules) in [
+        ("scaleUp", behavior.and_then(|b| b.scale_up.as_ref())),
+        ("scaleDown", behavior.and_then(|b| b.scale_down.as_ref())),
+    ] {
+        let Some(rules) = rules else { continue };
+        let path = format!("spec.behavior.{direction}");
+        if let Some(window) = rules.stabilization_window_seconds {
+            let field = format!("{path}.stabilizationWindowSeconds");
+            if window < 0 {
+                out.push(invalid(
+                    ctx,
+                    &field,
+                    &window.to_string(),
+                    "must be greater than or equal to zero",
+                ));
+            } else if window > MAX_STABILIZATION_WINDOW_SECONDS {
+                out.push(invalid(
+                    ctx,
+                    &field,
+                    &window.to_string(),
+                    &format!("must be less than or equal to {MAX_STABILIZATION_WINDOW_SECONDS}"),
+                ));
+            }
+        }
+        if let Some(select) = rules
+            .select_policy
+            .as_deref()
+            .filter(|s| !SELECT_POLICY_TYPES.contains(s))
+        {
+            out.push(not_supported(
+                ctx,
+                &format!("{path}.selectPolicy"),
+                select,
+                SELECT_POLICY_TYPES,
+            ));
+        }
+        for (idx, policy) in rules.policies.iter().flatten().enumerate() {
+            let policy_path = format!("{path}.policies[{idx}]");
+            if !SCALING_POLICY_TYPES.contains(&policy.type_.as_str()) {
+                out.push(not_supported(
+                    ctx,
+                    &format!("{policy_path}.type"),
+                    &policy.type_,
+                    SCALING_POLICY_TYPES,
+                ));
+            }
+            if policy.value <= 0 {
+                out.push(invalid(
+                    ctx,
+                    &format!("{policy_path}.value"),
+                    &policy.value.to_string(),
+                    "must be greater than zero",
+                ));
+            }
+            let period_path = format!("{policy_path}.periodSeconds");
+            if policy.period_seconds <= 0 {
+                out.push(invalid(
+                    ctx,
+                    &period_path,
+                    &policy.period_seconds.to_string(),
+                    "must be greater than zero",
+                ));
+            }
+            if policy.period_seconds > MAX_PERIOD_SECONDS {
+                out.push(invalid(
+                    ctx,
+                    &period_path,
+                    &policy.period_seconds.to_string(),
+                    &format!("must be less than or equal to {MAX_PERIOD_SECONDS}"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Which of apimachinery's name rules an object's name follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameRule {
+    /// `IsDNS1123Label`: Namespaces, and every `metadata.namespace`.
+    Dns1123Label,
+    /// `IsDNS1035Label`: Services.
+    Dns1035Label,
+    /// `IsDNS1123Subdomain`: most other kinds.
+    Dns1123Subdomain,
+}
+
+const DNS1123_LABEL_MESSAGE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1035_LABEL_MESSAGE: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+const DNS1123_SUBDOMAIN_MESSAGE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+fn is_dns1123_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first().is_some_and(|b| *b != b'-')
+        && bytes.last().is_some_and(|b| *b != b'-')
+}
+
+/// The messages `IsDNS1123Label`, `IsDNS1035Label` or `IsDNS1123Subdomain` return for `name`.
+pub fn name_problems(rule: NameRule, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let max_len = if rule == NameRule::Dns1123Subdomain {
+        253
+    } else {
+        63
+    };
+    if name.len() > max_len {
+        out.push(format!("must be no more than {max_len} characters"));
+    }
+    let ok = match rule {
+        NameRule::Dns1123Label => is_dns1123_label(name),
+        NameRule::Dns1035Label => is_dns1123_label(name) && name.as_bytes()[0].is_ascii_lowercase(),
+        NameRule::Dns1123Subdomain => !name.is_empty() && name.split('.').all(is_dns1123_label),
+    };
+    if !ok {
+        out.push(
+            match rule {
+                NameRule::Dns1123Label => DNS1123_LABEL_MESSAGE,
+                NameRule::Dns1035Label => DNS1035_LABEL_MESSAGE,
+                NameRule::Dns1123Subdomain => DNS1123_SUBDOMAIN_MESSAGE,
+            }
+            .to_string(),
+        );
+    }
+    out
+}
+
+/// `metadata.name` and `metadata.namespace` as `ValidateObjectMeta` checks them.
+pub fn object_meta(ctx: &DocContext<'_>, meta: &ObjectMeta, rule: NameRule) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let fields = [
+        ("metadata.name", meta.name.as_deref(), rule),
+        (
+            "metadata.namespace",
+            meta.namespace.as_deref(),
+            NameRule::Dns1123Label,
+        ),
+    ];
+    for (path, value, rule) in fields {
+        let Some(value) = value else { continue };
+        for message in name_problems(rule, value) {
+            out.push(invalid(ctx, path, &format!("{value:?}"), &message));
         }
     }
     out

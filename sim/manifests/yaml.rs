@@ -9,14 +9,15 @@
 //! `null` and the empty plain scalar are null, Go's `ParseInt(s, 0, 64)` forms (decimal, `0x`,
 //! `0o`, `0b`, a leading `0` for octal) are integers, and the `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)
 //! ([eE][-+]?[0-9]+)?` shape and `.inf`/`.nan` are floats. Quoted and block scalars are strings.
-//! Mapping keys become strings (as `sigs.k8s.io/yaml` makes them for JSON).
+//! Mapping keys become strings (as `sigs.k8s.io/yaml` makes them for JSON). A plain `<<` key
+//! merges mappings (YAML 1.1 merge keys, which yaml.v2 honours); a duplicate key is an error.
 //!
 //! Invariants: no recursion over input-derived depth (an explicit stack, and a depth limit so
 //! that serde and `Drop` later stay shallow); alias expansion is charged to a node budget
 //! before any copy is made, so an alias bomb is refused with bounded memory; a syntax error
 //! anywhere fails the whole text (no partial documents come back).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
@@ -194,6 +195,10 @@ enum Container {
     Map {
         map: Map<String, Value>,
         pending_key: Option<(String, Position)>,
+        /// The pending key is a plain `<<`: its value is merged, not stored.
+        pending_merge: bool,
+        /// Keys that came from a merge, which an explicit key may still override.
+        merged: BTreeSet<String>,
     },
 }
 
@@ -278,7 +283,44 @@ impl Builder {
         };
         match &mut frame.container {
             Container::Seq(items) => items.push(value),
-            Container::Map { map, pending_key } => match pending_key.take() {
+            Container::Map {
+                map,
+                pending_key,
+                pending_merge,
+                merged,
+            } => match pending_key.take() {
+                Some(_) if std::mem::take(pending_merge) => {
+                    // YAML 1.1 merge keys (`<<: *defaults`), as yaml.v2 reads them: the merged
+                    // mappings fill in keys the mapping does not set itself; earlier mappings
+                    // of a merge list win over later ones.
+                    let sources = match value {
+                        Value::Object(single) => vec![single],
+                        Value::Array(items) if items.iter().all(Value::is_object) => items
+                            .into_iter()
+                            .filter_map(|item| match item {
+                                Value::Object(inner) => Some(inner),
+                                _ => None,
+                            })
+                            .collect(),
+                        _ => {
+                            return Err(YamlError {
+                                document,
+                                position,
+                                path: join_key(&frame.path, "<<"),
+                                message: "a merge key `<<` takes a mapping or a list of mappings"
+                                    .into(),
+                            });
+                        }
+                    };
+                    for source in sources {
+                        for (key, item) in source {
+                            if !map.contains_key(&key) {
+                                merged.insert(key.clone());
+                                map.insert(key, item);
+                            }
+                        }
+                    }
+                }
                 Some((key, _)) => {
                     map.insert(key, value);
                 }
@@ -312,8 +354,19 @@ impl Builder {
                 .last_mut()
                 .expect("next_slot said a mapping is open");
             let key = text.to_string();
-            if let Container::Map { map, pending_key } = &mut frame.container {
-                if map.contains_key(&key) {
+            if let Container::Map {
+                map,
+                pending_key,
+                pending_merge,
+                merged,
+            } = &mut frame.container
+            {
+                if style == ScalarStyle::Plain && key == "<<" {
+                    *pending_merge = true;
+                    *pending_key = Some((key, position));
+                    return Ok(());
+                }
+                if map.contains_key(&key) && !merged.remove(&key) {
                     let key_path = join_key(&frame.path, &key);
                     let first = self
                         .positions
@@ -533,6 +586,8 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
                 Container::Map {
                     map: Map::new(),
                     pending_key: None,
+                    pending_merge: false,
+                    merged: BTreeSet::new(),
                 },
                 anchor,
                 &span,
