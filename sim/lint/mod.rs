@@ -15,6 +15,15 @@
 //!   nothing, a quota that blocks the HPA ceiling, a series nothing produces), `warning` for what
 //!   is risky, `info` for notes.
 //!
+//! The checks (each has a `fixtures/lint/<id>/{bad,good}` pair):
+//!
+//! | area | ids |
+//! | --- | --- |
+//! | mesh | `subset-selects-no-pod`, `service-selects-no-pod`, `route-to-nothing`, `destination-rule-host-unknown`, `istio-ignored-field`, `istio-field-meaning`, `outlier-detection-never-ejects`, `authorization-rules-split`, `authorization-principal-matches-nothing` |
+//! | capacity | `anti-affinity-exceeds-nodes`, `rollout-cannot-surge`, `no-node-admits-pod`, `node-selector-excludes-gpu-class`, `quota-blocks-hpa-ceiling`, `quota-requires-requests`, `hpa-metric-without-adapter`, `hpa-target-missing`, `hpa-fights-argo-self-heal`, `argo-path-not-in-inventory` |
+//! | pods | `image-latest-if-not-present`, `gpu-pod-without-probes`, `reference-undefined` (also Gateways) |
+//! | monitoring | `series-never-produced`, `alert-unit-mismatch`, `zero-denominator`, `slo-inverted-ratio`, `slo-query-without-window`, `sloth-field-case`, `promql-parse-error` |
+//!
 //! Semantics mirrored: Kubernetes 1.29 scheduling, quota and HPA rules (spec/kubernetes.md),
 //! Istio 1.7+ DestinationRule translation and Envoy 1.40 outlier detection (spec/mesh.md),
 //! Prometheus 2.42 scraping and PromQL (spec/prometheus.md), Sloth v0.11 spec schemas.
@@ -56,12 +65,27 @@ pub fn lint(inventory: &Inventory, topology: Option<&Topology>) -> Vec<Finding> 
 
 /// Runs every check over an already lowered model.
 pub fn lint_model(model: &Model) -> Vec<Finding> {
-    let mut out = Sink { model, findings: Vec::new() };
+    let mut out = Sink {
+        model,
+        findings: Vec::new(),
+    };
     checks::run_all(model, &mut out);
     let mut findings = out.findings;
     findings.sort_by(|a, b| {
-        (std::cmp::Reverse(a.severity), &a.location, a.check, &a.object, &a.message)
-            .cmp(&(std::cmp::Reverse(b.severity), &b.location, b.check, &b.object, &b.message))
+        (
+            std::cmp::Reverse(a.severity),
+            &a.location,
+            a.check,
+            &a.object,
+            &a.message,
+        )
+            .cmp(&(
+                std::cmp::Reverse(b.severity),
+                &b.location,
+                b.check,
+                &b.object,
+                &b.message,
+            ))
     });
     findings.dedup();
     findings

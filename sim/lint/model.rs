@@ -80,6 +80,8 @@ pub struct Model {
     pub scrape_jobs: Vec<ScrapeJob>,
     pub dashboard_queries: Vec<DashboardQuery>,
     pub argo_applications: Vec<ArgoApplication>,
+    /// The files the inventory was read from.
+    pub files: Vec<std::path::PathBuf>,
     /// The nodes of the topology, when one was given.
     pub nodes: Option<Vec<Node>>,
 }
@@ -118,7 +120,9 @@ impl Requirement {
             "DoesNotExist" => value.is_none(),
             // Gt/Lt compare integers; a non-integer label or operand never matches.
             "Gt" | "Lt" => {
-                let (Some(label), Some(operand)) = (value, self.values.first()) else { return false };
+                let (Some(label), Some(operand)) = (value, self.values.first()) else {
+                    return false;
+                };
                 match (label.parse::<i64>(), operand.parse::<i64>()) {
                     (Ok(l), Ok(o)) if self.operator == "Gt" => l > o,
                     (Ok(l), Ok(o)) => l < o,
@@ -134,7 +138,9 @@ impl LabelSelector {
     /// Whether `labels` satisfies every `matchLabels` pair and every expression. An empty
     /// selector matches everything, as in Kubernetes.
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
             && self.match_expressions.iter().all(|req| req.matches(labels))
     }
 }
@@ -149,7 +155,11 @@ pub fn show_labels(labels: &Labels) -> String {
     if labels.is_empty() {
         return "(none)".to_string();
     }
-    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A pod toleration.
@@ -263,19 +273,27 @@ impl Workload {
     }
 
     pub fn gpu_count(&self) -> i128 {
-        self.pod_requests_milli().get(GPU_RESOURCE).copied().unwrap_or(0) / 1000
+        self.pod_requests_milli()
+            .get(GPU_RESOURCE)
+            .copied()
+            .unwrap_or(0)
+            / 1000
     }
 
     /// Whether the pods repel each other per node: a required hostname term selecting them.
     pub fn one_pod_per_node(&self) -> bool {
-        self.hostname_anti_affinity.iter().any(|sel| sel.matches(&self.pod_labels))
+        self.hostname_anti_affinity
+            .iter()
+            .any(|sel| sel.matches(&self.pod_labels))
     }
 }
 
 /// The extended resource name NVIDIA's device plugin advertises.
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 
-fn sum_resources<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, i128>>) -> BTreeMap<String, i128> {
+fn sum_resources<'a>(
+    maps: impl Iterator<Item = &'a BTreeMap<String, i128>>,
+) -> BTreeMap<String, i128> {
     let mut total = BTreeMap::new();
     for map in maps {
         for (name, milli) in map {
@@ -333,6 +351,19 @@ pub struct DestinationRule {
     pub subsets: Vec<Subset>,
     /// Outlier detection blocks: the top-level one and each subset's, with their field paths.
     pub outlier_detections: Vec<OutlierDetection>,
+    /// Connection pool blocks, top-level and per subset.
+    pub connection_pools: Vec<ConnectionPool>,
+}
+
+/// The `connectionPool` fields whose meaning surprises (spec/mesh.md §2.1).
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionPool {
+    /// e.g. `spec.trafficPolicy.connectionPool`.
+    pub field: String,
+    pub max_connections: Option<i64>,
+    pub http1_max_pending_requests: Option<i64>,
+    pub http2_max_requests: Option<i64>,
+    pub max_requests_per_connection: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -379,6 +410,8 @@ pub struct AuthorizationPolicy {
     pub src: SourceId,
     pub namespace: String,
     pub name: String,
+    /// `spec.selector.matchLabels` (empty: every workload of the namespace).
+    pub selector: Labels,
     /// `ALLOW` when absent.
     pub action: String,
     pub rules: Vec<AuthorizationRule>,
@@ -391,6 +424,8 @@ pub struct AuthorizationRule {
     pub from: Vec<String>,
     pub to: Vec<String>,
     pub has_when: bool,
+    /// Each `from[].source.principals` entry with its field path.
+    pub principals: Vec<(String, String)>,
 }
 
 /// One alerting rule.
@@ -444,6 +479,8 @@ pub struct ScrapeJob {
     /// Namespaces service discovery is limited to (empty: all).
     pub kubernetes_sd_namespaces: Vec<String>,
     pub metrics_path: Option<String>,
+    /// `honor_labels: true` lets the target's own `job` label win over the job name.
+    pub honor_labels: bool,
     pub static_targets: Vec<String>,
     pub relabel_configs: Vec<RelabelConfig>,
     pub metric_relabel_configs: Vec<RelabelConfig>,
@@ -474,6 +511,8 @@ pub struct ArgoApplication {
     pub src: SourceId,
     pub name: String,
     pub destination_namespace: String,
+    /// `spec.source.path` (or each of `spec.sources[].path`), with its field path.
+    pub source_paths: Vec<(String, String)>,
     pub self_heal: bool,
     /// Whether `ignoreDifferences` covers `/spec/replicas` of Deployments.
     pub ignores_replicas: bool,
@@ -496,7 +535,10 @@ impl Node {
     pub fn admits(&self, workload: &Workload) -> bool {
         let selector_ok = contains_all(&self.labels, &workload.node_selector);
         let affinity_ok = workload.required_node_terms.is_empty()
-            || workload.required_node_terms.iter().any(|term| term.iter().all(|req| req.matches(&self.labels)));
+            || workload
+                .required_node_terms
+                .iter()
+                .any(|term| term.iter().all(|req| req.matches(&self.labels)));
         let taints_ok = self
             .taints
             .iter()
@@ -511,6 +553,10 @@ impl Node {
             .pod_requests_milli()
             .iter()
             .filter(|(_, milli)| **milli > 0)
-            .all(|(name, milli)| self.allocatable_milli.get(name).is_some_and(|alloc| alloc >= milli))
+            .all(|(name, milli)| {
+                self.allocatable_milli
+                    .get(name)
+                    .is_some_and(|alloc| alloc >= milli)
+            })
     }
 }

@@ -9,22 +9,107 @@ use crate::lint::model::{DestinationRule, Model, Service, Workload, contains_all
 use super::resolve_service;
 
 pub(super) fn run(model: &Model, out: &mut Sink<'_>) {
+    for service in &model.services {
+        service_selects_pods(model, service, out);
+    }
     for dr in &model.destination_rules {
         subsets_select_pods(model, dr, out);
         ignored_outlier_fields(model, dr, out);
+        pool_limits_scope(dr, out);
     }
     routes_reach_something(model, out);
     gateways_exist(model, out);
     authorization_rules_combine(model, out);
+    principals_match_workloads(model, out);
+}
+
+/// Istio's string match for principals: exact, `prefix*`, `*suffix` or `*`.
+fn principal_matches(pattern: &str, principal: &str) -> bool {
+    if pattern == "*" {
+        true
+    } else if let Some(prefix) = pattern.strip_suffix('*') {
+        principal.starts_with(prefix)
+    } else if let Some(suffix) = pattern.strip_prefix('*') {
+        principal.ends_with(suffix)
+    } else {
+        pattern == principal
+    }
+}
+
+/// The SPIFFE principal a workload's sidecar presents (trust domain `cluster.local`).
+fn principal_of(workload: &Workload) -> String {
+    format!(
+        "cluster.local/ns/{}/sa/{}",
+        workload.namespace,
+        workload.service_account.as_deref().unwrap_or("default")
+    )
+}
+
+fn principals_match_workloads(model: &Model, out: &mut Sink<'_>) {
+    for policy in &model.authorization_policies {
+        if policy.action != "ALLOW" {
+            continue;
+        }
+        for rule in &policy.rules {
+            for (pattern, field) in &rule.principals {
+                // Only patterns naming a namespace of the inventory can be judged here.
+                let Some(namespace) = pattern
+                    .strip_prefix("cluster.local/ns/")
+                    .and_then(|rest| rest.split('/').next())
+                else {
+                    continue;
+                };
+                let in_namespace: Vec<&Workload> = model
+                    .workloads
+                    .iter()
+                    .filter(|w| w.namespace == namespace)
+                    .collect();
+                if in_namespace.is_empty()
+                    || in_namespace
+                        .iter()
+                        .any(|w| principal_matches(pattern, &principal_of(w)))
+                {
+                    continue;
+                }
+                let runs_as: Vec<String> = in_namespace
+                    .iter()
+                    .map(|w| {
+                        format!(
+                            "{} as `{}`",
+                            w.name,
+                            w.service_account.as_deref().unwrap_or("default")
+                        )
+                    })
+                    .collect();
+                out.push(
+                    Severity::Warning,
+                    "authorization-principal-matches-nothing",
+                    policy.src,
+                    field.clone(),
+                    format!(
+                        "principal `{pattern}` matches no Deployment of namespace {namespace} in the inventory ({}): their requests get only what the policy's other rules allow, anything else is denied (403 `RBAC: access denied`)",
+                        runs_as.join(", ")
+                    ),
+                    "give the calling Deployment a serviceAccountName the pattern matches (and define that ServiceAccount), or fix the pattern",
+                );
+            }
+        }
+    }
 }
 
 /// The Deployments whose pods a Service selects.
 pub(super) fn backing_workloads<'m>(model: &'m Model, service: &Service) -> Vec<&'m Workload> {
-    let Some(selector) = &service.selector else { return Vec::new() };
+    let Some(selector) = &service.selector else {
+        return Vec::new();
+    };
     model
         .workloads
         .iter()
-        .filter(|w| w.namespace == service.namespace && !selector.is_empty() && contains_all(&w.pod_labels, selector))
+        .filter(|w| {
+            w.namespace == service.namespace
+                && !selector.is_empty()
+                && contains_all(&w.pod_labels, selector)
+        })
         .collect()
 }
 
@@ -49,22 +134,13 @@ fn subsets_select_pods(model: &Model, dr: &DestinationRule, out: &mut Sink<'_>) 
     }
     let backing = backing_workloads(model, service);
     if backing.is_empty() {
-        out.push(
-            Severity::Error,
-            "service-selects-no-pod",
-            service.src,
-            "spec.selector",
-            format!(
-                "Service {} selects {} and no Deployment's pod template carries those labels: it has no endpoints",
-                service.name,
-                show_labels(service.selector.as_ref().expect("checked above"))
-            ),
-            "make the selector match the pod template labels of the Deployment that serves it",
-        );
         return;
     }
     for subset in &dr.subsets {
-        let selected: Vec<&&Workload> = backing.iter().filter(|w| contains_all(&w.pod_labels, &subset.labels)).collect();
+        let selected: Vec<&&Workload> = backing
+            .iter()
+            .filter(|w| contains_all(&w.pod_labels, &subset.labels))
+            .collect();
         if !selected.is_empty() {
             continue;
         }
@@ -74,7 +150,12 @@ fn subsets_select_pods(model: &Model, dr: &DestinationRule, out: &mut Sink<'_>) 
                 let shown: Vec<String> = subset
                     .labels
                     .keys()
-                    .map(|k| format!("{k}={}", w.pod_labels.get(k).map_or("(absent)", String::as_str)))
+                    .map(|k| {
+                        format!(
+                            "{k}={}",
+                            w.pod_labels.get(k).map_or("(absent)", String::as_str)
+                        )
+                    })
                     .collect();
                 format!("Deployment {} has {}", w.name, shown.join(", "))
             })
@@ -98,6 +179,27 @@ fn subsets_select_pods(model: &Model, dr: &DestinationRule, out: &mut Sink<'_>) 
             ),
         );
     }
+}
+
+fn service_selects_pods(model: &Model, service: &Service, out: &mut Sink<'_>) {
+    let Some(selector) = &service.selector else {
+        return;
+    };
+    if selector.is_empty() || !backing_workloads(model, service).is_empty() {
+        return;
+    }
+    out.push(
+        Severity::Error,
+        "service-selects-no-pod",
+        service.src,
+        "spec.selector",
+        format!(
+            "Service {} selects {} and no Deployment of the inventory has a pod template with those labels: it has no endpoints",
+            service.name,
+            show_labels(selector)
+        ),
+        "make the selector match the pod template labels of the Deployment that serves it",
+    );
 }
 
 /// The DestinationRules that could define a subset for a Service.
@@ -129,9 +231,14 @@ fn routes_reach_something(model: &Model, out: &mut Sink<'_>) {
                 }
                 Err(()) => continue,
             };
-            let Some(subset_name) = &dest.subset else { continue };
+            let Some(subset_name) = &dest.subset else {
+                continue;
+            };
             let rules = rules_for(model, service);
-            let subset = rules.iter().flat_map(|dr| dr.subsets.iter()).find(|s| &s.name == subset_name);
+            let subset = rules
+                .iter()
+                .flat_map(|dr| dr.subsets.iter())
+                .find(|s| &s.name == subset_name);
             let share = route_share(vs, &dest.field, dest.weight);
             match subset {
                 None => out.push(
@@ -168,9 +275,17 @@ fn routes_reach_something(model: &Model, out: &mut Sink<'_>) {
 }
 
 /// Describes the traffic share of one destination among its rule's destinations.
-fn route_share(vs: &crate::lint::model::VirtualService, field: &str, weight: Option<i64>) -> String {
+fn route_share(
+    vs: &crate::lint::model::VirtualService,
+    field: &str,
+    weight: Option<i64>,
+) -> String {
     let rule = field.split(".route[").next().unwrap_or(field);
-    let siblings: Vec<_> = vs.destinations.iter().filter(|d| d.field.split(".route[").next() == Some(rule)).collect();
+    let siblings: Vec<_> = vs
+        .destinations
+        .iter()
+        .filter(|d| d.field.split(".route[").next() == Some(rule))
+        .collect();
     // A single destination takes all the traffic of its rule whatever its weight (mesh.md §6.3).
     if siblings.len() <= 1 {
         return format!("all traffic of {rule}");
@@ -186,7 +301,16 @@ fn ignored_outlier_fields(model: &Model, dr: &DestinationRule, out: &mut Sink<'_
     let hosts = match resolve_service(model, &dr.host, &dr.namespace) {
         Ok(Some(service)) => {
             let backing = backing_workloads(model, service);
-            if backing.is_empty() { None } else { Some(backing.iter().map(|w| i64::from(w.replicas.unwrap_or(1))).sum::<i64>()) }
+            if backing.is_empty() {
+                None
+            } else {
+                Some(
+                    backing
+                        .iter()
+                        .map(|w| i64::from(w.replicas.unwrap_or(1)))
+                        .sum::<i64>(),
+                )
+            }
         }
         _ => None,
     };
@@ -229,7 +353,7 @@ fn ignored_outlier_fields(model: &Model, dr: &DestinationRule, out: &mut Sink<'_
                 "use maxEjectionPercent to bound ejections; keep minHealthPercent only if panic routing is wanted",
             );
         }
-        if let Some(n_hosts) = hosts {
+        if let Some(n_hosts) = hosts.filter(|n| *n > 0) {
             // Envoy 1.40's strict test: 100 * (ejected + 1) / total <= max (mesh.md §3.4).
             let max_ejected = (max_ejection * n_hosts) / 100;
             if max_ejected == 0 {
@@ -244,6 +368,45 @@ fn ignored_outlier_fields(model: &Model, dr: &DestinationRule, out: &mut Sink<'_
                     format!("set maxEjectionPercent to at least {}", (100 + n_hosts - 1) / n_hosts),
                 );
             }
+        }
+    }
+}
+
+fn pool_limits_scope(dr: &DestinationRule, out: &mut Sink<'_>) {
+    for pool in &dr.connection_pools {
+        let limits: Vec<String> = [
+            ("maxConnections", pool.max_connections),
+            ("http1MaxPendingRequests", pool.http1_max_pending_requests),
+            ("http2MaxRequests", pool.http2_max_requests),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.filter(|v| *v > 0).map(|v| format!("{name} {v}")))
+        .collect();
+        if !limits.is_empty() {
+            out.push(
+                Severity::Info,
+                "istio-field-meaning",
+                dr.src,
+                pool.field.clone(),
+                format!(
+                    "{} are one circuit breaker per client sidecar for the whole cluster (all pods of the host together), not per pod: beyond them requests fail at once with 503 (UO), are not retried and do not count toward ejection",
+                    limits.join(", ")
+                ),
+                "size the limits for one client's share of traffic to all the host's pods",
+            );
+        }
+        if let Some(n) = pool
+            .max_requests_per_connection
+            .filter(|n| *n > 0 && *n <= 10)
+        {
+            out.push(
+                Severity::Info,
+                "istio-field-meaning",
+                dr.src,
+                format!("{}.http.maxRequestsPerConnection", pool.field),
+                format!("`maxRequestsPerConnection: {n}` closes every upstream connection after {n} requests, so keep-alive is nearly off and new connections (with their mTLS handshakes) are opened all the time"),
+                "leave maxRequestsPerConnection unset (unlimited) unless connections must be recycled",
+            );
         }
     }
 }
@@ -285,13 +448,29 @@ fn authorization_rules_combine(model: &Model, out: &mut Sink<'_>) {
         if policy.action != "ALLOW" {
             continue;
         }
-        let only_from: Vec<_> = policy.rules.iter().filter(|r| !r.from.is_empty() && r.to.is_empty() && !r.has_when).collect();
-        let only_to: Vec<_> = policy.rules.iter().filter(|r| r.from.is_empty() && !r.to.is_empty() && !r.has_when).collect();
+        let only_from: Vec<_> = policy
+            .rules
+            .iter()
+            .filter(|r| !r.from.is_empty() && r.to.is_empty() && !r.has_when)
+            .collect();
+        let only_to: Vec<_> = policy
+            .rules
+            .iter()
+            .filter(|r| r.from.is_empty() && !r.to.is_empty() && !r.has_when)
+            .collect();
         if only_from.is_empty() || only_to.is_empty() {
             continue;
         }
-        let sources = only_from.iter().flat_map(|r| r.from.iter().cloned()).collect::<Vec<_>>().join(" or ");
-        let operations = only_to.iter().flat_map(|r| r.to.iter().cloned()).collect::<Vec<_>>().join(" or ");
+        let sources = only_from
+            .iter()
+            .flat_map(|r| r.from.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let operations = only_to
+            .iter()
+            .flat_map(|r| r.to.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" or ");
         out.push(
             Severity::Warning,
             "authorization-rules-split",
