@@ -9,12 +9,7 @@ use twin::diag::Diagnostics;
 pub fn render_error(err: &anyhow::Error) -> String {
     for cause in err.chain() {
         if let Some(diags) = cause.downcast_ref::<Diagnostics>() {
-            return diags
-                .0
-                .iter()
-                .map(|d| d.render_from_disk())
-                .collect::<Vec<_>>()
-                .join("\n");
+            return diags.0.iter().map(|d| d.render_from_disk()).collect::<Vec<_>>().join("\n");
         }
         if let Some(diag) = cause.downcast_ref::<twin::diag::Diagnostic>() {
             return diag.render_from_disk();

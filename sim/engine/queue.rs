@@ -44,12 +44,7 @@ fn time_of(key: u128) -> SimTime {
 
 impl<E> EventQueue<E> {
     pub fn new() -> Self {
-        EventQueue {
-            buckets: (0..N_BUCKETS).map(|_| Vec::new()).collect(),
-            last: 0,
-            next_seq: 0,
-            len: 0,
-        }
+        EventQueue { buckets: (0..N_BUCKETS).map(|_| Vec::new()).collect(), last: 0, next_seq: 0, len: 0 }
     }
 
     #[inline]
@@ -97,9 +92,7 @@ impl<E> EventQueue<E> {
             return None;
         }
         self.settle();
-        let (k, event) = self.buckets[0]
-            .pop()
-            .expect("settle leaves the minimum in bucket 0");
+        let (k, event) = self.buckets[0].pop().expect("settle leaves the minimum in bucket 0");
         self.len -= 1;
         Some((time_of(k), event))
     }
@@ -119,15 +112,9 @@ impl<E> EventQueue<E> {
         if !self.buckets[0].is_empty() {
             return;
         }
-        let source = (1..N_BUCKETS)
-            .find(|&i| !self.buckets[i].is_empty())
-            .expect("len > 0 means a non-empty bucket");
+        let source = (1..N_BUCKETS).find(|&i| !self.buckets[i].is_empty()).expect("len > 0 means a non-empty bucket");
         let mut items = std::mem::take(&mut self.buckets[source]);
-        self.last = items
-            .iter()
-            .map(|(k, _)| *k)
-            .min()
-            .expect("bucket is non-empty");
+        self.last = items.iter().map(|(k, _)| *k).min().expect("bucket is non-empty");
         for (k, event) in items.drain(..) {
             let bucket = self.bucket_of(k);
             debug_assert!(bucket < source);

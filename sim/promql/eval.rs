@@ -10,8 +10,8 @@ use indexmap::IndexMap;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::token::{self, TokenId};
 use promql_parser::parser::{
-    AggregateExpr, AtModifier, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, Offset,
-    SubqueryExpr, VectorMatchCardinality, VectorSelector,
+    AggregateExpr, AtModifier, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, Offset, SubqueryExpr,
+    VectorMatchCardinality, VectorSelector,
 };
 
 use super::functions;
@@ -72,36 +72,19 @@ pub(crate) fn check_unique(samples: &[VectorSample]) -> Result<(), PromqlError> 
     let mut seen = HashSet::with_capacity(samples.len());
     for sample in samples {
         if !seen.insert(&sample.labels) {
-            return Err(PromqlError::eval(
-                "vector cannot contain metrics with the same labelset",
-            ));
+            return Err(PromqlError::eval("vector cannot contain metrics with the same labelset"));
         }
     }
     Ok(())
 }
 
 impl<'s> Evaluator<'s> {
-    pub fn new(
-        store: &'s Store,
-        options: EngineOptions,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Evaluator<'s> {
-        Evaluator {
-            store,
-            options,
-            start_ms,
-            end_ms,
-            selections: RefCell::new(HashMap::new()),
-        }
+    pub fn new(store: &'s Store, options: EngineOptions, start_ms: i64, end_ms: i64) -> Evaluator<'s> {
+        Evaluator { store, options, start_ms, end_ms, selections: RefCell::new(HashMap::new()) }
     }
 
     fn ctx(&self, t_ms: i64) -> Ctx {
-        Ctx {
-            t_ms,
-            start_ms: self.start_ms,
-            end_ms: self.end_ms,
-        }
+        Ctx { t_ms, start_ms: self.start_ms, end_ms: self.end_ms }
     }
 
     pub fn eval_top(&self, expr: &Expr, t_ms: i64) -> Result<Value, PromqlError> {
@@ -113,16 +96,10 @@ impl<'s> Evaluator<'s> {
         let mut t_ms = self.start_ms;
         while t_ms <= self.end_ms {
             match self.eval(expr, &self.ctx(t_ms))? {
-                Value::Scalar(value) => out
-                    .entry(Labels::empty())
-                    .or_default()
-                    .push(Sample { t_ms, value }),
+                Value::Scalar(value) => out.entry(Labels::empty()).or_default().push(Sample { t_ms, value }),
                 Value::Vector(samples) => {
                     for s in samples {
-                        out.entry(s.labels).or_default().push(Sample {
-                            t_ms,
-                            value: s.value,
-                        });
+                        out.entry(s.labels).or_default().push(Sample { t_ms, value: s.value });
                     }
                 }
                 other => {
@@ -134,11 +111,7 @@ impl<'s> Evaluator<'s> {
             }
             t_ms += step_ms;
         }
-        Ok(Value::Matrix(
-            out.into_iter()
-                .map(|(labels, samples)| RangeSeries { labels, samples })
-                .collect(),
-        ))
+        Ok(Value::Matrix(out.into_iter().map(|(labels, samples)| RangeSeries { labels, samples }).collect()))
     }
 
     pub fn eval(&self, expr: &Expr, ctx: &Ctx) -> Result<Value, PromqlError> {
@@ -151,27 +124,16 @@ impl<'s> Evaluator<'s> {
                 Value::Vector(samples) => {
                     let out: Vec<VectorSample> = samples
                         .into_iter()
-                        .map(|s| VectorSample {
-                            labels: s.labels.without_metric_name(),
-                            value: -s.value,
-                        })
+                        .map(|s| VectorSample { labels: s.labels.without_metric_name(), value: -s.value })
                         .collect();
                     check_unique(&out)?;
                     Ok(Value::Vector(out))
                 }
-                other => Err(PromqlError::eval(format!(
-                    "unary minus on a {}",
-                    other.type_name()
-                ))),
+                other => Err(PromqlError::eval(format!("unary minus on a {}", other.type_name()))),
             },
             Expr::VectorSelector(vs) => {
                 let selected = self.select_instant(vs, ctx)?;
-                Ok(Value::Vector(
-                    selected
-                        .into_iter()
-                        .map(|(labels, _, value)| VectorSample { labels, value })
-                        .collect(),
-                ))
+                Ok(Value::Vector(selected.into_iter().map(|(labels, _, value)| VectorSample { labels, value }).collect()))
             }
             Expr::MatrixSelector(ms) => Ok(Value::Matrix(self.select_range(ms, ctx)?)),
             Expr::Subquery(sq) => Ok(Value::Matrix(self.eval_subquery(sq, ctx)?)),
@@ -185,20 +147,14 @@ impl<'s> Evaluator<'s> {
     pub fn eval_scalar(&self, expr: &Expr, ctx: &Ctx) -> Result<f64, PromqlError> {
         match self.eval(expr, ctx)? {
             Value::Scalar(v) => Ok(v),
-            other => Err(PromqlError::eval(format!(
-                "expected a scalar, got {}",
-                other.type_name()
-            ))),
+            other => Err(PromqlError::eval(format!("expected a scalar, got {}", other.type_name()))),
         }
     }
 
     pub fn eval_vector(&self, expr: &Expr, ctx: &Ctx) -> Result<Vec<VectorSample>, PromqlError> {
         match self.eval(expr, ctx)? {
             Value::Vector(v) => Ok(v),
-            other => Err(PromqlError::eval(format!(
-                "expected an instant vector, got {}",
-                other.type_name()
-            ))),
+            other => Err(PromqlError::eval(format!("expected an instant vector, got {}", other.type_name()))),
         }
     }
 
@@ -221,9 +177,7 @@ impl<'s> Evaluator<'s> {
             return Ok(ids.clone());
         }
         if !vs.matchers.or_matchers.is_empty() {
-            return Err(PromqlError::unsupported(
-                "`or` inside label matchers (not in Prometheus 2.42)",
-            ));
+            return Err(PromqlError::unsupported("`or` inside label matchers (not in Prometheus 2.42)"));
         }
         let mut matchers: Vec<store::Matcher> = Vec::with_capacity(vs.matchers.matchers.len() + 1);
         if let Some(name) = &vs.name {
@@ -236,10 +190,7 @@ impl<'s> Evaluator<'s> {
                 MatchOp::Re(re) => store::MatchKind::Regex(re.clone()),
                 MatchOp::NotRe(re) => store::MatchKind::NotRegex(re.clone()),
             };
-            matchers.push(store::Matcher {
-                name: m.name.clone(),
-                kind,
-            });
+            matchers.push(store::Matcher { name: m.name.clone(), kind });
         }
         let ids: Rc<[SeriesId]> = self.store.select(&matchers).into();
         self.selections.borrow_mut().insert(key, ids.clone());
@@ -249,11 +200,7 @@ impl<'s> Evaluator<'s> {
     /// Instant selection: per series the newest sample at or before the reference time, if
     /// it is within the lookback (a sample exactly `lookback` old counts, 2.42) and not a
     /// stale marker. Returns (labels, sample time, value).
-    pub fn select_instant(
-        &self,
-        vs: &VectorSelector,
-        ctx: &Ctx,
-    ) -> Result<Vec<(Labels, i64, f64)>, PromqlError> {
+    pub fn select_instant(&self, vs: &VectorSelector, ctx: &Ctx) -> Result<Vec<(Labels, i64, f64)>, PromqlError> {
         let ids = self.selection(vs)?;
         let ref_ms = self.reference_ms(&vs.at, &vs.offset, ctx);
         let mut out = Vec::with_capacity(ids.len());
@@ -270,28 +217,17 @@ impl<'s> Evaluator<'s> {
 
     /// Range selection: the samples in `[ref - range, ref]`, stale markers dropped; series
     /// with no sample left are omitted.
-    pub fn select_range(
-        &self,
-        ms: &MatrixSelector,
-        ctx: &Ctx,
-    ) -> Result<Vec<RangeSeries>, PromqlError> {
+    pub fn select_range(&self, ms: &MatrixSelector, ctx: &Ctx) -> Result<Vec<RangeSeries>, PromqlError> {
         let ids = self.selection(&ms.vs)?;
         let ref_ms = self.reference_ms(&ms.vs.at, &ms.vs.offset, ctx);
         let from_ms = ref_ms - duration_ms(&ms.range);
         let mut out = Vec::with_capacity(ids.len());
         for id in ids.iter() {
             let series = self.store.series(*id);
-            let samples: Vec<Sample> = series
-                .samples_between(from_ms, ref_ms)
-                .iter()
-                .copied()
-                .filter(|s| !is_stale_nan(s.value))
-                .collect();
+            let samples: Vec<Sample> =
+                series.samples_between(from_ms, ref_ms).iter().copied().filter(|s| !is_stale_nan(s.value)).collect();
             if !samples.is_empty() {
-                out.push(RangeSeries {
-                    labels: series.labels.clone(),
-                    samples,
-                });
+                out.push(RangeSeries { labels: series.labels.clone(), samples });
             }
         }
         Ok(out)
@@ -314,11 +250,7 @@ impl<'s> Evaluator<'s> {
 
     /// A subquery: the inner expression at every multiple of the step inside
     /// `[ref - range, ref]`, gathered per label set.
-    pub fn eval_subquery(
-        &self,
-        sq: &SubqueryExpr,
-        ctx: &Ctx,
-    ) -> Result<Vec<RangeSeries>, PromqlError> {
+    pub fn eval_subquery(&self, sq: &SubqueryExpr, ctx: &Ctx) -> Result<Vec<RangeSeries>, PromqlError> {
         let ref_ms = self.reference_ms(&sq.at, &sq.offset, ctx);
         let range_ms = duration_ms(&sq.range);
         let step_ms = match &sq.step {
@@ -339,16 +271,10 @@ impl<'s> Evaluator<'s> {
         while t_ms <= ref_ms {
             let inner = Ctx { t_ms, ..*ctx };
             match self.eval(&sq.expr, &inner)? {
-                Value::Scalar(value) => out
-                    .entry(Labels::empty())
-                    .or_default()
-                    .push(Sample { t_ms, value }),
+                Value::Scalar(value) => out.entry(Labels::empty()).or_default().push(Sample { t_ms, value }),
                 Value::Vector(samples) => {
                     for s in samples {
-                        out.entry(s.labels).or_default().push(Sample {
-                            t_ms,
-                            value: s.value,
-                        });
+                        out.entry(s.labels).or_default().push(Sample { t_ms, value: s.value });
                     }
                 }
                 other => {
@@ -360,10 +286,7 @@ impl<'s> Evaluator<'s> {
             }
             t_ms += step_ms;
         }
-        Ok(out
-            .into_iter()
-            .map(|(labels, samples)| RangeSeries { labels, samples })
-            .collect())
+        Ok(out.into_iter().map(|(labels, samples)| RangeSeries { labels, samples }).collect())
     }
 
     /// The range series of a function's matrix argument.
@@ -373,10 +296,7 @@ impl<'s> Evaluator<'s> {
             Expr::Subquery(sq) => self.eval_subquery(sq, ctx),
             other => match self.eval(other, ctx)? {
                 Value::Matrix(m) => Ok(m),
-                v => Err(PromqlError::eval(format!(
-                    "expected a range vector, got {}",
-                    v.type_name()
-                ))),
+                v => Err(PromqlError::eval(format!("expected a range vector, got {}", v.type_name()))),
             },
         }
     }
@@ -394,34 +314,18 @@ impl<'s> Evaluator<'s> {
         let lhs = self.eval(&b.lhs, ctx)?;
         let rhs = self.eval(&b.rhs, ctx)?;
         let out = match (lhs, rhs) {
-            (Value::Scalar(l), Value::Scalar(r)) => {
-                return Ok(Value::Scalar(scalar_binop(op, l, r)?));
-            }
-            (Value::Vector(v), Value::Scalar(s)) => {
-                vector_scalar_binop(op, v, s, false, return_bool)?
-            }
-            (Value::Scalar(s), Value::Vector(v)) => {
-                vector_scalar_binop(op, v, s, true, return_bool)?
-            }
+            (Value::Scalar(l), Value::Scalar(r)) => return Ok(Value::Scalar(scalar_binop(op, l, r)?)),
+            (Value::Vector(v), Value::Scalar(s)) => vector_scalar_binop(op, v, s, false, return_bool)?,
+            (Value::Scalar(s), Value::Vector(v)) => vector_scalar_binop(op, v, s, true, return_bool)?,
             (Value::Vector(l), Value::Vector(r)) => {
-                let (on, names): (bool, Vec<String>) =
-                    match b.modifier.as_ref().and_then(|m| m.matching.as_ref()) {
-                        Some(LabelModifier::Include(ls)) => (true, ls.labels.clone()),
-                        Some(LabelModifier::Exclude(ls)) => (false, ls.labels.clone()),
-                        None => (false, Vec::new()),
-                    };
-                let card = b
-                    .modifier
-                    .as_ref()
-                    .map(|m| &m.card)
-                    .unwrap_or(&VectorMatchCardinality::OneToOne);
-                if b.modifier
-                    .as_ref()
-                    .is_some_and(|m| m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some())
-                {
-                    return Err(PromqlError::unsupported(
-                        "fill modifiers (not in Prometheus 2.42)",
-                    ));
+                let (on, names): (bool, Vec<String>) = match b.modifier.as_ref().and_then(|m| m.matching.as_ref()) {
+                    Some(LabelModifier::Include(ls)) => (true, ls.labels.clone()),
+                    Some(LabelModifier::Exclude(ls)) => (false, ls.labels.clone()),
+                    None => (false, Vec::new()),
+                };
+                let card = b.modifier.as_ref().map(|m| &m.card).unwrap_or(&VectorMatchCardinality::OneToOne);
+                if b.modifier.as_ref().is_some_and(|m| m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some()) {
+                    return Err(PromqlError::unsupported("fill modifiers (not in Prometheus 2.42)"));
                 }
                 let matching = Matching { on, names };
                 match op {
@@ -458,12 +362,7 @@ impl<'s> Evaluator<'s> {
             Some(p) => match self.eval(p, ctx)? {
                 Value::Scalar(v) => Param::Number(v),
                 Value::String(s) => Param::Text(s),
-                other => {
-                    return Err(PromqlError::eval(format!(
-                        "aggregation parameter must be a scalar or string, got {}",
-                        other.type_name()
-                    )));
-                }
+                other => return Err(PromqlError::eval(format!("aggregation parameter must be a scalar or string, got {}", other.type_name()))),
             },
         };
         let input = self.eval_vector(&a.expr, ctx)?;
@@ -496,18 +395,12 @@ impl Matching {
 }
 
 fn is_comparison(op: TokenId) -> bool {
-    matches!(
-        op,
-        token::T_EQLC | token::T_NEQ | token::T_GTR | token::T_LSS | token::T_GTE | token::T_LTE
-    )
+    matches!(op, token::T_EQLC | token::T_NEQ | token::T_GTR | token::T_LSS | token::T_GTE | token::T_LTE)
 }
 
 /// Arithmetic drops the metric name; comparisons keep it (shouldDropMetricName).
 fn drops_metric_name(op: TokenId) -> bool {
-    matches!(
-        op,
-        token::T_ADD | token::T_SUB | token::T_MUL | token::T_DIV | token::T_POW | token::T_MOD
-    )
+    matches!(op, token::T_ADD | token::T_SUB | token::T_MUL | token::T_DIV | token::T_POW | token::T_MOD)
 }
 
 fn bool_to_float(b: bool) -> f64 {
@@ -541,11 +434,7 @@ fn elem_binop(op: TokenId, l: f64, r: f64) -> Result<(f64, bool), PromqlError> {
 
 fn scalar_binop(op: TokenId, l: f64, r: f64) -> Result<f64, PromqlError> {
     let (value, keep) = elem_binop(op, l, r)?;
-    Ok(if is_comparison(op) {
-        bool_to_float(keep)
-    } else {
-        value
-    })
+    Ok(if is_comparison(op) { bool_to_float(keep) } else { value })
 }
 
 fn vector_scalar_binop(
@@ -557,11 +446,7 @@ fn vector_scalar_binop(
 ) -> Result<Vec<VectorSample>, PromqlError> {
     let mut out = Vec::with_capacity(vector.len());
     for mut sample in vector {
-        let (l, r) = if swap {
-            (scalar, sample.value)
-        } else {
-            (sample.value, scalar)
-        };
+        let (l, r) = if swap { (scalar, sample.value) } else { (sample.value, scalar) };
         let (mut value, mut keep) = elem_binop(op, l, r)?;
         // With the scalar on the left a comparison still yields the vector's value.
         if is_comparison(op) && swap {
@@ -587,9 +472,7 @@ fn vector_and(lhs: Vec<VectorSample>, rhs: Vec<VectorSample>, m: &Matching) -> V
         return Vec::new();
     }
     let right: HashSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
-    lhs.into_iter()
-        .filter(|s| right.contains(&m.signature(&s.labels)))
-        .collect()
+    lhs.into_iter().filter(|s| right.contains(&m.signature(&s.labels))).collect()
 }
 
 fn vector_or(lhs: Vec<VectorSample>, rhs: Vec<VectorSample>, m: &Matching) -> Vec<VectorSample> {
@@ -601,25 +484,16 @@ fn vector_or(lhs: Vec<VectorSample>, rhs: Vec<VectorSample>, m: &Matching) -> Ve
     }
     let left: HashSet<Labels> = lhs.iter().map(|s| m.signature(&s.labels)).collect();
     let mut out = lhs;
-    out.extend(
-        rhs.into_iter()
-            .filter(|s| !left.contains(&m.signature(&s.labels))),
-    );
+    out.extend(rhs.into_iter().filter(|s| !left.contains(&m.signature(&s.labels))));
     out
 }
 
-fn vector_unless(
-    lhs: Vec<VectorSample>,
-    rhs: Vec<VectorSample>,
-    m: &Matching,
-) -> Vec<VectorSample> {
+fn vector_unless(lhs: Vec<VectorSample>, rhs: Vec<VectorSample>, m: &Matching) -> Vec<VectorSample> {
     if lhs.is_empty() || rhs.is_empty() {
         return lhs;
     }
     let right: HashSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
-    lhs.into_iter()
-        .filter(|s| !right.contains(&m.signature(&s.labels)))
-        .collect()
+    lhs.into_iter().filter(|s| !right.contains(&m.signature(&s.labels))).collect()
 }
 
 /// Vector/vector arithmetic and comparison (`VectorBinop` of 2.42).
@@ -639,9 +513,7 @@ fn vector_binop(
         VectorMatchCardinality::ManyToOne(ls) => (false, &ls.labels),
         VectorMatchCardinality::OneToMany(ls) => (true, &ls.labels),
         VectorMatchCardinality::ManyToMany => {
-            return Err(PromqlError::eval(
-                "many-to-many only allowed for set operators",
-            ));
+            return Err(PromqlError::eval("many-to-many only allowed for set operators"));
         }
     };
     let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
@@ -663,14 +535,8 @@ fn vector_binop(
     let mut out = Vec::new();
     for sample in &many {
         let sig = m.signature(&sample.labels);
-        let Some(partner) = one_by_sig.get(&sig) else {
-            continue;
-        };
-        let (vl, vr) = if one_to_many {
-            (partner.value, sample.value)
-        } else {
-            (sample.value, partner.value)
-        };
+        let Some(partner) = one_by_sig.get(&sig) else { continue };
+        let (vl, vr) = if one_to_many { (partner.value, sample.value) } else { (sample.value, partner.value) };
         let (mut value, keep) = elem_binop(op, vl, vr)?;
         if return_bool {
             value = bool_to_float(keep);
@@ -691,9 +557,7 @@ fn vector_binop(
         } else {
             let inserted = matched.entry(sig).or_default();
             if !inserted.insert(labels.clone()) {
-                return Err(PromqlError::eval(
-                    "multiple matches for labels: grouping labels must ensure unique matches",
-                ));
+                return Err(PromqlError::eval("multiple matches for labels: grouping labels must ensure unique matches"));
             }
         }
         out.push(VectorSample { labels, value });
@@ -710,17 +574,9 @@ fn result_labels(
     one_to_one: bool,
     include: &[String],
 ) -> Labels {
-    let mut labels = if drops_metric_name(op) {
-        many.without_metric_name()
-    } else {
-        many.clone()
-    };
+    let mut labels = if drops_metric_name(op) { many.without_metric_name() } else { many.clone() };
     if one_to_one {
-        labels = if m.on {
-            labels.keep(&m.names)
-        } else {
-            labels.remove(&m.names)
-        };
+        labels = if m.on { labels.keep(&m.names) } else { labels.remove(&m.names) };
     }
     for name in include {
         labels = labels.with(name, one.get_or_empty(name));
@@ -744,11 +600,7 @@ struct Group {
 pub(crate) mod go_heap {
     use super::VectorSample;
 
-    pub fn up(
-        h: &mut [VectorSample],
-        mut j: usize,
-        less: fn(&VectorSample, &VectorSample) -> bool,
-    ) {
+    pub fn up(h: &mut [VectorSample], mut j: usize, less: fn(&VectorSample, &VectorSample) -> bool) {
         while j > 0 {
             let i = (j - 1) / 2;
             if !less(&h[j], &h[i]) {
@@ -759,12 +611,7 @@ pub(crate) mod go_heap {
         }
     }
 
-    pub fn down(
-        h: &mut [VectorSample],
-        i0: usize,
-        n: usize,
-        less: fn(&VectorSample, &VectorSample) -> bool,
-    ) {
+    pub fn down(h: &mut [VectorSample], i0: usize, n: usize, less: fn(&VectorSample, &VectorSample) -> bool) {
         let mut i = i0;
         loop {
             let j1 = 2 * i + 1;
@@ -784,11 +631,7 @@ pub(crate) mod go_heap {
         }
     }
 
-    pub fn push(
-        h: &mut Vec<VectorSample>,
-        x: VectorSample,
-        less: fn(&VectorSample, &VectorSample) -> bool,
-    ) {
+    pub fn push(h: &mut Vec<VectorSample>, x: VectorSample, less: fn(&VectorSample, &VectorSample) -> bool) {
         h.push(x);
         let n = h.len();
         up(h, n - 1, less);
@@ -803,10 +646,7 @@ pub(crate) mod go_heap {
 
     /// Go's `sort.Sort` on at most 12 elements is an insertion sort; we use it for every
     /// size (the results only differ in the order of equal values beyond 12 elements).
-    pub fn insertion_sort(
-        v: &mut [VectorSample],
-        less: impl Fn(&VectorSample, &VectorSample) -> bool,
-    ) {
+    pub fn insertion_sort(v: &mut [VectorSample], less: impl Fn(&VectorSample, &VectorSample) -> bool) {
         for i in 1..v.len() {
             let mut j = i;
             while j > 0 && less(&v[j], &v[j - 1]) {
@@ -841,10 +681,7 @@ fn aggregate(
         };
         // convertibleToInt64: NaN and out-of-range values are errors.
         if !(f >= -9.223_372_036_854_775_808e18 && f <= 9.223_372_036_854_775_807e18) {
-            return Err(PromqlError::eval(format!(
-                "Scalar value {} overflows int64",
-                format_float(f)
-            )));
+            return Err(PromqlError::eval(format!("Scalar value {} overflows int64", format_float(f))));
         }
         let k_i64 = f as i64;
         if k_i64 < 1 {
@@ -872,20 +709,7 @@ fn aggregate(
         if !without {
             grouping.push(value_label.clone());
         }
-    } else if !matches!(
-        op,
-        token::T_SUM
-            | token::T_AVG
-            | token::T_COUNT
-            | token::T_MIN
-            | token::T_MAX
-            | token::T_GROUP
-            | token::T_STDDEV
-            | token::T_STDVAR
-            | token::T_TOPK
-            | token::T_BOTTOMK
-            | token::T_QUANTILE
-    ) {
+    } else if !matches!(op, token::T_SUM | token::T_AVG | token::T_COUNT | token::T_MIN | token::T_MAX | token::T_GROUP | token::T_STDDEV | token::T_STDVAR | token::T_TOPK | token::T_BOTTOMK | token::T_QUANTILE) {
         return Err(PromqlError::unsupported(format!(
             "aggregation {} (not in Prometheus 2.42)",
             promql_parser::parser::token::TokenType::new(op)
@@ -895,9 +719,7 @@ fn aggregate(
     let mut groups: IndexMap<Labels, Group> = IndexMap::new();
     for sample in input {
         let metric = if op == token::T_COUNT_VALUES {
-            sample
-                .labels
-                .with(&value_label, &format_float(sample.value))
+            sample.labels.with(&value_label, &format_float(sample.value))
         } else {
             sample.labels.clone()
         };
@@ -911,13 +733,7 @@ fn aggregate(
             Labels::empty()
         };
         let Some(group) = groups.get_mut(&key) else {
-            let mut group = Group {
-                labels: key.clone(),
-                value: sample.value,
-                mean: sample.value,
-                count: 1,
-                heap: Vec::new(),
-            };
+            let mut group = Group { labels: key.clone(), value: sample.value, mean: sample.value, count: 1, heap: Vec::new() };
             match op {
                 token::T_STDDEV | token::T_STDVAR => group.value = 0.0,
                 token::T_TOPK | token::T_BOTTOMK | token::T_QUANTILE => group.heap.push(sample),
@@ -1016,10 +832,7 @@ fn aggregate(
             }
             _ => group.value,
         };
-        out.push(VectorSample {
-            labels: group.labels,
-            value,
-        });
+        out.push(VectorSample { labels: group.labels, value });
     }
     Ok(out)
 }

@@ -35,14 +35,8 @@ pub fn is_stale_nan(value: f64) -> bool {
 /// Errors of the store.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum StoreError {
-    #[error(
-        "out of order sample for {labels}: {t_ms} ms is not after the last sample at {last_t_ms} ms"
-    )]
-    OutOfOrder {
-        labels: String,
-        t_ms: i64,
-        last_t_ms: i64,
-    },
+    #[error("out of order sample for {labels}: {t_ms} ms is not after the last sample at {last_t_ms} ms")]
+    OutOfOrder { labels: String, t_ms: i64, last_t_ms: i64 },
     #[error("invalid label name {name:?}")]
     InvalidLabelName { name: String },
 }
@@ -64,16 +58,9 @@ pub struct Labels(Arc<[Label]>);
 impl Labels {
     /// Builds a label set from pairs: sorts by name, drops empty values, and keeps the last
     /// value when a name is given twice.
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (N, V)>,
-    ) -> Labels {
-        let mut labels: Vec<Label> = pairs
-            .into_iter()
-            .map(|(name, value)| Label {
-                name: name.into(),
-                value: value.into(),
-            })
-            .collect();
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (N, V)>) -> Labels {
+        let mut labels: Vec<Label> =
+            pairs.into_iter().map(|(name, value)| Label { name: name.into(), value: value.into() }).collect();
         Labels::from_vec(&mut labels)
     }
 
@@ -114,10 +101,7 @@ impl Labels {
 
     /// The value of a label; `None` when absent.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|l| l.name.as_str().cmp(name))
-            .ok()
-            .map(|i| self.0[i].value.as_str())
+        self.0.binary_search_by(|l| l.name.as_str().cmp(name)).ok().map(|i| self.0[i].value.as_str())
     }
 
     /// The value of a label, or "" when absent (how matchers see a missing label).
@@ -135,26 +119,12 @@ impl Labels {
         if self.metric_name().is_none() {
             return self.clone();
         }
-        Labels(
-            self.0
-                .iter()
-                .filter(|l| l.name != METRIC_NAME)
-                .cloned()
-                .collect::<Vec<_>>()
-                .into(),
-        )
+        Labels(self.0.iter().filter(|l| l.name != METRIC_NAME).cloned().collect::<Vec<_>>().into())
     }
 
     /// Keeps only the labels whose names are listed.
     pub fn keep(&self, names: &[String]) -> Labels {
-        Labels(
-            self.0
-                .iter()
-                .filter(|l| names.iter().any(|n| *n == l.name))
-                .cloned()
-                .collect::<Vec<_>>()
-                .into(),
-        )
+        Labels(self.0.iter().filter(|l| names.iter().any(|n| *n == l.name)).cloned().collect::<Vec<_>>().into())
     }
 
     /// Removes the listed labels.
@@ -162,24 +132,14 @@ impl Labels {
         if !self.0.iter().any(|l| names.iter().any(|n| *n == l.name)) {
             return self.clone();
         }
-        Labels(
-            self.0
-                .iter()
-                .filter(|l| !names.iter().any(|n| *n == l.name))
-                .cloned()
-                .collect::<Vec<_>>()
-                .into(),
-        )
+        Labels(self.0.iter().filter(|l| !names.iter().any(|n| *n == l.name)).cloned().collect::<Vec<_>>().into())
     }
 
     /// Returns the set with one label set (or removed when `value` is empty).
     pub fn with(&self, name: &str, value: &str) -> Labels {
         let mut labels: Vec<Label> = self.0.iter().filter(|l| l.name != name).cloned().collect();
         if !value.is_empty() {
-            labels.push(Label {
-                name: name.to_string(),
-                value: value.to_string(),
-            });
+            labels.push(Label { name: name.to_string(), value: value.to_string() });
             labels.sort_by(|a, b| a.name.cmp(&b.name));
         }
         Labels(labels.into())
@@ -271,11 +231,7 @@ impl Series {
     /// The newest sample at or before `t_ms`.
     pub fn latest_at_or_before(&self, t_ms: i64) -> Option<Sample> {
         let idx = self.samples.partition_point(|s| s.t_ms <= t_ms);
-        if idx == 0 {
-            None
-        } else {
-            Some(self.samples[idx - 1])
-        }
+        if idx == 0 { None } else { Some(self.samples[idx - 1]) }
     }
 }
 
@@ -298,24 +254,14 @@ pub struct Matcher {
 
 impl Matcher {
     pub fn equal(name: &str, value: &str) -> Matcher {
-        Matcher {
-            name: name.to_string(),
-            kind: MatchKind::Equal(value.to_string()),
-        }
+        Matcher { name: name.to_string(), kind: MatchKind::Equal(value.to_string()) }
     }
 
     /// Builds a regex matcher, anchoring the expression on both ends as Prometheus does.
     pub fn regex(name: &str, re: &str, negate: bool) -> Result<Matcher, regex::Error> {
         let compiled = Regex::new(&format!("^(?:{re})$"))?;
-        let kind = if negate {
-            MatchKind::NotRegex(compiled)
-        } else {
-            MatchKind::Regex(compiled)
-        };
-        Ok(Matcher {
-            name: name.to_string(),
-            kind,
-        })
+        let kind = if negate { MatchKind::NotRegex(compiled) } else { MatchKind::Regex(compiled) };
+        Ok(Matcher { name: name.to_string(), kind })
     }
 
     pub fn matches(&self, labels: &Labels) -> bool {
@@ -373,15 +319,10 @@ impl Store {
             return Ok(*id);
         }
         if let Some(bad) = labels.iter().find(|l| !is_valid_label_name(&l.name)) {
-            return Err(StoreError::InvalidLabelName {
-                name: bad.name.clone(),
-            });
+            return Err(StoreError::InvalidLabelName { name: bad.name.clone() });
         }
         let id = SeriesId(self.series.len() as u32);
-        self.series.push(Series {
-            labels: labels.clone(),
-            samples: Vec::new(),
-        });
+        self.series.push(Series { labels: labels.clone(), samples: Vec::new() });
         self.by_labels.insert(labels.clone(), id);
         let name = labels.metric_name().unwrap_or("").to_string();
         let ids = self.by_name.entry(name).or_default();
@@ -391,12 +332,7 @@ impl Store {
     }
 
     /// Appends a sample to the series with these labels (created on first use).
-    pub fn append(
-        &mut self,
-        labels: &Labels,
-        t_ms: i64,
-        value: f64,
-    ) -> Result<SeriesId, StoreError> {
+    pub fn append(&mut self, labels: &Labels, t_ms: i64, value: f64) -> Result<SeriesId, StoreError> {
         let id = self.series_id(labels)?;
         self.append_to(id, t_ms, value)?;
         Ok(id)
@@ -436,17 +372,9 @@ impl Store {
             MatchKind::Equal(v) if m.name == METRIC_NAME => Some(v.as_str()),
             _ => None,
         });
-        let keep = |id: &SeriesId| {
-            matchers
-                .iter()
-                .all(|m| m.matches(&self.series[id.0 as usize].labels))
-        };
+        let keep = |id: &SeriesId| matchers.iter().all(|m| m.matches(&self.series[id.0 as usize].labels));
         match by_name {
-            Some(name) => self
-                .by_name
-                .get(name)
-                .map(|ids| ids.iter().copied().filter(keep).collect())
-                .unwrap_or_default(),
+            Some(name) => self.by_name.get(name).map(|ids| ids.iter().copied().filter(keep).collect()).unwrap_or_default(),
             None => self.ids().filter(keep).collect(),
         }
     }
