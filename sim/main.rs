@@ -23,12 +23,15 @@ struct Cli {
 enum Command {
     /// PromQL: run promqltest files over the engine.
     Promql(commands::promql::PromqlArgs),
+    /// Rules: run promtool rule unit-test files over the rule engine.
+    Rules(commands::rules::RulesArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome: anyhow::Result<ExitCode> = match cli.command {
         Command::Promql(args) => commands::promql::run(args),
+        Command::Rules(args) => commands::rules::run(args),
     };
     match outcome {
         Ok(code) => code,

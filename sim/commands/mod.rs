@@ -1,6 +1,7 @@
 //! One file per subcommand front. Each exposes `XArgs` (clap) and `run(XArgs) -> Result<ExitCode>`.
 
 pub mod promql;
+pub mod rules;
 
 use twin::diag::Diagnostics;
 
