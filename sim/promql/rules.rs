@@ -310,7 +310,13 @@ pub(crate) fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> Diagnostic {
         .unwrap_or((0, 0));
     let message = err.without_snippet().to_string();
     // The crate's plain message may repeat the position; keep the first line, it is the reason.
-    let message = message.lines().next().unwrap_or("invalid YAML").to_string();
+    let message = message.lines().next().unwrap_or("invalid YAML");
+    // The position is already in the diagnostic's prefix.
+    let message = match message.rfind(" at line ") {
+        Some(idx) if message[idx..].contains(", column ") => &message[..idx],
+        _ => message,
+    };
+    let message = message.to_string();
     Diagnostic::error(at(path, line, column), "", message)
 }
 

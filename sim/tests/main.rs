@@ -1,1 +1,2 @@
 mod promql;
+mod rules;
