@@ -20,6 +20,7 @@ mod functions;
 pub mod promqltest;
 pub mod promtool;
 pub mod rules;
+pub mod slo;
 pub mod template;
 
 use std::fmt;

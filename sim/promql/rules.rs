@@ -176,15 +176,19 @@ pub fn format_prom_duration(ms: i64) -> String {
         out.push('-');
         left = -left;
     }
-    for (unit, size) in [
-        ("y", 365 * 86_400_000i64),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
+    // Years and weeks only when they divide exactly ("30d", not "4w2d"), as upstream.
+    for (unit, size, exact) in [
+        ("y", 365 * 86_400_000i64, true),
+        ("w", 7 * 86_400_000, true),
+        ("d", 86_400_000, false),
+        ("h", 3_600_000, false),
+        ("m", 60_000, false),
+        ("s", 1000, false),
+        ("ms", 1, false),
     ] {
+        if exact && left % size != 0 {
+            continue;
+        }
         if left >= size {
             out.push_str(&format!("{}{unit}", left / size));
             left %= size;

@@ -292,6 +292,9 @@ fn durations_follow_prometheus_model_parse_duration() {
     assert!(parse_prom_duration("").is_err());
     assert_eq!(format_prom_duration(5_400_000), "1h30m");
     assert_eq!(format_prom_duration(0), "0s");
+    assert_eq!(format_prom_duration(30 * 86_400_000), "30d");
+    assert_eq!(format_prom_duration(28 * 86_400_000), "4w");
+    assert_eq!(format_prom_duration(86_400_000), "1d");
 }
 
 #[test]
