@@ -436,6 +436,10 @@ fn glob(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Parses `name{a="b", ...}`, `name` or `{...}` (promql's `ParseMetric`).
 pub fn parse_series_labels(text: &str) -> Result<LabelSet, String> {
+    if text.trim().is_empty() {
+        // promtool 2.42 accepts `labels: ''` as the empty label set (checked).
+        return Ok(LabelSet::new());
+    }
     let chars: Vec<char> = text.trim().chars().collect();
     let mut i = 0;
     let mut out = LabelSet::new();

@@ -51,7 +51,8 @@ fn series_labels_parse_like_parse_metric() {
     assert_eq!(parse_series_labels("job:rate5m").unwrap().len(), 1);
     assert!(parse_series_labels("up{job=a}").is_err());
     assert!(parse_series_labels("up{job=\"a\"").is_err());
-    assert!(parse_series_labels("").is_err());
+    assert_eq!(parse_series_labels("").unwrap(), LabelSet::new());
+    assert!(parse_series_labels("{").is_err());
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

@@ -367,3 +367,54 @@ fn timelines_fold_transitions_into_episodes() {
         (600 * SEC, Some(900 * SEC), None)
     );
 }
+
+#[test]
+fn live_schedule_runs_each_group_on_its_own_grid() {
+    // Goal: a server runs groups independently on interval + offset slots and reports alert
+    // lifetimes on those slots (§2, unlike promtool). Method: a 30s and a 1m group, both
+    // alerting on an always-true condition with for: 1m; check plan order and fire times.
+    let yaml = "groups:\n- name: fast\n  interval: 30s\n  rules:\n  - alert: F\n    expr: x > 0\n    for: 1m\n- name: slow\n  interval: 1m\n  rules:\n  - alert: S\n    expr: x > 0\n    for: 1m\n";
+    let mut groups = parse_rule_file(Path::new("sched.yaml"), yaml, 60_000).expect("parses");
+    let start_ns = 1_700_000_000_000_000_000i64;
+    let end_ns = start_ns + 5 * 60 * 1_000_000_000;
+    let plan = evaluation_plan(&groups, start_ns, end_ns);
+    assert_eq!(plan.iter().filter(|e| e.group_idx == 0).count(), 10);
+    assert_eq!(plan.iter().filter(|e| e.group_idx == 1).count(), 5);
+    assert!(
+        plan.windows(2)
+            .all(|w| (w[0].t_ns, w[0].group_idx) <= (w[1].t_ns, w[1].group_idx))
+    );
+    let mut storage = Scripted {
+        answer: |_: &str, _t: i64| {
+            vec![Sample {
+                labels: labels(&[("pod", "p")]),
+                value: 1.0,
+            }]
+        },
+        appended: Vec::new(),
+    };
+    let run = run_schedule(
+        &mut groups,
+        start_ns,
+        end_ns,
+        &mut storage,
+        &EvalContext::default(),
+    );
+    assert!(run.errors.is_empty());
+    for (name, group_idx, interval_ms) in [("F", 0, 30_000), ("S", 1, 60_000)] {
+        let life = run
+            .timelines
+            .iter()
+            .find(|l| l.alertname == name)
+            .expect("an alert lifetime");
+        let first_ms = plan
+            .iter()
+            .find(|e| e.group_idx == group_idx)
+            .map(|e| e.t_ns / 1_000_000)
+            .expect("slots");
+        assert_eq!(life.pending_at_ms, first_ms);
+        // for: 1m is reached on the group's own grid.
+        assert_eq!(life.fired_at_ms, Some(first_ms + 60_000));
+        assert_eq!((life.fired_at_ms.unwrap() - first_ms) % interval_ms, 0);
+    }
+}
