@@ -32,10 +32,19 @@ use crate::promql::template::format_float_e;
 mod tests;
 
 /// Errors of this module: a file that cannot be run at all.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum PromtoolError {
+    /// The test file or a rule file it names is malformed; every problem found is listed.
     #[error("{0}")]
     Malformed(Diagnostics),
+}
+
+impl PromtoolError {
+    pub fn diagnostics(&self) -> &Diagnostics {
+        match self {
+            PromtoolError::Malformed(diags) => diags,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -213,19 +222,23 @@ fn span_loc<T>(path: &Path, s: &Spanned<T>) -> Location {
 }
 
 /// Parses one promtool test file and the rule files it names.
-pub fn load_test_file(path: &Path) -> Result<TestFile, Diagnostics> {
+pub fn load_test_file(path: &Path) -> Result<TestFile, PromtoolError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics(vec![Diagnostic::error(
+        PromtoolError::Malformed(Diagnostics(vec![Diagnostic::error(
             loc(path, 0, 0),
             "",
             format!("cannot read test file: {e}"),
-        )])
+        )]))
     })?;
     parse_test_file(path, &text)
 }
 
 /// Parses test-file text; `path` locates the rule files and names the file in diagnostics.
-pub fn parse_test_file(path: &Path, text: &str) -> Result<TestFile, Diagnostics> {
+pub fn parse_test_file(path: &Path, text: &str) -> Result<TestFile, PromtoolError> {
+    parse_test_text(path, text).map_err(PromtoolError::Malformed)
+}
+
+fn parse_test_text(path: &Path, text: &str) -> Result<TestFile, Diagnostics> {
     let doc: TestFileDoc =
         serde_saphyr::from_str(text).map_err(|e| Diagnostics(vec![rules::yaml_error(path, &e)]))?;
     let mut diags = Vec::new();
@@ -919,7 +932,7 @@ fn format_go_duration_ms(ms: i64) -> String {
 #[derive(Clone, Debug)]
 pub struct FileReport {
     pub path: PathBuf,
-    pub result: Result<FileOutcome, Diagnostics>,
+    pub result: Result<FileOutcome, PromtoolError>,
 }
 
 impl FileReport {
@@ -939,9 +952,9 @@ impl FileReport {
                     out.push('\n');
                 }
             }
-            Err(diags) => {
+            Err(err) => {
                 out.push_str("  FAILED:\n");
-                for d in &diags.0 {
+                for d in &err.diagnostics().0 {
                     out.push_str(&d.render_from_disk());
                     out.push('\n');
                 }

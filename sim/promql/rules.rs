@@ -942,6 +942,9 @@ impl Group {
     /// The latest slot at or before `now_ns` (`Group.EvalTimestamp`).
     pub fn eval_timestamp_ns(&self, now_ns: i64) -> i64 {
         let interval_ns = self.interval_ms * 1_000_000;
+        if interval_ns <= 0 {
+            return now_ns;
+        }
         let offset = self.offset_ns();
         let start = now_ns - offset;
         // Go's `%` truncates; for the positive Unix times a server sees that is the same as

@@ -118,7 +118,9 @@ impl Value {
             Value::Int(_) => "int",
             Value::Bool(_) => "bool",
             Value::Map(_) => "map[string]string",
-            Value::Struct(_) => "*template.tmplQueryResults",
+            Value::Struct(_) => {
+                "struct { Labels map[string]string; ExternalLabels map[string]string; ExternalURL string; Value interface {} }"
+            }
             Value::Nil => "nil",
         }
     }
@@ -1598,9 +1600,7 @@ fn fields_of(mut value: Value, fields: &[String], line: usize) -> Result<Value, 
                 None => {
                     return Err(ExecError {
                         line,
-                        message: format!(
-                            "can't evaluate field {field} in type *template.tmplQueryResults"
-                        ),
+                        message: format!("can't evaluate field {field} in type struct"),
                     });
                 }
             },
@@ -1675,9 +1675,11 @@ fn call(name: &str, args: &[Value]) -> Result<Value, String> {
         "reReplaceAll" => {
             want_args(name, args, 3)?;
             let re = regex::Regex::new(as_str(name, &args[0])?).map_err(|e| e.to_string())?;
-            let replacement = go_expand_to_rust(as_str(name, &args[1])?);
+            // Go's Expand and Rust's replacement syntax agree: `$1`, `${1}`, `$name`, and a
+            // name runs as far as letters, digits and `_` go (`$1x` is the group `1x`).
+            let replacement = as_str(name, &args[1])?;
             Ok(Value::Str(
-                re.replace_all(as_str(name, &args[2])?, replacement.as_str())
+                re.replace_all(as_str(name, &args[2])?, replacement)
                     .into_owned(),
             ))
         }
@@ -1780,12 +1782,6 @@ fn go_sprint(args: &[Value]) -> String {
         out.push_str(&arg.display());
     }
     out
-}
-
-/// Go's `$1`/`${name}` expansion syntax is Rust regex's too, except Go reads `$1x` as the group
-/// named `1x`; both treat a lone `$` followed by nothing special as literal.
-fn go_expand_to_rust(replacement: &str) -> String {
-    replacement.to_string()
 }
 
 fn strip_port(host: &str) -> String {

@@ -120,14 +120,16 @@ fn malformed_test_files_name_the_line() {
         "u.yaml",
         "rule_files: [rules.yaml]\ntests:\n- interval: 1m\n  bogus: 1\n",
     );
-    let diags = load_test_file(&unknown).expect_err("unknown key");
+    let err = load_test_file(&unknown).expect_err("unknown key");
+    let diags = err.diagnostics();
     assert_eq!(diags.0[0].location.line, 4, "{diags}");
     let bad_values = write(
         &dir,
         "v.yaml",
         "rule_files: [rules.yaml]\ntests:\n- interval: 1m\n  input_series:\n  - series: up\n    values: '1 2 zz'\n",
     );
-    let diags = load_test_file(&bad_values).expect_err("bad values");
+    let err = load_test_file(&bad_values).expect_err("bad values");
+    let diags = err.diagnostics();
     assert_eq!(
         (diags.0[0].location.line, diags.0[0].field.as_str()),
         (6, "tests[0].input_series[0].values"),
