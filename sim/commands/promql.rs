@@ -56,9 +56,17 @@ fn test(files: &[PathBuf], verbose: bool) -> anyhow::Result<ExitCode> {
             for r in &results {
                 match &r.outcome {
                     Outcome::Pass => {}
-                    Outcome::Fail(why) => println!("  {}:{}: FAIL {}: {}", path.display(), r.line, r.expr, why),
+                    Outcome::Fail(why) => {
+                        println!("  {}:{}: FAIL {}: {}", path.display(), r.line, r.expr, why)
+                    }
                     Outcome::Unsupported(why) => {
-                        println!("  {}:{}: UNSUPPORTED {}: {}", path.display(), r.line, r.expr, why)
+                        println!(
+                            "  {}:{}: UNSUPPORTED {}: {}",
+                            path.display(),
+                            r.line,
+                            r.expr,
+                            why
+                        )
                     }
                 }
             }
@@ -69,9 +77,18 @@ fn test(files: &[PathBuf], verbose: bool) -> anyhow::Result<ExitCode> {
     }
     // Prometheus 2.42's test language has no way to skip a statement, so nothing is skipped.
     let skipped = 0;
-    println!("{} passed, {} failed, {} skipped", total.passed, total.failed + total.unsupported, skipped);
+    println!(
+        "{} passed, {} failed, {} skipped",
+        total.passed,
+        total.failed + total.unsupported,
+        skipped
+    );
     if !malformed.is_empty() {
         return Err(Diagnostics(malformed).into());
     }
-    Ok(if total.failed + total.unsupported > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if total.failed + total.unsupported > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -1,8 +1,10 @@
 //! The evaluator: one instant at a time, recursively over the AST. A range query evaluates
 //! every step as an instant; subqueries do the same over their own aligned steps.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
@@ -10,8 +12,8 @@ use indexmap::IndexMap;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::token::{self, TokenId};
 use promql_parser::parser::{
-    AggregateExpr, AtModifier, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, Offset, SubqueryExpr,
-    VectorMatchCardinality, VectorSelector,
+    AggregateExpr, AtModifier, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, Offset,
+    SubqueryExpr, VectorMatchCardinality, VectorSelector,
 };
 
 use super::functions;
@@ -27,14 +29,80 @@ pub(crate) struct Ctx {
     pub end_ms: i64,
 }
 
-pub(crate) struct Evaluator<'s> {
+/// One series of a range argument; the samples are borrowed from the store when possible.
+pub(crate) struct Window<'s> {
+    pub labels: Labels,
+    pub labels_without_name: Labels,
+    pub samples: Cow<'s, [Sample]>,
+}
+
+/// A fast, non-cryptographic hasher (the Fx hash of rustc) for the lookup tables of one
+/// evaluation. They are never iterated, so the hash cannot reach any output.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher {
+    hash: u64,
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+pub(crate) type FastBuild = BuildHasherDefault<FxHasher>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, FastBuild>;
+pub(crate) type FastSet<K> = HashSet<K, FastBuild>;
+
+/// Series matched per selector node, keyed by the node's address and checked against a copy
+/// of the selector on every hit (an address can be reused by another expression). Valid for
+/// as long as the store is borrowed, since the store cannot change meanwhile.
+#[derive(Default)]
+pub(crate) struct SelectionCache {
+    entries: RefCell<FastMap<usize, CachedSelection>>,
+}
+
+/// A selector as it was when matched, and the series it matched.
+type CachedSelection = (VectorSelector, Rc<[SeriesId]>);
+
+/// Beyond this many cached selectors the cache starts over (a long-lived engine fed many
+/// distinct expressions).
+const SELECTION_CACHE_MAX: usize = 4096;
+
+pub(crate) struct Evaluator<'s, 'c> {
     pub store: &'s Store,
     pub options: EngineOptions,
     start_ms: i64,
     end_ms: i64,
-    /// Series matched by each selector node (keyed by node address): the store does not
-    /// change during a query, so a range query matches once, not once per step.
-    selections: RefCell<HashMap<usize, Rc<[SeriesId]>>>,
+    selections: &'c SelectionCache,
 }
 
 fn duration_ms(d: &Duration) -> i64 {
@@ -69,22 +137,45 @@ pub(crate) fn check_unique(samples: &[VectorSample]) -> Result<(), PromqlError> 
     if samples.len() < 2 {
         return Ok(());
     }
-    let mut seen = HashSet::with_capacity(samples.len());
+    // Outputs of per-series operators over a selection usually stay in label-set order;
+    // strictly increasing labels are unique without hashing.
+    if samples.windows(2).all(|w| w[0].labels < w[1].labels) {
+        return Ok(());
+    }
+    let mut seen = FastSet::with_capacity_and_hasher(samples.len(), FastBuild::default());
     for sample in samples {
         if !seen.insert(&sample.labels) {
-            return Err(PromqlError::eval("vector cannot contain metrics with the same labelset"));
+            return Err(PromqlError::eval(
+                "vector cannot contain metrics with the same labelset",
+            ));
         }
     }
     Ok(())
 }
 
-impl<'s> Evaluator<'s> {
-    pub fn new(store: &'s Store, options: EngineOptions, start_ms: i64, end_ms: i64) -> Evaluator<'s> {
-        Evaluator { store, options, start_ms, end_ms, selections: RefCell::new(HashMap::new()) }
+impl<'s, 'c> Evaluator<'s, 'c> {
+    pub fn new(
+        store: &'s Store,
+        options: EngineOptions,
+        start_ms: i64,
+        end_ms: i64,
+        selections: &'c SelectionCache,
+    ) -> Evaluator<'s, 'c> {
+        Evaluator {
+            store,
+            options,
+            start_ms,
+            end_ms,
+            selections,
+        }
     }
 
     fn ctx(&self, t_ms: i64) -> Ctx {
-        Ctx { t_ms, start_ms: self.start_ms, end_ms: self.end_ms }
+        Ctx {
+            t_ms,
+            start_ms: self.start_ms,
+            end_ms: self.end_ms,
+        }
     }
 
     pub fn eval_top(&self, expr: &Expr, t_ms: i64) -> Result<Value, PromqlError> {
@@ -96,10 +187,16 @@ impl<'s> Evaluator<'s> {
         let mut t_ms = self.start_ms;
         while t_ms <= self.end_ms {
             match self.eval(expr, &self.ctx(t_ms))? {
-                Value::Scalar(value) => out.entry(Labels::empty()).or_default().push(Sample { t_ms, value }),
+                Value::Scalar(value) => out
+                    .entry(Labels::empty())
+                    .or_default()
+                    .push(Sample { t_ms, value }),
                 Value::Vector(samples) => {
                     for s in samples {
-                        out.entry(s.labels).or_default().push(Sample { t_ms, value: s.value });
+                        out.entry(s.labels).or_default().push(Sample {
+                            t_ms,
+                            value: s.value,
+                        });
                     }
                 }
                 other => {
@@ -111,7 +208,11 @@ impl<'s> Evaluator<'s> {
             }
             t_ms += step_ms;
         }
-        Ok(Value::Matrix(out.into_iter().map(|(labels, samples)| RangeSeries { labels, samples }).collect()))
+        Ok(Value::Matrix(
+            out.into_iter()
+                .map(|(labels, samples)| RangeSeries { labels, samples })
+                .collect(),
+        ))
     }
 
     pub fn eval(&self, expr: &Expr, ctx: &Ctx) -> Result<Value, PromqlError> {
@@ -124,16 +225,27 @@ impl<'s> Evaluator<'s> {
                 Value::Vector(samples) => {
                     let out: Vec<VectorSample> = samples
                         .into_iter()
-                        .map(|s| VectorSample { labels: s.labels.without_metric_name(), value: -s.value })
+                        .map(|s| VectorSample {
+                            labels: s.labels.without_metric_name(),
+                            value: -s.value,
+                        })
                         .collect();
                     check_unique(&out)?;
                     Ok(Value::Vector(out))
                 }
-                other => Err(PromqlError::eval(format!("unary minus on a {}", other.type_name()))),
+                other => Err(PromqlError::eval(format!(
+                    "unary minus on a {}",
+                    other.type_name()
+                ))),
             },
             Expr::VectorSelector(vs) => {
                 let selected = self.select_instant(vs, ctx)?;
-                Ok(Value::Vector(selected.into_iter().map(|(labels, _, value)| VectorSample { labels, value }).collect()))
+                Ok(Value::Vector(
+                    selected
+                        .into_iter()
+                        .map(|(labels, _, value)| VectorSample { labels, value })
+                        .collect(),
+                ))
             }
             Expr::MatrixSelector(ms) => Ok(Value::Matrix(self.select_range(ms, ctx)?)),
             Expr::Subquery(sq) => Ok(Value::Matrix(self.eval_subquery(sq, ctx)?)),
@@ -147,14 +259,20 @@ impl<'s> Evaluator<'s> {
     pub fn eval_scalar(&self, expr: &Expr, ctx: &Ctx) -> Result<f64, PromqlError> {
         match self.eval(expr, ctx)? {
             Value::Scalar(v) => Ok(v),
-            other => Err(PromqlError::eval(format!("expected a scalar, got {}", other.type_name()))),
+            other => Err(PromqlError::eval(format!(
+                "expected a scalar, got {}",
+                other.type_name()
+            ))),
         }
     }
 
     pub fn eval_vector(&self, expr: &Expr, ctx: &Ctx) -> Result<Vec<VectorSample>, PromqlError> {
         match self.eval(expr, ctx)? {
             Value::Vector(v) => Ok(v),
-            other => Err(PromqlError::eval(format!("expected an instant vector, got {}", other.type_name()))),
+            other => Err(PromqlError::eval(format!(
+                "expected an instant vector, got {}",
+                other.type_name()
+            ))),
         }
     }
 
@@ -173,11 +291,15 @@ impl<'s> Evaluator<'s> {
     /// The series a selector matches, in label-set order (memoised per node).
     fn selection(&self, vs: &VectorSelector) -> Result<Rc<[SeriesId]>, PromqlError> {
         let key = vs as *const VectorSelector as usize;
-        if let Some(ids) = self.selections.borrow().get(&key) {
+        if let Some((cached, ids)) = self.selections.entries.borrow().get(&key)
+            && cached == vs
+        {
             return Ok(ids.clone());
         }
         if !vs.matchers.or_matchers.is_empty() {
-            return Err(PromqlError::unsupported("`or` inside label matchers (not in Prometheus 2.42)"));
+            return Err(PromqlError::unsupported(
+                "`or` inside label matchers (not in Prometheus 2.42)",
+            ));
         }
         let mut matchers: Vec<store::Matcher> = Vec::with_capacity(vs.matchers.matchers.len() + 1);
         if let Some(name) = &vs.name {
@@ -190,26 +312,38 @@ impl<'s> Evaluator<'s> {
                 MatchOp::Re(re) => store::MatchKind::Regex(re.clone()),
                 MatchOp::NotRe(re) => store::MatchKind::NotRegex(re.clone()),
             };
-            matchers.push(store::Matcher { name: m.name.clone(), kind });
+            matchers.push(store::Matcher {
+                name: m.name.clone(),
+                kind,
+            });
         }
         let ids: Rc<[SeriesId]> = self.store.select(&matchers).into();
-        self.selections.borrow_mut().insert(key, ids.clone());
+        let mut entries = self.selections.entries.borrow_mut();
+        if entries.len() >= SELECTION_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(key, (vs.clone(), ids.clone()));
         Ok(ids)
     }
 
     /// Instant selection: per series the newest sample at or before the reference time, if
     /// it is within the lookback (a sample exactly `lookback` old counts, 2.42) and not a
     /// stale marker. Returns (labels, sample time, value).
-    pub fn select_instant(&self, vs: &VectorSelector, ctx: &Ctx) -> Result<Vec<(Labels, i64, f64)>, PromqlError> {
+    pub fn select_instant(
+        &self,
+        vs: &VectorSelector,
+        ctx: &Ctx,
+    ) -> Result<Vec<(Labels, i64, f64)>, PromqlError> {
         let ids = self.selection(vs)?;
         let ref_ms = self.reference_ms(&vs.at, &vs.offset, ctx);
         let mut out = Vec::with_capacity(ids.len());
         for id in ids.iter() {
             let series = self.store.series(*id);
-            if let Some(sample) = series.latest_at_or_before(ref_ms) {
-                if sample.t_ms >= ref_ms - self.options.lookback_ms && !is_stale_nan(sample.value) {
-                    out.push((series.labels.clone(), sample.t_ms, sample.value));
-                }
+            if let Some(sample) = series.latest_at_or_before(ref_ms)
+                && sample.t_ms >= ref_ms - self.options.lookback_ms
+                && !is_stale_nan(sample.value)
+            {
+                out.push((series.labels.clone(), sample.t_ms, sample.value));
             }
         }
         Ok(out)
@@ -217,17 +351,53 @@ impl<'s> Evaluator<'s> {
 
     /// Range selection: the samples in `[ref - range, ref]`, stale markers dropped; series
     /// with no sample left are omitted.
-    pub fn select_range(&self, ms: &MatrixSelector, ctx: &Ctx) -> Result<Vec<RangeSeries>, PromqlError> {
+    pub fn select_range(
+        &self,
+        ms: &MatrixSelector,
+        ctx: &Ctx,
+    ) -> Result<Vec<RangeSeries>, PromqlError> {
+        Ok(self
+            .select_windows(ms, ctx)?
+            .into_iter()
+            .map(|w| RangeSeries {
+                labels: w.labels,
+                samples: w.samples.into_owned(),
+            })
+            .collect())
+    }
+
+    /// [`Evaluator::select_range`] borrowing the samples from the store where the window
+    /// holds no stale marker (the common case), so range functions copy nothing.
+    pub fn select_windows(
+        &self,
+        ms: &MatrixSelector,
+        ctx: &Ctx,
+    ) -> Result<Vec<Window<'s>>, PromqlError> {
         let ids = self.selection(&ms.vs)?;
         let ref_ms = self.reference_ms(&ms.vs.at, &ms.vs.offset, ctx);
         let from_ms = ref_ms - duration_ms(&ms.range);
+        let store: &'s Store = self.store;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids.iter() {
-            let series = self.store.series(*id);
-            let samples: Vec<Sample> =
-                series.samples_between(from_ms, ref_ms).iter().copied().filter(|s| !is_stale_nan(s.value)).collect();
+            let series = store.series(*id);
+            let slice = series.samples_between(from_ms, ref_ms);
+            let samples: Cow<'s, [Sample]> = if slice.iter().any(|s| is_stale_nan(s.value)) {
+                Cow::Owned(
+                    slice
+                        .iter()
+                        .copied()
+                        .filter(|s| !is_stale_nan(s.value))
+                        .collect(),
+                )
+            } else {
+                Cow::Borrowed(slice)
+            };
             if !samples.is_empty() {
-                out.push(RangeSeries { labels: series.labels.clone(), samples });
+                out.push(Window {
+                    labels: series.labels.clone(),
+                    labels_without_name: series.labels_without_metric_name().clone(),
+                    samples,
+                });
             }
         }
         Ok(out)
@@ -250,7 +420,11 @@ impl<'s> Evaluator<'s> {
 
     /// A subquery: the inner expression at every multiple of the step inside
     /// `[ref - range, ref]`, gathered per label set.
-    pub fn eval_subquery(&self, sq: &SubqueryExpr, ctx: &Ctx) -> Result<Vec<RangeSeries>, PromqlError> {
+    pub fn eval_subquery(
+        &self,
+        sq: &SubqueryExpr,
+        ctx: &Ctx,
+    ) -> Result<Vec<RangeSeries>, PromqlError> {
         let ref_ms = self.reference_ms(&sq.at, &sq.offset, ctx);
         let range_ms = duration_ms(&sq.range);
         let step_ms = match &sq.step {
@@ -271,10 +445,16 @@ impl<'s> Evaluator<'s> {
         while t_ms <= ref_ms {
             let inner = Ctx { t_ms, ..*ctx };
             match self.eval(&sq.expr, &inner)? {
-                Value::Scalar(value) => out.entry(Labels::empty()).or_default().push(Sample { t_ms, value }),
+                Value::Scalar(value) => out
+                    .entry(Labels::empty())
+                    .or_default()
+                    .push(Sample { t_ms, value }),
                 Value::Vector(samples) => {
                     for s in samples {
-                        out.entry(s.labels).or_default().push(Sample { t_ms, value: s.value });
+                        out.entry(s.labels).or_default().push(Sample {
+                            t_ms,
+                            value: s.value,
+                        });
                     }
                 }
                 other => {
@@ -286,17 +466,32 @@ impl<'s> Evaluator<'s> {
             }
             t_ms += step_ms;
         }
-        Ok(out.into_iter().map(|(labels, samples)| RangeSeries { labels, samples }).collect())
+        Ok(out
+            .into_iter()
+            .map(|(labels, samples)| RangeSeries { labels, samples })
+            .collect())
     }
 
     /// The range series of a function's matrix argument.
-    pub fn eval_range_arg(&self, expr: &Expr, ctx: &Ctx) -> Result<Vec<RangeSeries>, PromqlError> {
+    pub fn eval_range_arg(&self, expr: &Expr, ctx: &Ctx) -> Result<Vec<Window<'s>>, PromqlError> {
+        let owned = |m: Vec<RangeSeries>| {
+            m.into_iter()
+                .map(|s| Window {
+                    labels_without_name: s.labels.without_metric_name(),
+                    labels: s.labels,
+                    samples: Cow::Owned(s.samples),
+                })
+                .collect()
+        };
         match unwrap_parens(expr) {
-            Expr::MatrixSelector(ms) => self.select_range(ms, ctx),
-            Expr::Subquery(sq) => self.eval_subquery(sq, ctx),
+            Expr::MatrixSelector(ms) => self.select_windows(ms, ctx),
+            Expr::Subquery(sq) => Ok(owned(self.eval_subquery(sq, ctx)?)),
             other => match self.eval(other, ctx)? {
-                Value::Matrix(m) => Ok(m),
-                v => Err(PromqlError::eval(format!("expected a range vector, got {}", v.type_name()))),
+                Value::Matrix(m) => Ok(owned(m)),
+                v => Err(PromqlError::eval(format!(
+                    "expected a range vector, got {}",
+                    v.type_name()
+                ))),
             },
         }
     }
@@ -314,18 +509,34 @@ impl<'s> Evaluator<'s> {
         let lhs = self.eval(&b.lhs, ctx)?;
         let rhs = self.eval(&b.rhs, ctx)?;
         let out = match (lhs, rhs) {
-            (Value::Scalar(l), Value::Scalar(r)) => return Ok(Value::Scalar(scalar_binop(op, l, r)?)),
-            (Value::Vector(v), Value::Scalar(s)) => vector_scalar_binop(op, v, s, false, return_bool)?,
-            (Value::Scalar(s), Value::Vector(v)) => vector_scalar_binop(op, v, s, true, return_bool)?,
+            (Value::Scalar(l), Value::Scalar(r)) => {
+                return Ok(Value::Scalar(scalar_binop(op, l, r)?));
+            }
+            (Value::Vector(v), Value::Scalar(s)) => {
+                vector_scalar_binop(op, v, s, false, return_bool)?
+            }
+            (Value::Scalar(s), Value::Vector(v)) => {
+                vector_scalar_binop(op, v, s, true, return_bool)?
+            }
             (Value::Vector(l), Value::Vector(r)) => {
-                let (on, names): (bool, Vec<String>) = match b.modifier.as_ref().and_then(|m| m.matching.as_ref()) {
-                    Some(LabelModifier::Include(ls)) => (true, ls.labels.clone()),
-                    Some(LabelModifier::Exclude(ls)) => (false, ls.labels.clone()),
-                    None => (false, Vec::new()),
-                };
-                let card = b.modifier.as_ref().map(|m| &m.card).unwrap_or(&VectorMatchCardinality::OneToOne);
-                if b.modifier.as_ref().is_some_and(|m| m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some()) {
-                    return Err(PromqlError::unsupported("fill modifiers (not in Prometheus 2.42)"));
+                let (on, names): (bool, Vec<String>) =
+                    match b.modifier.as_ref().and_then(|m| m.matching.as_ref()) {
+                        Some(LabelModifier::Include(ls)) => (true, ls.labels.clone()),
+                        Some(LabelModifier::Exclude(ls)) => (false, ls.labels.clone()),
+                        None => (false, Vec::new()),
+                    };
+                let card = b
+                    .modifier
+                    .as_ref()
+                    .map(|m| &m.card)
+                    .unwrap_or(&VectorMatchCardinality::OneToOne);
+                if b.modifier
+                    .as_ref()
+                    .is_some_and(|m| m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some())
+                {
+                    return Err(PromqlError::unsupported(
+                        "fill modifiers (not in Prometheus 2.42)",
+                    ));
                 }
                 let matching = Matching { on, names };
                 match op {
@@ -362,7 +573,12 @@ impl<'s> Evaluator<'s> {
             Some(p) => match self.eval(p, ctx)? {
                 Value::Scalar(v) => Param::Number(v),
                 Value::String(s) => Param::Text(s),
-                other => return Err(PromqlError::eval(format!("aggregation parameter must be a scalar or string, got {}", other.type_name()))),
+                other => {
+                    return Err(PromqlError::eval(format!(
+                        "aggregation parameter must be a scalar or string, got {}",
+                        other.type_name()
+                    )));
+                }
             },
         };
         let input = self.eval_vector(&a.expr, ctx)?;
@@ -395,12 +611,18 @@ impl Matching {
 }
 
 fn is_comparison(op: TokenId) -> bool {
-    matches!(op, token::T_EQLC | token::T_NEQ | token::T_GTR | token::T_LSS | token::T_GTE | token::T_LTE)
+    matches!(
+        op,
+        token::T_EQLC | token::T_NEQ | token::T_GTR | token::T_LSS | token::T_GTE | token::T_LTE
+    )
 }
 
 /// Arithmetic drops the metric name; comparisons keep it (shouldDropMetricName).
 fn drops_metric_name(op: TokenId) -> bool {
-    matches!(op, token::T_ADD | token::T_SUB | token::T_MUL | token::T_DIV | token::T_POW | token::T_MOD)
+    matches!(
+        op,
+        token::T_ADD | token::T_SUB | token::T_MUL | token::T_DIV | token::T_POW | token::T_MOD
+    )
 }
 
 fn bool_to_float(b: bool) -> f64 {
@@ -434,7 +656,11 @@ fn elem_binop(op: TokenId, l: f64, r: f64) -> Result<(f64, bool), PromqlError> {
 
 fn scalar_binop(op: TokenId, l: f64, r: f64) -> Result<f64, PromqlError> {
     let (value, keep) = elem_binop(op, l, r)?;
-    Ok(if is_comparison(op) { bool_to_float(keep) } else { value })
+    Ok(if is_comparison(op) {
+        bool_to_float(keep)
+    } else {
+        value
+    })
 }
 
 fn vector_scalar_binop(
@@ -446,7 +672,11 @@ fn vector_scalar_binop(
 ) -> Result<Vec<VectorSample>, PromqlError> {
     let mut out = Vec::with_capacity(vector.len());
     for mut sample in vector {
-        let (l, r) = if swap { (scalar, sample.value) } else { (sample.value, scalar) };
+        let (l, r) = if swap {
+            (scalar, sample.value)
+        } else {
+            (sample.value, scalar)
+        };
         let (mut value, mut keep) = elem_binop(op, l, r)?;
         // With the scalar on the left a comparison still yields the vector's value.
         if is_comparison(op) && swap {
@@ -471,8 +701,10 @@ fn vector_and(lhs: Vec<VectorSample>, rhs: Vec<VectorSample>, m: &Matching) -> V
     if lhs.is_empty() || rhs.is_empty() {
         return Vec::new();
     }
-    let right: HashSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
-    lhs.into_iter().filter(|s| right.contains(&m.signature(&s.labels))).collect()
+    let right: FastSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
+    lhs.into_iter()
+        .filter(|s| right.contains(&m.signature(&s.labels)))
+        .collect()
 }
 
 fn vector_or(lhs: Vec<VectorSample>, rhs: Vec<VectorSample>, m: &Matching) -> Vec<VectorSample> {
@@ -482,18 +714,27 @@ fn vector_or(lhs: Vec<VectorSample>, rhs: Vec<VectorSample>, m: &Matching) -> Ve
     if rhs.is_empty() {
         return lhs;
     }
-    let left: HashSet<Labels> = lhs.iter().map(|s| m.signature(&s.labels)).collect();
+    let left: FastSet<Labels> = lhs.iter().map(|s| m.signature(&s.labels)).collect();
     let mut out = lhs;
-    out.extend(rhs.into_iter().filter(|s| !left.contains(&m.signature(&s.labels))));
+    out.extend(
+        rhs.into_iter()
+            .filter(|s| !left.contains(&m.signature(&s.labels))),
+    );
     out
 }
 
-fn vector_unless(lhs: Vec<VectorSample>, rhs: Vec<VectorSample>, m: &Matching) -> Vec<VectorSample> {
+fn vector_unless(
+    lhs: Vec<VectorSample>,
+    rhs: Vec<VectorSample>,
+    m: &Matching,
+) -> Vec<VectorSample> {
     if lhs.is_empty() || rhs.is_empty() {
         return lhs;
     }
-    let right: HashSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
-    lhs.into_iter().filter(|s| !right.contains(&m.signature(&s.labels))).collect()
+    let right: FastSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
+    lhs.into_iter()
+        .filter(|s| !right.contains(&m.signature(&s.labels)))
+        .collect()
 }
 
 /// Vector/vector arithmetic and comparison (`VectorBinop` of 2.42).
@@ -513,13 +754,16 @@ fn vector_binop(
         VectorMatchCardinality::ManyToOne(ls) => (false, &ls.labels),
         VectorMatchCardinality::OneToMany(ls) => (true, &ls.labels),
         VectorMatchCardinality::ManyToMany => {
-            return Err(PromqlError::eval("many-to-many only allowed for set operators"));
+            return Err(PromqlError::eval(
+                "many-to-many only allowed for set operators",
+            ));
         }
     };
     let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
     // For one-to-many swap sides so that `rhs` is always the "one" side.
     let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
-    let mut one_by_sig: HashMap<Labels, &VectorSample> = HashMap::with_capacity(one.len());
+    let mut one_by_sig: FastMap<Labels, &VectorSample> =
+        FastMap::with_capacity_and_hasher(one.len(), FastBuild::default());
     for sample in &one {
         let sig = m.signature(&sample.labels);
         if let Some(dup) = one_by_sig.get(&sig) {
@@ -531,12 +775,18 @@ fn vector_binop(
         }
         one_by_sig.insert(sig, sample);
     }
-    let mut matched: HashMap<Labels, HashSet<Labels>> = HashMap::new();
+    let mut matched: FastMap<Labels, FastSet<Labels>> = FastMap::default();
     let mut out = Vec::new();
     for sample in &many {
         let sig = m.signature(&sample.labels);
-        let Some(partner) = one_by_sig.get(&sig) else { continue };
-        let (vl, vr) = if one_to_many { (partner.value, sample.value) } else { (sample.value, partner.value) };
+        let Some(partner) = one_by_sig.get(&sig) else {
+            continue;
+        };
+        let (vl, vr) = if one_to_many {
+            (partner.value, sample.value)
+        } else {
+            (sample.value, partner.value)
+        };
         let (mut value, keep) = elem_binop(op, vl, vr)?;
         if return_bool {
             value = bool_to_float(keep);
@@ -553,11 +803,13 @@ fn vector_binop(
                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
                 ));
             }
-            matched.insert(sig, HashSet::new());
+            matched.insert(sig, FastSet::default());
         } else {
             let inserted = matched.entry(sig).or_default();
             if !inserted.insert(labels.clone()) {
-                return Err(PromqlError::eval("multiple matches for labels: grouping labels must ensure unique matches"));
+                return Err(PromqlError::eval(
+                    "multiple matches for labels: grouping labels must ensure unique matches",
+                ));
             }
         }
         out.push(VectorSample { labels, value });
@@ -574,9 +826,17 @@ fn result_labels(
     one_to_one: bool,
     include: &[String],
 ) -> Labels {
-    let mut labels = if drops_metric_name(op) { many.without_metric_name() } else { many.clone() };
+    let mut labels = if drops_metric_name(op) {
+        many.without_metric_name()
+    } else {
+        many.clone()
+    };
     if one_to_one {
-        labels = if m.on { labels.keep(&m.names) } else { labels.remove(&m.names) };
+        labels = if m.on {
+            labels.keep(&m.names)
+        } else {
+            labels.remove(&m.names)
+        };
     }
     for name in include {
         labels = labels.with(name, one.get_or_empty(name));
@@ -600,7 +860,11 @@ struct Group {
 pub(crate) mod go_heap {
     use super::VectorSample;
 
-    pub fn up(h: &mut [VectorSample], mut j: usize, less: fn(&VectorSample, &VectorSample) -> bool) {
+    pub fn up(
+        h: &mut [VectorSample],
+        mut j: usize,
+        less: fn(&VectorSample, &VectorSample) -> bool,
+    ) {
         while j > 0 {
             let i = (j - 1) / 2;
             if !less(&h[j], &h[i]) {
@@ -611,7 +875,12 @@ pub(crate) mod go_heap {
         }
     }
 
-    pub fn down(h: &mut [VectorSample], i0: usize, n: usize, less: fn(&VectorSample, &VectorSample) -> bool) {
+    pub fn down(
+        h: &mut [VectorSample],
+        i0: usize,
+        n: usize,
+        less: fn(&VectorSample, &VectorSample) -> bool,
+    ) {
         let mut i = i0;
         loop {
             let j1 = 2 * i + 1;
@@ -631,7 +900,11 @@ pub(crate) mod go_heap {
         }
     }
 
-    pub fn push(h: &mut Vec<VectorSample>, x: VectorSample, less: fn(&VectorSample, &VectorSample) -> bool) {
+    pub fn push(
+        h: &mut Vec<VectorSample>,
+        x: VectorSample,
+        less: fn(&VectorSample, &VectorSample) -> bool,
+    ) {
         h.push(x);
         let n = h.len();
         up(h, n - 1, less);
@@ -646,7 +919,10 @@ pub(crate) mod go_heap {
 
     /// Go's `sort.Sort` on at most 12 elements is an insertion sort; we use it for every
     /// size (the results only differ in the order of equal values beyond 12 elements).
-    pub fn insertion_sort(v: &mut [VectorSample], less: impl Fn(&VectorSample, &VectorSample) -> bool) {
+    pub fn insertion_sort(
+        v: &mut [VectorSample],
+        less: impl Fn(&VectorSample, &VectorSample) -> bool,
+    ) {
         for i in 1..v.len() {
             let mut j = i;
             while j > 0 && less(&v[j], &v[j - 1]) {
@@ -680,8 +956,11 @@ fn aggregate(
             return Err(PromqlError::eval("topk/bottomk need a scalar parameter"));
         };
         // convertibleToInt64: NaN and out-of-range values are errors.
-        if !(f >= -9.223_372_036_854_775_808e18 && f <= 9.223_372_036_854_775_807e18) {
-            return Err(PromqlError::eval(format!("Scalar value {} overflows int64", format_float(f))));
+        if !(-9.223_372_036_854_776e18..=9.223_372_036_854_776e18).contains(&f) {
+            return Err(PromqlError::eval(format!(
+                "Scalar value {} overflows int64",
+                format_float(f)
+            )));
         }
         let k_i64 = f as i64;
         if k_i64 < 1 {
@@ -709,17 +988,32 @@ fn aggregate(
         if !without {
             grouping.push(value_label.clone());
         }
-    } else if !matches!(op, token::T_SUM | token::T_AVG | token::T_COUNT | token::T_MIN | token::T_MAX | token::T_GROUP | token::T_STDDEV | token::T_STDVAR | token::T_TOPK | token::T_BOTTOMK | token::T_QUANTILE) {
+    } else if !matches!(
+        op,
+        token::T_SUM
+            | token::T_AVG
+            | token::T_COUNT
+            | token::T_MIN
+            | token::T_MAX
+            | token::T_GROUP
+            | token::T_STDDEV
+            | token::T_STDVAR
+            | token::T_TOPK
+            | token::T_BOTTOMK
+            | token::T_QUANTILE
+    ) {
         return Err(PromqlError::unsupported(format!(
             "aggregation {} (not in Prometheus 2.42)",
             promql_parser::parser::token::TokenType::new(op)
         )));
     }
 
-    let mut groups: IndexMap<Labels, Group> = IndexMap::new();
+    let mut groups: IndexMap<Labels, Group, FastBuild> = IndexMap::default();
     for sample in input {
         let metric = if op == token::T_COUNT_VALUES {
-            sample.labels.with(&value_label, &format_float(sample.value))
+            sample
+                .labels
+                .with(&value_label, &format_float(sample.value))
         } else {
             sample.labels.clone()
         };
@@ -733,7 +1027,13 @@ fn aggregate(
             Labels::empty()
         };
         let Some(group) = groups.get_mut(&key) else {
-            let mut group = Group { labels: key.clone(), value: sample.value, mean: sample.value, count: 1, heap: Vec::new() };
+            let mut group = Group {
+                labels: key.clone(),
+                value: sample.value,
+                mean: sample.value,
+                count: 1,
+                heap: Vec::new(),
+            };
             match op {
                 token::T_STDDEV | token::T_STDVAR => group.value = 0.0,
                 token::T_TOPK | token::T_BOTTOMK | token::T_QUANTILE => group.heap.push(sample),
@@ -760,15 +1060,11 @@ fn aggregate(
                 group.mean += v / n - group.mean / n;
             }
             token::T_GROUP => {}
-            token::T_MAX => {
-                if group.value < v || group.value.is_nan() {
-                    group.value = v;
-                }
+            token::T_MAX if (group.value < v || group.value.is_nan()) => {
+                group.value = v;
             }
-            token::T_MIN => {
-                if group.value > v || group.value.is_nan() {
-                    group.value = v;
-                }
+            token::T_MIN if (group.value > v || group.value.is_nan()) => {
+                group.value = v;
             }
             token::T_COUNT | token::T_COUNT_VALUES => group.count += 1,
             token::T_STDDEV | token::T_STDVAR => {
@@ -832,7 +1128,10 @@ fn aggregate(
             }
             _ => group.value,
         };
-        out.push(VectorSample { labels: group.labels, value });
+        out.push(VectorSample {
+            labels: group.labels,
+            value,
+        });
     }
     Ok(out)
 }

@@ -5,8 +5,8 @@
 use indexmap::IndexMap;
 use promql_parser::parser::Expr;
 
-use super::eval::{Ctx, Evaluator, check_unique, go_heap, unwrap_parens};
-use super::{PromqlError, RangeSeries, Value, VectorSample};
+use super::eval::{Ctx, Evaluator, FastBuild, Window, check_unique, go_heap, unwrap_parens};
+use super::{PromqlError, Value, VectorSample};
 use crate::telemetry::store::{self, Labels, METRIC_NAME, Sample};
 
 /// Go's `math.Max`: +Inf wins over NaN, NaN over everything else, +0 over -0.
@@ -44,7 +44,11 @@ pub(crate) fn go_pow(x: f64, y: f64) -> f64 {
 
 fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
-    let c = if sum.abs() >= inc.abs() { c + ((sum - t) + inc) } else { c + ((inc - t) + sum) };
+    let c = if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
     (t, c)
 }
 
@@ -82,7 +86,7 @@ pub(crate) struct Bucket {
 }
 
 /// `bucketQuantile` of 2.42 (spec/prometheus.md §9).
-pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> f64 {
+pub(crate) fn bucket_quantile(q: f64, buckets: &mut [Bucket]) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }
@@ -92,7 +96,11 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    buckets.sort_by(|a, b| a.upper_bound.partial_cmp(&b.upper_bound).unwrap_or(std::cmp::Ordering::Equal));
+    buckets.sort_by(|a, b| {
+        a.upper_bound
+            .partial_cmp(&b.upper_bound)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     match buckets.last() {
         Some(last) if last.upper_bound == f64::INFINITY => {}
         _ => return f64::NAN,
@@ -177,8 +185,16 @@ pub(crate) fn extrapolated_rate(
     }
     let threshold = avg * 1.1;
     let mut extrapolate_to = sampled;
-    extrapolate_to += if to_start < threshold { to_start } else { avg / 2.0 };
-    extrapolate_to += if to_end < threshold { to_end } else { avg / 2.0 };
+    extrapolate_to += if to_start < threshold {
+        to_start
+    } else {
+        avg / 2.0
+    };
+    extrapolate_to += if to_end < threshold {
+        to_end
+    } else {
+        avg / 2.0
+    };
     let mut factor = extrapolate_to / sampled;
     if is_rate {
         factor /= (range_end_ms - range_start_ms) as f64 / 1000.0;
@@ -192,7 +208,11 @@ fn instant_value(samples: &[Sample], is_rate: bool) -> Option<f64> {
     }
     let last = samples[samples.len() - 1];
     let prev = samples[samples.len() - 2];
-    let mut result = if is_rate && last.value < prev.value { last.value } else { last.value - prev.value };
+    let mut result = if is_rate && last.value < prev.value {
+        last.value
+    } else {
+        last.value - prev.value
+    };
     let interval_ms = last.t_ms - prev.t_ms;
     if interval_ms == 0 {
         return None;
@@ -309,7 +329,11 @@ fn over_time(name: &str, samples: &[Sample], q: f64) -> f64 {
                 (aux, c_aux) = kahan_inc(delta * (s.value - (mean + c_mean)), aux, c_aux);
             }
             let var = (aux + c_aux) / count;
-            if name == "stddev_over_time" { var.sqrt() } else { var }
+            if name == "stddev_over_time" {
+                var.sqrt()
+            } else {
+                var
+            }
         }
         "quantile_over_time" => {
             let mut values: Vec<f64> = samples.iter().map(|s| s.value).collect();
@@ -482,24 +506,52 @@ fn go_int64(f: f64) -> i64 {
 }
 
 const MATRIX_FUNCTIONS: &[&str] = &[
-    "rate", "irate", "increase", "delta", "idelta", "resets", "changes", "deriv", "predict_linear", "holt_winters",
-    "avg_over_time", "count_over_time", "max_over_time", "min_over_time", "sum_over_time", "stddev_over_time",
-    "stdvar_over_time", "quantile_over_time", "last_over_time", "present_over_time", "absent_over_time",
+    "rate",
+    "irate",
+    "increase",
+    "delta",
+    "idelta",
+    "resets",
+    "changes",
+    "deriv",
+    "predict_linear",
+    "holt_winters",
+    "avg_over_time",
+    "count_over_time",
+    "max_over_time",
+    "min_over_time",
+    "sum_over_time",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "quantile_over_time",
+    "last_over_time",
+    "present_over_time",
+    "absent_over_time",
 ];
 
 /// Evaluates a function call.
-pub(crate) fn call(ev: &Evaluator<'_>, name: &str, args: &[Box<Expr>], ctx: &Ctx) -> Result<Value, PromqlError> {
+pub(crate) fn call(
+    ev: &Evaluator<'_, '_>,
+    name: &str,
+    args: &[Box<Expr>],
+    ctx: &Ctx,
+) -> Result<Value, PromqlError> {
     if MATRIX_FUNCTIONS.contains(&name) {
         return call_matrix(ev, name, args, ctx);
     }
     let arg = |i: usize| -> Result<&Expr, PromqlError> {
-        args.get(i).map(|b| b.as_ref()).ok_or_else(|| PromqlError::eval(format!("{name}: missing argument {}", i + 1)))
+        args.get(i)
+            .map(|b| b.as_ref())
+            .ok_or_else(|| PromqlError::eval(format!("{name}: missing argument {}", i + 1)))
     };
     if let Some(f) = simple(name) {
         let input = ev.eval_vector(arg(0)?, ctx)?;
         let out: Vec<VectorSample> = input
             .into_iter()
-            .map(|s| VectorSample { labels: s.labels.without_metric_name(), value: f(s.value) })
+            .map(|s| VectorSample {
+                labels: s.labels.without_metric_name(),
+                value: f(s.value),
+            })
             .collect();
         check_unique(&out)?;
         return Ok(Value::Vector(out));
@@ -509,24 +561,44 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, args: &[Box<Expr>], ctx: &Ctx
         "pi" => return Ok(Value::Scalar(std::f64::consts::PI)),
         "scalar" => {
             let input = ev.eval_vector(arg(0)?, ctx)?;
-            return Ok(Value::Scalar(if input.len() == 1 { input[0].value } else { f64::NAN }));
+            return Ok(Value::Scalar(if input.len() == 1 {
+                input[0].value
+            } else {
+                f64::NAN
+            }));
         }
-        "vector" => vec![VectorSample { labels: Labels::empty(), value: ev.eval_scalar(arg(0)?, ctx)? }],
+        "vector" => vec![VectorSample {
+            labels: Labels::empty(),
+            value: ev.eval_scalar(arg(0)?, ctx)?,
+        }],
         "timestamp" => match unwrap_parens(arg(0)?) {
             Expr::VectorSelector(vs) => ev
                 .select_instant(vs, ctx)?
                 .into_iter()
-                .map(|(labels, t_ms, _)| VectorSample { labels: labels.without_metric_name(), value: t_ms as f64 / 1000.0 })
+                .map(|(labels, t_ms, _)| VectorSample {
+                    labels: labels.without_metric_name(),
+                    value: t_ms as f64 / 1000.0,
+                })
                 .collect(),
             other => ev
                 .eval_vector(other, ctx)?
                 .into_iter()
-                .map(|s| VectorSample { labels: s.labels.without_metric_name(), value: ctx.t_ms as f64 / 1000.0 })
+                .map(|s| VectorSample {
+                    labels: s.labels.without_metric_name(),
+                    value: ctx.t_ms as f64 / 1000.0,
+                })
                 .collect(),
         },
         "absent" => {
             let input = ev.eval_vector(arg(0)?, ctx)?;
-            if input.is_empty() { vec![VectorSample { labels: absent_labels(arg(0)?), value: 1.0 }] } else { Vec::new() }
+            if input.is_empty() {
+                vec![VectorSample {
+                    labels: absent_labels(arg(0)?),
+                    value: 1.0,
+                }]
+            } else {
+                Vec::new()
+            }
         }
         "clamp" | "clamp_min" | "clamp_max" => {
             let input = ev.eval_vector(arg(0)?, ctx)?;
@@ -546,13 +618,20 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, args: &[Box<Expr>], ctx: &Ctx
                         "clamp_min" => go_max(min, s.value),
                         _ => go_min(max, s.value),
                     };
-                    VectorSample { labels: s.labels.without_metric_name(), value }
+                    VectorSample {
+                        labels: s.labels.without_metric_name(),
+                        value,
+                    }
                 })
                 .collect()
         }
         "round" => {
             let input = ev.eval_vector(arg(0)?, ctx)?;
-            let to_nearest = if args.len() >= 2 { ev.eval_scalar(arg(1)?, ctx)? } else { 1.0 };
+            let to_nearest = if args.len() >= 2 {
+                ev.eval_scalar(arg(1)?, ctx)?
+            } else {
+                1.0
+            };
             let inverse = 1.0 / to_nearest;
             input
                 .into_iter()
@@ -566,7 +645,9 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, args: &[Box<Expr>], ctx: &Ctx
             let mut input = ev.eval_vector(arg(0)?, ctx)?;
             // sort.Sort(sort.Reverse(heap)): Less(i, j) becomes the heap's Less(j, i).
             if name == "sort" {
-                go_heap::insertion_sort(&mut input, |a, b| super::eval::by_reverse_value_less(b, a));
+                go_heap::insertion_sort(&mut input, |a, b| {
+                    super::eval::by_reverse_value_less(b, a)
+                });
             } else {
                 go_heap::insertion_sort(&mut input, |a, b| super::eval::by_value_less(b, a));
             }
@@ -579,10 +660,14 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, args: &[Box<Expr>], ctx: &Ctx
             let src = string_arg(arg(3)?)?;
             let regex_text = string_arg(arg(4)?)?;
             let regex = regex::Regex::new(&format!("^(?:{regex_text})$")).map_err(|_| {
-                PromqlError::eval(format!("invalid regular expression in label_replace(): {regex_text}"))
+                PromqlError::eval(format!(
+                    "invalid regular expression in label_replace(): {regex_text}"
+                ))
             })?;
             if !store::is_valid_label_name(dst) {
-                return Err(PromqlError::eval(format!("invalid destination label name in label_replace(): {dst}")));
+                return Err(PromqlError::eval(format!(
+                    "invalid destination label name in label_replace(): {dst}"
+                )));
             }
             input
                 .into_iter()
@@ -596,7 +681,10 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, args: &[Box<Expr>], ctx: &Ctx
                             s.labels.with(dst, &expanded)
                         }
                     };
-                    VectorSample { labels, value: s.value }
+                    VectorSample {
+                        labels,
+                        value: s.value,
+                    }
                 })
                 .collect()
         }
@@ -608,35 +696,54 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, args: &[Box<Expr>], ctx: &Ctx
             for a in args.iter().skip(3) {
                 let src = string_arg(a)?;
                 if !store::is_valid_label_name(src) {
-                    return Err(PromqlError::eval(format!("invalid source label name in label_join(): {src}")));
+                    return Err(PromqlError::eval(format!(
+                        "invalid source label name in label_join(): {src}"
+                    )));
                 }
                 srcs.push(src);
             }
             if !store::is_valid_label_name(dst) {
-                return Err(PromqlError::eval(format!("invalid destination label name in label_join(): {dst}")));
+                return Err(PromqlError::eval(format!(
+                    "invalid destination label name in label_join(): {dst}"
+                )));
             }
             input
                 .into_iter()
                 .map(|s| {
-                    let joined: Vec<&str> = srcs.iter().map(|src| s.labels.get_or_empty(src)).collect();
+                    let joined: Vec<&str> =
+                        srcs.iter().map(|src| s.labels.get_or_empty(src)).collect();
                     let labels = s.labels.with(dst, &joined.join(sep));
-                    VectorSample { labels, value: s.value }
+                    VectorSample {
+                        labels,
+                        value: s.value,
+                    }
                 })
                 .collect()
         }
         "histogram_quantile" => {
             let q = ev.eval_scalar(arg(0)?, ctx)?;
             let input = ev.eval_vector(arg(1)?, ctx)?;
-            let mut groups: IndexMap<Labels, (Labels, Vec<Bucket>)> = IndexMap::new();
+            let mut groups: IndexMap<Labels, (Labels, Vec<Bucket>), FastBuild> =
+                IndexMap::default();
             for s in input {
-                let Some(upper_bound) = s.labels.get("le").and_then(parse_go_float) else { continue };
+                let Some(upper_bound) = s.labels.get("le").and_then(parse_go_float) else {
+                    continue;
+                };
                 let key = s.labels.remove(&["le".to_string()]);
-                let entry = groups.entry(key).or_insert_with_key(|k| (k.without_metric_name(), Vec::new()));
-                entry.1.push(Bucket { upper_bound, count: s.value });
+                let entry = groups
+                    .entry(key)
+                    .or_insert_with_key(|k| (k.without_metric_name(), Vec::new()));
+                entry.1.push(Bucket {
+                    upper_bound,
+                    count: s.value,
+                });
             }
             groups
                 .into_values()
-                .map(|(labels, mut buckets)| VectorSample { labels, value: bucket_quantile(q, &mut buckets) })
+                .map(|(labels, mut buckets)| VectorSample {
+                    labels,
+                    value: bucket_quantile(q, &mut buckets),
+                })
                 .collect()
         }
         // Native-histogram functions: 2.42 skips float samples, and the store holds floats only.
@@ -650,9 +757,13 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, args: &[Box<Expr>], ctx: &Ctx
             ev.eval_vector(arg(2)?, ctx)?;
             Vec::new()
         }
-        "days_in_month" | "day_of_month" | "day_of_week" | "day_of_year" | "hour" | "minute" | "month" | "year" => {
+        "days_in_month" | "day_of_month" | "day_of_week" | "day_of_year" | "hour" | "minute"
+        | "month" | "year" => {
             if args.is_empty() {
-                vec![VectorSample { labels: Labels::empty(), value: date_part(name, ctx.t_ms.div_euclid(1000)) }]
+                vec![VectorSample {
+                    labels: Labels::empty(),
+                    value: date_part(name, ctx.t_ms.div_euclid(1000)),
+                }]
             } else {
                 ev.eval_vector(arg(0)?, ctx)?
                     .into_iter()
@@ -684,10 +795,17 @@ pub(crate) fn parse_go_float(text: &str) -> Option<f64> {
     text.parse::<f64>().ok()
 }
 
-fn call_matrix(ev: &Evaluator<'_>, name: &str, args: &[Box<Expr>], ctx: &Ctx) -> Result<Value, PromqlError> {
+fn call_matrix(
+    ev: &Evaluator<'_, '_>,
+    name: &str,
+    args: &[Box<Expr>],
+    ctx: &Ctx,
+) -> Result<Value, PromqlError> {
     let matrix_index = if name == "quantile_over_time" { 1 } else { 0 };
     let Some(matrix_arg) = args.get(matrix_index) else {
-        return Err(PromqlError::eval(format!("{name}: missing range vector argument")));
+        return Err(PromqlError::eval(format!(
+            "{name}: missing range vector argument"
+        )));
     };
     let mut scalars = Vec::new();
     for (i, a) in args.iter().enumerate() {
@@ -696,28 +814,39 @@ fn call_matrix(ev: &Evaluator<'_>, name: &str, args: &[Box<Expr>], ctx: &Ctx) ->
         }
     }
     let Some((range_start_ms, range_end_ms)) = ev.range_window(matrix_arg, ctx) else {
-        return Err(PromqlError::eval(format!("{name}: expected a range vector argument")));
+        return Err(PromqlError::eval(format!(
+            "{name}: expected a range vector argument"
+        )));
     };
-    let matrix: Vec<RangeSeries> = ev.eval_range_arg(matrix_arg, ctx)?;
+    let matrix: Vec<Window<'_>> = ev.eval_range_arg(matrix_arg, ctx)?;
     if name == "absent_over_time" {
-        return Ok(Value::Vector(if matrix.iter().any(|s| !s.samples.is_empty()) {
-            Vec::new()
-        } else {
-            vec![VectorSample { labels: absent_labels(matrix_arg), value: 1.0 }]
-        }));
+        return Ok(Value::Vector(
+            if matrix.iter().any(|s| !s.samples.is_empty()) {
+                Vec::new()
+            } else {
+                vec![VectorSample {
+                    labels: absent_labels(matrix_arg),
+                    value: 1.0,
+                }]
+            },
+        ));
     }
     if name == "holt_winters" {
         let (sf, tf) = (scalars[0], scalars[1]);
         if sf <= 0.0 || sf >= 1.0 {
-            return Err(PromqlError::eval(format!("invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}")));
+            return Err(PromqlError::eval(format!(
+                "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+            )));
         }
         if tf <= 0.0 || tf >= 1.0 {
-            return Err(PromqlError::eval(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}")));
+            return Err(PromqlError::eval(format!(
+                "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+            )));
         }
     }
     let mut out = Vec::with_capacity(matrix.len());
     for series in matrix {
-        let samples = &series.samples;
+        let samples: &[Sample] = &series.samples;
         if samples.is_empty() {
             continue;
         }
@@ -738,7 +867,11 @@ fn call_matrix(ev: &Evaluator<'_>, name: &str, args: &[Box<Expr>], ctx: &Ctx) ->
         };
         if let Some(value) = value {
             // last_over_time acts like an offset and keeps the metric name.
-            let labels = if name == "last_over_time" { series.labels } else { series.labels.without_metric_name() };
+            let labels = if name == "last_over_time" {
+                series.labels
+            } else {
+                series.labels_without_name
+            };
             out.push(VectorSample { labels, value });
         }
     }

@@ -46,11 +46,15 @@ pub enum PromqlError {
 
 impl PromqlError {
     pub(crate) fn eval(message: impl Into<String>) -> PromqlError {
-        PromqlError::Eval { message: message.into() }
+        PromqlError::Eval {
+            message: message.into(),
+        }
     }
 
     pub(crate) fn unsupported(construct: impl Into<String>) -> PromqlError {
-        PromqlError::Unsupported { construct: construct.into() }
+        PromqlError::Unsupported {
+            construct: construct.into(),
+        }
     }
 }
 
@@ -102,8 +106,11 @@ impl fmt::Display for Value {
             }
             Value::Matrix(series) => {
                 for s in series {
-                    let points: Vec<String> =
-                        s.samples.iter().map(|p| format!("{} @{}", format_float(p.value), p.t_ms)).collect();
+                    let points: Vec<String> = s
+                        .samples
+                        .iter()
+                        .map(|p| format!("{} @{}", format_float(p.value), p.t_ms))
+                        .collect();
                     writeln!(f, "{} => {}", s.labels, points.join(" "))?;
                 }
                 Ok(())
@@ -138,7 +145,10 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { lookback_ms: 5 * 60 * 1000, default_subquery_step_ms: 60 * 1000 }
+        EngineOptions {
+            lookback_ms: 5 * 60 * 1000,
+            default_subquery_step_ms: 60 * 1000,
+        }
     }
 }
 
@@ -173,15 +183,22 @@ fn register_removed_functions() {
 pub struct Engine<'s> {
     store: &'s Store,
     options: EngineOptions,
+    /// Selector matches, reused across queries on this engine (the store is borrowed, so it
+    /// cannot change underneath).
+    selections: eval::SelectionCache,
 }
 
 impl<'s> Engine<'s> {
     pub fn new(store: &'s Store) -> Engine<'s> {
-        Engine { store, options: EngineOptions::default() }
+        Engine::with_options(store, EngineOptions::default())
     }
 
     pub fn with_options(store: &'s Store, options: EngineOptions) -> Engine<'s> {
-        Engine { store, options }
+        Engine {
+            store,
+            options,
+            selections: eval::SelectionCache::default(),
+        }
     }
 
     /// Parses and evaluates an instant query at `t_ms` (Unix milliseconds).
@@ -191,24 +208,42 @@ impl<'s> Engine<'s> {
 
     /// Evaluates a parsed instant query at `t_ms`.
     pub fn eval_instant_expr(&self, expr: &Expr, t_ms: i64) -> Result<Value, PromqlError> {
-        eval::Evaluator::new(self.store, self.options, t_ms, t_ms).eval_top(expr, t_ms)
+        eval::Evaluator::new(self.store, self.options, t_ms, t_ms, &self.selections)
+            .eval_top(expr, t_ms)
     }
 
     /// Parses and evaluates a range query: the expression at `start_ms`, `start_ms + step_ms`,
     /// ... up to `end_ms`. The result is a [`Value::Matrix`] ordered by label set.
-    pub fn eval_range(&self, expr: &str, start_ms: i64, end_ms: i64, step_ms: i64) -> Result<Value, PromqlError> {
+    pub fn eval_range(
+        &self,
+        expr: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Value, PromqlError> {
         self.eval_range_expr(&parse(expr)?, start_ms, end_ms, step_ms)
     }
 
     /// Evaluates a parsed range query (see [`Engine::eval_range`]).
-    pub fn eval_range_expr(&self, expr: &Expr, start_ms: i64, end_ms: i64, step_ms: i64) -> Result<Value, PromqlError> {
+    pub fn eval_range_expr(
+        &self,
+        expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Value, PromqlError> {
         if step_ms <= 0 {
-            return Err(PromqlError::eval("zero or negative query resolution step widths are not accepted"));
+            return Err(PromqlError::eval(
+                "zero or negative query resolution step widths are not accepted",
+            ));
         }
         if end_ms < start_ms {
-            return Err(PromqlError::eval("end timestamp must not be before start time"));
+            return Err(PromqlError::eval(
+                "end timestamp must not be before start time",
+            ));
         }
-        eval::Evaluator::new(self.store, self.options, start_ms, end_ms).eval_range(expr, step_ms)
+        eval::Evaluator::new(self.store, self.options, start_ms, end_ms, &self.selections)
+            .eval_range(expr, step_ms)
     }
 }
 

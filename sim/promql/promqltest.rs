@@ -55,7 +55,10 @@ pub struct EvalStatement {
 #[derive(Clone, Debug)]
 pub enum Command {
     Clear,
-    Load { line: usize, series: Vec<(Labels, Vec<(i64, f64)>)> },
+    Load {
+        line: usize,
+        series: Vec<(Labels, Vec<(i64, f64)>)>,
+    },
     Eval(EvalStatement),
 }
 
@@ -179,7 +182,10 @@ fn parse_float_token(text: &str) -> Option<f64> {
         "nan" | "+nan" | "-nan" => return Some(f64::NAN),
         _ => {}
     }
-    if !text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')) {
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
         return None;
     }
     text.parse::<f64>().ok()
@@ -299,7 +305,9 @@ fn expand_item(token: &str) -> Result<Vec<Option<f64>>, String> {
         return Ok(vec![None]);
     }
     if let Some(n) = token.strip_prefix("_x") {
-        let n: usize = n.parse().map_err(|_| format!("invalid repetition in {token:?}"))?;
+        let n: usize = n
+            .parse()
+            .map_err(|_| format!("invalid repetition in {token:?}"))?;
         return Ok(vec![None; n]);
     }
     let value_of = |text: &str| -> Result<f64, String> {
@@ -312,7 +320,9 @@ fn expand_item(token: &str) -> Result<Vec<Option<f64>>, String> {
         return Ok(vec![Some(value_of(token)?)]);
     };
     let (head, count) = (&token[..x_pos], &token[x_pos + 1..]);
-    let n: u64 = count.parse().map_err(|_| format!("invalid repetition in {token:?}"))?;
+    let n: u64 = count
+        .parse()
+        .map_err(|_| format!("invalid repetition in {token:?}"))?;
     // Split `a+b` / `a-b`: the operator is the first sign after the first character that is
     // not part of an exponent.
     let bytes = head.as_bytes();
@@ -364,8 +374,20 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, Diagnostic> {
         .collect();
     let raw: Vec<&str> = text.lines().collect();
     let error = |i: usize, message: String| {
-        let column = raw.get(i).map(|r| r.len() - r.trim_start().len() + 1).unwrap_or(1);
-        Diagnostic::error(Location { file: path.to_path_buf(), document: 0, line: i + 1, column }, "", message)
+        let column = raw
+            .get(i)
+            .map(|r| r.len() - r.trim_start().len() + 1)
+            .unwrap_or(1);
+        Diagnostic::error(
+            Location {
+                file: path.to_path_buf(),
+                document: 0,
+                line: i + 1,
+                column,
+            },
+            "",
+            message,
+        )
     };
     let mut commands = Vec::new();
     let mut i = 0;
@@ -375,7 +397,11 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, Diagnostic> {
             i += 1;
             continue;
         }
-        let word = line.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        let word = line
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         if word == "clear" {
             commands.push(Command::Clear);
             i += 1;
@@ -396,7 +422,10 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, Diagnostic> {
                 defs.insert(labels, samples);
                 i += 1;
             }
-            commands.push(Command::Load { line: load_line, series: defs.into_iter().collect() });
+            commands.push(Command::Load {
+                line: load_line,
+                series: defs.into_iter().collect(),
+            });
         } else if word.starts_with("eval") {
             let statement_line = i;
             let (kind, rest) = if let Some(r) = line.strip_prefix("eval_fail") {
@@ -408,15 +437,18 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, Diagnostic> {
             } else {
                 return Err(error(i, format!("invalid command {line:?}")));
             };
-            let bad = || error(i, "invalid evaluation command. (eval[_fail|_ordered] instant [at <offset:duration>] <query>".into());
+            let bad = || {
+                error(i, "invalid evaluation command. (eval[_fail|_ordered] instant [at <offset:duration>] <query>".into())
+            };
             let rest = rest.trim_start();
             let rest = rest.strip_prefix("instant").ok_or_else(bad)?.trim_start();
             let (t_ms, expr) = match rest.strip_prefix("at") {
                 Some(after) if after.starts_with([' ', '\t']) => {
                     let after = after.trim_start();
                     let (time_text, expr) = after.split_once([' ', '\t']).ok_or_else(bad)?;
-                    let t_ms = parse_prometheus_duration_ms(time_text)
-                        .ok_or_else(|| error(i, format!("invalid evaluation time {time_text:?}")))?;
+                    let t_ms = parse_prometheus_duration_ms(time_text).ok_or_else(|| {
+                        error(i, format!("invalid evaluation time {time_text:?}"))
+                    })?;
                     (t_ms, expr.trim())
                 }
                 _ => (0, rest),
@@ -436,7 +468,10 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, Diagnostic> {
                 }
                 let (labels, values) = series_line(lines[i]).map_err(|m| error(i, m))?;
                 if values.len() != 1 {
-                    return Err(error(i, "expecting exactly one value per series in instant evaluation".into()));
+                    return Err(error(
+                        i,
+                        "expecting exactly one value per series in instant evaluation".into(),
+                    ));
                 }
                 position += 1;
                 expected_vector.push((labels, values[0].unwrap_or(f64::NAN), position));
@@ -481,30 +516,54 @@ pub fn almost_equal(a: f64, b: f64) -> bool {
 fn compare(statement: &EvalStatement, result: &Value, ordered: bool) -> Result<(), String> {
     match (result, &statement.expected) {
         (Value::Matrix(_), _) => Err("received range result on instant evaluation".into()),
-        (Value::String(_), _) => Err("received a string result; the test language cannot check it".into()),
-        (Value::Scalar(v), Expected::Scalar(want)) => {
-            if almost_equal(*want, *v) { Ok(()) } else { Err(format!("expected scalar {want} but got {v}")) }
+        (Value::String(_), _) => {
+            Err("received a string result; the test language cannot check it".into())
         }
-        (Value::Scalar(v), Expected::Vector(_)) => Err(format!("expected a vector but got scalar {v}")),
+        (Value::Scalar(v), Expected::Scalar(want)) => {
+            if almost_equal(*want, *v) {
+                Ok(())
+            } else {
+                Err(format!("expected scalar {want} but got {v}"))
+            }
+        }
+        (Value::Scalar(v), Expected::Vector(_)) => {
+            Err(format!("expected a vector but got scalar {v}"))
+        }
         (Value::Vector(samples), expected) => compare_vector(samples, expected, ordered),
     }
 }
 
-fn compare_vector(samples: &[VectorSample], expected: &Expected, ordered: bool) -> Result<(), String> {
+fn compare_vector(
+    samples: &[VectorSample],
+    expected: &Expected,
+    ordered: bool,
+) -> Result<(), String> {
     let Expected::Vector(want) = expected else {
-        return Err(format!("expected a scalar but got a vector of {} elements", samples.len()));
+        return Err(format!(
+            "expected a scalar but got a vector of {} elements",
+            samples.len()
+        ));
     };
-    let by_labels: HashMap<&Labels, (f64, usize)> = want.iter().map(|(l, v, p)| (l, (*v, *p))).collect();
+    let by_labels: HashMap<&Labels, (f64, usize)> =
+        want.iter().map(|(l, v, p)| (l, (*v, *p))).collect();
     let mut seen = 0;
     for (pos, s) in samples.iter().enumerate() {
         let Some((value, want_pos)) = by_labels.get(&s.labels) else {
             return Err(format!("unexpected metric {} in result", s.labels));
         };
         if ordered && *want_pos != pos + 1 {
-            return Err(format!("expected metric {} at position {} but was at {}", s.labels, want_pos, pos + 1));
+            return Err(format!(
+                "expected metric {} at position {} but was at {}",
+                s.labels,
+                want_pos,
+                pos + 1
+            ));
         }
         if !almost_equal(*value, s.value) {
-            return Err(format!("expected {} for {} but got {}", value, s.labels, s.value));
+            return Err(format!(
+                "expected {} for {} but got {}",
+                value, s.labels, s.value
+            ));
         }
         seen += 1;
     }
@@ -529,19 +588,32 @@ fn classify(err: &PromqlError) -> Outcome {
 /// Functions whose result changes with the evaluation time even when their arguments do
 /// not (`AtModifierUnsafeFunctions` of 2.42).
 const AT_UNSAFE_FUNCTIONS: &[&str] = &[
-    "days_in_month", "day_of_month", "day_of_week", "day_of_year", "hour", "minute", "month", "year",
-    "predict_linear", "time", "timestamp",
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "time",
+    "timestamp",
 ];
 
 fn contains_at_unsafe_function(expr: &Expr) -> bool {
     match expr {
         Expr::Call(c) => {
-            AT_UNSAFE_FUNCTIONS.contains(&c.func.name) || c.args.args.iter().any(|a| contains_at_unsafe_function(a))
+            AT_UNSAFE_FUNCTIONS.contains(&c.func.name)
+                || c.args.args.iter().any(|a| contains_at_unsafe_function(a))
         }
         Expr::Aggregate(a) => {
-            contains_at_unsafe_function(&a.expr) || a.param.as_deref().is_some_and(contains_at_unsafe_function)
+            contains_at_unsafe_function(&a.expr)
+                || a.param.as_deref().is_some_and(contains_at_unsafe_function)
         }
-        Expr::Binary(b) => contains_at_unsafe_function(&b.lhs) || contains_at_unsafe_function(&b.rhs),
+        Expr::Binary(b) => {
+            contains_at_unsafe_function(&b.lhs) || contains_at_unsafe_function(&b.rhs)
+        }
         Expr::Paren(p) => contains_at_unsafe_function(&p.expr),
         Expr::Unary(u) => contains_at_unsafe_function(&u.expr),
         Expr::Subquery(s) => contains_at_unsafe_function(&s.expr),
@@ -553,20 +625,14 @@ fn contains_at_unsafe_function(expr: &Expr) -> bool {
 /// inside a subquery changes (upstream's `atModifierTestCases`).
 fn set_at_modifier(expr: &mut Expr, at: &AtModifier) {
     match expr {
-        Expr::VectorSelector(vs) => {
-            if vs.at.is_none() {
-                vs.at = Some(at.clone());
-            }
+        Expr::VectorSelector(vs) if vs.at.is_none() => {
+            vs.at = Some(at.clone());
         }
-        Expr::MatrixSelector(ms) => {
-            if ms.vs.at.is_none() {
-                ms.vs.at = Some(at.clone());
-            }
+        Expr::MatrixSelector(ms) if ms.vs.at.is_none() => {
+            ms.vs.at = Some(at.clone());
         }
-        Expr::Subquery(sq) => {
-            if sq.at.is_none() {
-                sq.at = Some(at.clone());
-            }
+        Expr::Subquery(sq) if sq.at.is_none() => {
+            sq.at = Some(at.clone());
         }
         Expr::Call(c) => c.args.args.iter_mut().for_each(|a| set_at_modifier(a, at)),
         Expr::Aggregate(a) => {
@@ -587,7 +653,11 @@ fn set_at_modifier(expr: &mut Expr, at: &AtModifier) {
 
 fn at_time(t_ms: i64) -> AtModifier {
     let magnitude = Duration::from_millis(t_ms.unsigned_abs());
-    let time = if t_ms >= 0 { SystemTime::UNIX_EPOCH + magnitude } else { SystemTime::UNIX_EPOCH - magnitude };
+    let time = if t_ms >= 0 {
+        SystemTime::UNIX_EPOCH + magnitude
+    } else {
+        SystemTime::UNIX_EPOCH - magnitude
+    };
     AtModifier::At(time)
 }
 
@@ -601,7 +671,11 @@ fn queries(expr: &Expr, t_ms: i64) -> Vec<(Expr, i64)> {
     }
     let mut pinned = expr.clone();
     set_at_modifier(&mut pinned, &at_time(t_ms));
-    let times: Vec<i64> = if t_ms == 0 { vec![-1000, 0, 1000] } else { vec![-10 * t_ms, 0, t_ms / 5, t_ms, 10 * t_ms] };
+    let times: Vec<i64> = if t_ms == 0 {
+        vec![-1000, 0, 1000]
+    } else {
+        vec![-10 * t_ms, 0, t_ms / 5, t_ms, 10 * t_ms]
+    };
     out.extend(times.into_iter().map(|t| (pinned.clone(), t)));
     out
 }
@@ -612,7 +686,11 @@ fn run_statement(engine: &Engine<'_>, statement: &EvalStatement) -> Outcome {
         Err(err) => return Outcome::Unsupported(err.to_string()),
     };
     for (query, t_ms) in queries(&expr, statement.t_ms) {
-        let pinned = if t_ms == statement.t_ms && query == expr { String::new() } else { format!(" (pinned with @, at {t_ms} ms)") };
+        let pinned = if t_ms == statement.t_ms && query == expr {
+            String::new()
+        } else {
+            format!(" (pinned with @, at {t_ms} ms)")
+        };
         if let Err(outcome) = run_query(engine, statement, &query, t_ms) {
             return match outcome {
                 Outcome::Fail(why) => Outcome::Fail(format!("{why}{pinned}")),
@@ -624,20 +702,34 @@ fn run_statement(engine: &Engine<'_>, statement: &EvalStatement) -> Outcome {
 }
 
 /// One query of a statement; `Err` carries the outcome when it does not pass.
-fn run_query(engine: &Engine<'_>, statement: &EvalStatement, expr: &Expr, t_ms: i64) -> Result<(), Outcome> {
+fn run_query(
+    engine: &Engine<'_>,
+    statement: &EvalStatement,
+    expr: &Expr,
+    t_ms: i64,
+) -> Result<(), Outcome> {
     let result = engine.eval_instant_expr(expr, t_ms);
     let result = match (result, statement.kind) {
-        (Err(PromqlError::Unsupported { construct }), _) => return Err(Outcome::Unsupported(construct)),
+        (Err(PromqlError::Unsupported { construct }), _) => {
+            return Err(Outcome::Unsupported(construct));
+        }
         (Err(_), EvalKind::Fail) => return Ok(()),
         (Err(err), _) => return Err(Outcome::Fail(format!("error evaluating query: {err}"))),
-        (Ok(_), EvalKind::Fail) => return Err(Outcome::Fail("expected an error but got none".into())),
+        (Ok(_), EvalKind::Fail) => {
+            return Err(Outcome::Fail("expected an error but got none".into()));
+        }
         (Ok(v), _) => v,
     };
     compare(statement, &result, statement.kind == EvalKind::Ordered).map_err(Outcome::Fail)?;
     // Range mode, as upstream: the middle step of [t-1m, t+1m] must give the same result.
     let range = match engine.eval_range_expr(expr, t_ms - 60_000, t_ms + 60_000, 60_000) {
         Ok(Value::Matrix(m)) => m,
-        Ok(other) => return Err(Outcome::Fail(format!("range mode returned {}", other.type_name()))),
+        Ok(other) => {
+            return Err(Outcome::Fail(format!(
+                "range mode returned {}",
+                other.type_name()
+            )));
+        }
         Err(err) => return Err(classify(&err)),
     };
     if statement.kind == EvalKind::Ordered {
@@ -645,7 +737,15 @@ fn run_query(engine: &Engine<'_>, statement: &EvalStatement, expr: &Expr, t_ms: 
     }
     let at_t: Vec<VectorSample> = range
         .into_iter()
-        .filter_map(|s| s.samples.iter().find(|p| p.t_ms == t_ms).map(|p| VectorSample { labels: s.labels, value: p.value }))
+        .filter_map(|s| {
+            s.samples
+                .iter()
+                .find(|p| p.t_ms == t_ms)
+                .map(|p| VectorSample {
+                    labels: s.labels,
+                    value: p.value,
+                })
+        })
         .collect();
     let check = if let Value::Scalar(_) = result {
         match at_t.first() {
@@ -669,7 +769,9 @@ pub fn run(file: &TestFile) -> Result<Vec<StatementResult>, (usize, String)> {
             Command::Load { line, series } => {
                 for (labels, samples) in series {
                     for (t_ms, value) in samples {
-                        store.append(labels, *t_ms, *value).map_err(|e| (*line, e.to_string()))?;
+                        store
+                            .append(labels, *t_ms, *value)
+                            .map_err(|e| (*line, e.to_string()))?;
                     }
                 }
             }
@@ -689,11 +791,27 @@ pub fn run(file: &TestFile) -> Result<Vec<StatementResult>, (usize, String)> {
 /// Parses and runs one file from disk.
 pub fn run_file(path: &Path) -> Result<Vec<StatementResult>, Diagnostic> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostic::error(Location { file: path.to_path_buf(), ..Location::default() }, "", format!("cannot read: {e}"))
+        Diagnostic::error(
+            Location {
+                file: path.to_path_buf(),
+                ..Location::default()
+            },
+            "",
+            format!("cannot read: {e}"),
+        )
     })?;
     let file = parse(path, &text)?;
     run(&file).map_err(|(line, message)| {
-        Diagnostic::error(Location { file: path.to_path_buf(), document: 0, line, column: 1 }, "", message)
+        Diagnostic::error(
+            Location {
+                file: path.to_path_buf(),
+                document: 0,
+                line,
+                column: 1,
+            },
+            "",
+            message,
+        )
     })
 }
 

@@ -35,8 +35,14 @@ pub fn is_stale_nan(value: f64) -> bool {
 /// Errors of the store.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum StoreError {
-    #[error("out of order sample for {labels}: {t_ms} ms is not after the last sample at {last_t_ms} ms")]
-    OutOfOrder { labels: String, t_ms: i64, last_t_ms: i64 },
+    #[error(
+        "out of order sample for {labels}: {t_ms} ms is not after the last sample at {last_t_ms} ms"
+    )]
+    OutOfOrder {
+        labels: String,
+        t_ms: i64,
+        last_t_ms: i64,
+    },
     #[error("invalid label name {name:?}")]
     InvalidLabelName { name: String },
 }
@@ -58,9 +64,16 @@ pub struct Labels(Arc<[Label]>);
 impl Labels {
     /// Builds a label set from pairs: sorts by name, drops empty values, and keeps the last
     /// value when a name is given twice.
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (N, V)>) -> Labels {
-        let mut labels: Vec<Label> =
-            pairs.into_iter().map(|(name, value)| Label { name: name.into(), value: value.into() }).collect();
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Labels {
+        let mut labels: Vec<Label> = pairs
+            .into_iter()
+            .map(|(name, value)| Label {
+                name: name.into(),
+                value: value.into(),
+            })
+            .collect();
         Labels::from_vec(&mut labels)
     }
 
@@ -70,11 +83,11 @@ impl Labels {
         labels.sort_by(|a, b| a.name.cmp(&b.name));
         let mut out: Vec<Label> = Vec::with_capacity(labels.len());
         for label in labels.drain(..) {
-            if let Some(last) = out.last_mut() {
-                if last.name == label.name {
-                    *last = label;
-                    continue;
-                }
+            if let Some(last) = out.last_mut()
+                && last.name == label.name
+            {
+                *last = label;
+                continue;
             }
             out.push(label);
         }
@@ -101,7 +114,10 @@ impl Labels {
 
     /// The value of a label; `None` when absent.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.binary_search_by(|l| l.name.as_str().cmp(name)).ok().map(|i| self.0[i].value.as_str())
+        self.0
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].value.as_str())
     }
 
     /// The value of a label, or "" when absent (how matchers see a missing label).
@@ -119,27 +135,54 @@ impl Labels {
         if self.metric_name().is_none() {
             return self.clone();
         }
-        Labels(self.0.iter().filter(|l| l.name != METRIC_NAME).cloned().collect::<Vec<_>>().into())
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| l.name != METRIC_NAME)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+        )
     }
 
     /// Keeps only the labels whose names are listed.
     pub fn keep(&self, names: &[String]) -> Labels {
-        Labels(self.0.iter().filter(|l| names.iter().any(|n| *n == l.name)).cloned().collect::<Vec<_>>().into())
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| names.contains(&l.name))
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+        )
     }
 
     /// Removes the listed labels.
     pub fn remove(&self, names: &[String]) -> Labels {
-        if !self.0.iter().any(|l| names.iter().any(|n| *n == l.name)) {
+        if !self.0.iter().any(|l| names.contains(&l.name)) {
             return self.clone();
         }
-        Labels(self.0.iter().filter(|l| !names.iter().any(|n| *n == l.name)).cloned().collect::<Vec<_>>().into())
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| !names.contains(&l.name))
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+        )
     }
 
     /// Returns the set with one label set (or removed when `value` is empty).
     pub fn with(&self, name: &str, value: &str) -> Labels {
+        if self.get(name) == Some(value) {
+            return self.clone();
+        }
         let mut labels: Vec<Label> = self.0.iter().filter(|l| l.name != name).cloned().collect();
         if !value.is_empty() {
-            labels.push(Label { name: name.to_string(), value: value.to_string() });
+            labels.push(Label {
+                name: name.into(),
+                value: value.into(),
+            });
             labels.sort_by(|a, b| a.name.cmp(&b.name));
         }
         Labels(labels.into())
@@ -213,10 +256,17 @@ pub struct SeriesId(pub u32);
 #[derive(Clone, Debug)]
 pub struct Series {
     pub labels: Labels,
+    /// `labels` without `__name__`, kept because most PromQL operators drop the name.
+    labels_without_name: Labels,
     samples: Vec<Sample>,
 }
 
 impl Series {
+    /// The labels without `__name__`.
+    pub fn labels_without_metric_name(&self) -> &Labels {
+        &self.labels_without_name
+    }
+
     pub fn samples(&self) -> &[Sample] {
         &self.samples
     }
@@ -224,14 +274,22 @@ impl Series {
     /// The samples with `from_ms <= t_ms <= to_ms` (closed window, as 2.42's range selectors).
     pub fn samples_between(&self, from_ms: i64, to_ms: i64) -> &[Sample] {
         let lo = self.samples.partition_point(|s| s.t_ms < from_ms);
-        let hi = self.samples.partition_point(|s| s.t_ms <= to_ms);
-        if lo >= hi { &[] } else { &self.samples[lo..hi] }
+        // Windows are short next to a series: scan forward from `lo` rather than search again.
+        let mut hi = lo;
+        while hi < self.samples.len() && self.samples[hi].t_ms <= to_ms {
+            hi += 1;
+        }
+        &self.samples[lo..hi]
     }
 
     /// The newest sample at or before `t_ms`.
     pub fn latest_at_or_before(&self, t_ms: i64) -> Option<Sample> {
         let idx = self.samples.partition_point(|s| s.t_ms <= t_ms);
-        if idx == 0 { None } else { Some(self.samples[idx - 1]) }
+        if idx == 0 {
+            None
+        } else {
+            Some(self.samples[idx - 1])
+        }
     }
 }
 
@@ -254,14 +312,24 @@ pub struct Matcher {
 
 impl Matcher {
     pub fn equal(name: &str, value: &str) -> Matcher {
-        Matcher { name: name.to_string(), kind: MatchKind::Equal(value.to_string()) }
+        Matcher {
+            name: name.to_string(),
+            kind: MatchKind::Equal(value.to_string()),
+        }
     }
 
     /// Builds a regex matcher, anchoring the expression on both ends as Prometheus does.
     pub fn regex(name: &str, re: &str, negate: bool) -> Result<Matcher, regex::Error> {
         let compiled = Regex::new(&format!("^(?:{re})$"))?;
-        let kind = if negate { MatchKind::NotRegex(compiled) } else { MatchKind::Regex(compiled) };
-        Ok(Matcher { name: name.to_string(), kind })
+        let kind = if negate {
+            MatchKind::NotRegex(compiled)
+        } else {
+            MatchKind::Regex(compiled)
+        };
+        Ok(Matcher {
+            name: name.to_string(),
+            kind,
+        })
     }
 
     pub fn matches(&self, labels: &Labels) -> bool {
@@ -319,10 +387,16 @@ impl Store {
             return Ok(*id);
         }
         if let Some(bad) = labels.iter().find(|l| !is_valid_label_name(&l.name)) {
-            return Err(StoreError::InvalidLabelName { name: bad.name.clone() });
+            return Err(StoreError::InvalidLabelName {
+                name: bad.name.to_string(),
+            });
         }
         let id = SeriesId(self.series.len() as u32);
-        self.series.push(Series { labels: labels.clone(), samples: Vec::new() });
+        self.series.push(Series {
+            labels: labels.clone(),
+            labels_without_name: labels.without_metric_name(),
+            samples: Vec::new(),
+        });
         self.by_labels.insert(labels.clone(), id);
         let name = labels.metric_name().unwrap_or("").to_string();
         let ids = self.by_name.entry(name).or_default();
@@ -332,7 +406,12 @@ impl Store {
     }
 
     /// Appends a sample to the series with these labels (created on first use).
-    pub fn append(&mut self, labels: &Labels, t_ms: i64, value: f64) -> Result<SeriesId, StoreError> {
+    pub fn append(
+        &mut self,
+        labels: &Labels,
+        t_ms: i64,
+        value: f64,
+    ) -> Result<SeriesId, StoreError> {
         let id = self.series_id(labels)?;
         self.append_to(id, t_ms, value)?;
         Ok(id)
@@ -346,14 +425,14 @@ impl Store {
     /// Appends by id: the scraper's fast path once it knows its series.
     pub fn append_to(&mut self, id: SeriesId, t_ms: i64, value: f64) -> Result<(), StoreError> {
         let series = &mut self.series[id.0 as usize];
-        if let Some(last) = series.samples.last() {
-            if t_ms <= last.t_ms {
-                return Err(StoreError::OutOfOrder {
-                    labels: series.labels.to_string(),
-                    t_ms,
-                    last_t_ms: last.t_ms,
-                });
-            }
+        if let Some(last) = series.samples.last()
+            && t_ms <= last.t_ms
+        {
+            return Err(StoreError::OutOfOrder {
+                labels: series.labels.to_string(),
+                t_ms,
+                last_t_ms: last.t_ms,
+            });
         }
         series.samples.push(Sample { t_ms, value });
         self.n_samples += 1;
@@ -372,9 +451,17 @@ impl Store {
             MatchKind::Equal(v) if m.name == METRIC_NAME => Some(v.as_str()),
             _ => None,
         });
-        let keep = |id: &SeriesId| matchers.iter().all(|m| m.matches(&self.series[id.0 as usize].labels));
+        let keep = |id: &SeriesId| {
+            matchers
+                .iter()
+                .all(|m| m.matches(&self.series[id.0 as usize].labels))
+        };
         match by_name {
-            Some(name) => self.by_name.get(name).map(|ids| ids.iter().copied().filter(keep).collect()).unwrap_or_default(),
+            Some(name) => self
+                .by_name
+                .get(name)
+                .map(|ids| ids.iter().copied().filter(keep).collect())
+                .unwrap_or_default(),
             None => self.ids().filter(keep).collect(),
         }
     }

@@ -24,7 +24,8 @@ fn run_all(files: &[PathBuf]) -> (Tally, Vec<String>) {
     let mut total = Tally::default();
     let mut problems = Vec::new();
     for path in files {
-        let results = promqltest::run_file(path).unwrap_or_else(|diag| panic!("{}", diag.render_from_disk()));
+        let results =
+            promqltest::run_file(path).unwrap_or_else(|diag| panic!("{}", diag.render_from_disk()));
         let tally = Tally::of(&results);
         total.passed += tally.passed;
         total.failed += tally.failed;
@@ -47,14 +48,24 @@ fn upstream_promqltest_suite_passes_at_least_the_recorded_count() {
     // every upstream file and compare the passing count with fixtures/promql/upstream-pass-count.
     let upstream = repo_root().join("../shared/upstream/prometheus-v2.42.0-promqltest");
     if !upstream.is_dir() {
-        println!("skipped: {} is absent (the upstream suite is not vendored)", upstream.display());
+        println!(
+            "skipped: {} is absent (the upstream suite is not vendored)",
+            upstream.display()
+        );
         return;
     }
-    let recorded_text = std::fs::read_to_string(repo_root().join("fixtures/promql/upstream-pass-count"))
-        .expect("fixtures/promql/upstream-pass-count is part of the repository");
-    let recorded: usize = recorded_text.trim().parse().expect("upstream-pass-count holds one integer");
+    let recorded_text =
+        std::fs::read_to_string(repo_root().join("fixtures/promql/upstream-pass-count"))
+            .expect("fixtures/promql/upstream-pass-count is part of the repository");
+    let recorded: usize = recorded_text
+        .trim()
+        .parse()
+        .expect("upstream-pass-count holds one integer");
     let (tally, problems) = run_all(&test_files(&upstream));
-    println!("upstream: {} passed, {} failed, {} unsupported", tally.passed, tally.failed, tally.unsupported);
+    println!(
+        "upstream: {} passed, {} failed, {} unsupported",
+        tally.passed, tally.failed, tally.unsupported
+    );
     for p in &problems {
         println!("  {p}");
     }
@@ -71,8 +82,19 @@ fn the_plans_alert_slo_and_dashboard_expressions_give_their_hand_derived_values(
     // Goal: the plan's own expressions evaluate as derived by hand. Method: run every
     // fixtures/promql/*.test file; each statement must pass.
     let files = test_files(&repo_root().join("fixtures/promql"));
-    assert!(files.len() >= 3, "the alert, SLO and dashboard fixtures are present");
+    assert!(
+        files.len() >= 3,
+        "the alert, SLO and dashboard fixtures are present"
+    );
     let (tally, problems) = run_all(&files);
-    assert!(problems.is_empty(), "fixture statements failed:\n{}", problems.join("\n"));
-    assert!(tally.passed >= 28, "every fixture statement ran ({} passed)", tally.passed);
+    assert!(
+        problems.is_empty(),
+        "fixture statements failed:\n{}",
+        problems.join("\n")
+    );
+    assert!(
+        tally.passed >= 28,
+        "every fixture statement ran ({} passed)",
+        tally.passed
+    );
 }

@@ -9,7 +9,13 @@ fn series_come_out_ordered_by_label_set_whatever_the_insertion_order() {
     // Goal: deterministic iteration. Method: insert three series out of order, select them all.
     let mut store = Store::new();
     for instance in ["2", "0", "1"] {
-        store.append(&labels(&[("__name__", "up"), ("instance", instance)]), 0, 1.0).expect("fresh series");
+        store
+            .append(
+                &labels(&[("__name__", "up"), ("instance", instance)]),
+                0,
+                1.0,
+            )
+            .expect("fresh series");
     }
     let got: Vec<String> = store
         .select(&[Matcher::equal(METRIC_NAME, "up")])
@@ -27,7 +33,9 @@ fn a_stale_marker_is_told_apart_from_an_ordinary_nan() {
     let mut store = Store::new();
     let up = labels(&[("__name__", "up")]);
     store.append(&up, 0, 1.0).expect("first sample");
-    let id = store.mark_stale(&up, 15_000).expect("stale marker after the sample");
+    let id = store
+        .mark_stale(&up, 15_000)
+        .expect("stale marker after the sample");
     assert!(is_stale_nan(store.series(id).samples()[1].value));
 }
 
@@ -37,8 +45,14 @@ fn an_out_of_order_sample_is_refused() {
     let mut store = Store::new();
     let up = labels(&[("__name__", "up")]);
     store.append(&up, 10_000, 1.0).expect("first sample");
-    assert!(matches!(store.append(&up, 5_000, 1.0), Err(StoreError::OutOfOrder { .. })));
-    assert!(matches!(store.append(&up, 10_000, 1.0), Err(StoreError::OutOfOrder { .. })));
+    assert!(matches!(
+        store.append(&up, 5_000, 1.0),
+        Err(StoreError::OutOfOrder { .. })
+    ));
+    assert!(matches!(
+        store.append(&up, 10_000, 1.0),
+        Err(StoreError::OutOfOrder { .. })
+    ));
 }
 
 #[test]
@@ -46,8 +60,16 @@ fn regex_matchers_are_anchored_and_a_missing_label_matches_empty() {
     // Goal: matcher semantics of Prometheus. Method: a partial regex must not match; `x=""`
     // selects the series that lack `x`.
     let mut store = Store::new();
-    store.append(&labels(&[("__name__", "a"), ("job", "api-server")]), 0, 1.0).expect("fresh");
-    store.append(&labels(&[("__name__", "a"), ("job", "api"), ("x", "1")]), 0, 1.0).expect("fresh");
+    store
+        .append(&labels(&[("__name__", "a"), ("job", "api-server")]), 0, 1.0)
+        .expect("fresh");
+    store
+        .append(
+            &labels(&[("__name__", "a"), ("job", "api"), ("x", "1")]),
+            0,
+            1.0,
+        )
+        .expect("fresh");
     let partial = Matcher::regex("job", "api", false).expect("valid regex");
     assert_eq!(store.select(&[partial]).len(), 1);
     assert_eq!(store.select(&[Matcher::equal("x", "")]).len(), 1);
@@ -63,6 +85,15 @@ fn window_lookup_is_closed_on_both_ends() {
     }
     let id = store.select(&[Matcher::equal(METRIC_NAME, "up")])[0];
     let window = store.series(id).samples_between(10_000, 30_000);
-    assert_eq!(window.iter().map(|s| s.value).collect::<Vec<_>>(), [1.0, 2.0, 3.0]);
-    assert_eq!(store.series(id).latest_at_or_before(35_000).map(|s| s.value), Some(3.0));
+    assert_eq!(
+        window.iter().map(|s| s.value).collect::<Vec<_>>(),
+        [1.0, 2.0, 3.0]
+    );
+    assert_eq!(
+        store
+            .series(id)
+            .latest_at_or_before(35_000)
+            .map(|s| s.value),
+        Some(3.0)
+    );
 }
