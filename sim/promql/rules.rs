@@ -547,7 +547,6 @@ fn build_rule(
             );
         }
     }
-    drop(push);
     let mut duration_field = |value: &Option<Spanned<String>>, sub: &str| -> i64 {
         let Some(v) = value else { return 0 };
         parse_prom_duration(&v.value).unwrap_or_else(|msg| {
@@ -1056,10 +1055,10 @@ pub fn timelines(transitions: &[Transition]) -> Vec<AlertTimeline> {
                 out[idx].fired_at_ms = Some(t.at_ms);
             }
             AlertState::Inactive => {
-                if let Some(idx) = open.remove(&key) {
-                    if out[idx].fired_at_ms.is_some() {
-                        out[idx].resolved_at_ms = Some(t.at_ms);
-                    }
+                if let Some(idx) = open.remove(&key)
+                    && out[idx].fired_at_ms.is_some()
+                {
+                    out[idx].resolved_at_ms = Some(t.at_ms);
                 }
             }
         }

@@ -268,7 +268,7 @@ pub fn format_float_shortest(v: f64) -> String {
     let d = shortest_digits(v);
     let exp = d.point - 1;
     // Shortest mode decides between %e and %f with precision 6 (strconv `formatDigits`).
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         let frac = d.digits.len() - 1;
         return layout_e(neg, &d, frac, false);
     }

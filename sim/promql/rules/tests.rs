@@ -347,7 +347,7 @@ fn unknown_fields_and_bad_templates_are_rejected() {
 fn timelines_fold_transitions_into_episodes() {
     // Goal: transitions become pending/fire/resolve times per episode.
     let mut group = one_group(ALERT_RULE);
-    let (transitions, _) = run(&mut group, 900, |t| t < 450 || t >= 600);
+    let (transitions, _) = run(&mut group, 900, |t| !(450..600).contains(&t));
     let lives = timelines(&transitions);
     assert_eq!(lives.len(), 2);
     assert_eq!(

@@ -120,8 +120,8 @@ fn printf_formats_like_go() {
         "a-%!s(MISSING)"
     );
     assert_eq!(
-        render("{{ printf \"%5.1f|%-4s|\" $value \"x\" }}", 3.14159, &[]),
-        "  3.1|x   |"
+        render("{{ printf \"%5.1f|%-4s|\" $value \"x\" }}", 2.25, &[]),
+        "  2.2|x   |"
     );
     assert_eq!(
         render("{{ printf \"%e\" $value }}", 1234.5, &[]),
