@@ -409,6 +409,45 @@ pub fn parse_rule_file(
     }
 }
 
+/// Gives a parser message promtool's `line:col: parse error: ` prefix where the position
+/// can be recovered (promql-parser's messages carry none): the end of input for unclosed
+/// constructs, the function name for unknown functions. Other messages stay as they are.
+fn with_parse_position(expr: &str, message: &str) -> String {
+    let position_of = |byte: usize| {
+        let before = &expr[..byte];
+        let line = before.matches('\n').count() + 1;
+        let col = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
+        format!("{line}:{col}")
+    };
+    if message.starts_with("unclosed") || message.starts_with("unexpected end of input") {
+        return format!("{}: parse error: {message}", position_of(expr.len()));
+    }
+    if let Some(name) = message.strip_prefix("unknown function with name ") {
+        let name = name.trim_matches(['\'', '"']);
+        let pattern = format!(
+            r"(?:^|[^A-Za-z0-9_:])(?P<name>{})\s*\(",
+            regex::escape(name)
+        );
+        let found = regex::Regex::new(&pattern).ok().and_then(|re| {
+            re.captures(expr)
+                .and_then(|c| c.name("name"))
+                .map(|m| m.start())
+        });
+        if let Some(byte) = found {
+            return format!(
+                "{}: parse error: unknown function with name \"{name}\"",
+                position_of(byte)
+            );
+        }
+    }
+    message.to_string()
+}
+
 /// Validates and builds one rule (`RuleNode.Validate` plus template parsing).
 fn build_rule(
     path: &Path,
@@ -485,7 +524,10 @@ fn build_rule(
                 push(
                     spanned_at(path, e),
                     "expr",
-                    format!("could not parse expression: {}", msg.trim()),
+                    format!(
+                        "could not parse expression: {}",
+                        with_parse_position(&e.value, msg.trim())
+                    ),
                 );
             }
         }

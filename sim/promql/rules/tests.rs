@@ -418,3 +418,25 @@ fn live_schedule_runs_each_group_on_its_own_grid() {
         assert_eq!((life.fired_at_ms.unwrap() - first_ms) % interval_ms, 0);
     }
 }
+
+#[test]
+fn parse_errors_get_promtools_position_where_it_can_be_recovered() {
+    // Goal: PromQL syntax errors name the position inside the expression like promtool
+    // (`1:16: parse error: ...`). Method: the cases checked against promtool 2.42.
+    assert_eq!(
+        with_parse_position("sum(rate(x[5m])", "unclosed left parenthesis"),
+        "1:16: parse error: unclosed left parenthesis"
+    );
+    assert_eq!(
+        with_parse_position("up\nand\nbar(x)\n", "unknown function with name 'bar'"),
+        "3:1: parse error: unknown function with name \"bar\""
+    );
+    assert_eq!(
+        with_parse_position("é + nosuch(x)", "unknown function with name 'nosuch'"),
+        "1:5: parse error: unknown function with name \"nosuch\""
+    );
+    assert_eq!(
+        with_parse_position("up ==", "invalid promql query"),
+        "invalid promql query"
+    );
+}
