@@ -40,11 +40,19 @@ fn promtool_version() -> Option<String> {
         .then(|| text.lines().next().unwrap_or("").to_string())
 }
 
+/// The lines after `  FAILED:` up to the end of that file's report, trailing space trimmed.
+fn failure_block(text: &str) -> String {
+    let after = text.split_once("  FAILED:\n").map(|(_, rest)| rest).unwrap_or("");
+    let block = after.split("\nUnit Testing:").next().unwrap_or("");
+    let block = block.rsplit_once("\n\n").map(|(head, _)| head).unwrap_or(block);
+    block.lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim().to_string()
+}
+
 #[test]
 fn twin_and_promtool_give_the_same_verdict_on_every_fixture() {
     // Goal: twin's rule engine agrees with promtool 2.42 on every fixture, passing and
-    // failing ones alike. Method: run both on each file and compare pass/fail; print any
-    // disagreement with both outputs.
+    // failing ones alike, and fails with promtool's own words. Method: run both on each
+    // file; compare pass/fail, and for files both fail, the failure report line for line.
     let Some(version) = promtool_version() else {
         let why = "promtool is not on PATH (apt-get install prometheus)";
         if std::env::var("TWIN_REQUIRE_PEERS").as_deref() == Ok("1") {
@@ -67,6 +75,17 @@ fn twin_and_promtool_give_the_same_verdict_on_every_fixture() {
             .expect("promtool runs");
         let (code, text) = twin(file);
         let peer_passed = peer.status.success();
+        if !peer_passed && code == 1 {
+            // Both failed: promtool's failure text (stderr) must be twin's, line for line.
+            let peer_text = String::from_utf8_lossy(&peer.stderr).into_owned();
+            let (peer_block, twin_block) = (failure_block(&peer_text), failure_block(&text));
+            if peer_block != twin_block {
+                disagreements.push(format!(
+                    "{}: both failed, with different reports\n--- promtool:\n{peer_block}\n--- twin:\n{twin_block}",
+                    file.display()
+                ));
+            }
+        }
         if peer_passed != (code == 0) {
             disagreements.push(format!(
                 "{}: promtool {} but twin {} (exit {code})\n--- promtool:\n{}{}\n--- twin:\n{text}",
