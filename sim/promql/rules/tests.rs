@@ -440,3 +440,73 @@ fn parse_errors_get_promtools_position_where_it_can_be_recovered() {
         "invalid promql query"
     );
 }
+
+/// Firing state of the one alert after each 30s step, for a condition given per step.
+fn firing_per_step(for_steps: i64, keep_steps: i64, cond: &[bool]) -> Vec<bool> {
+    let yaml = format!(
+        "groups:\n- name: g\n  rules:\n  - alert: P\n    expr: x > 0\n    for: {}s\n    keep_firing_for: {}s\n",
+        for_steps * 30,
+        keep_steps * 30
+    );
+    let mut group = one_group(&yaml);
+    let cond_at = cond.to_vec();
+    let mut storage = Scripted {
+        answer: move |_: &str, t: i64| {
+            if cond_at[(t / (30 * SEC)) as usize] {
+                vec![Sample {
+                    labels: labels(&[("pod", "p")]),
+                    value: 1.0,
+                }]
+            } else {
+                vec![]
+            }
+        },
+        appended: Vec::new(),
+    };
+    let mut out = Vec::new();
+    for step in 0..cond.len() as i64 {
+        group.evaluate(step * 30 * SEC, &mut storage, &EvalContext::default());
+        let RuleKind::Alerting(rule) = &group.rules[0].kind else {
+            panic!("alerting rule expected")
+        };
+        out.push(rule.active_alerts().any(|a| a.state == AlertState::Firing));
+    }
+    out
+}
+
+proptest::proptest! {
+    #[test]
+    fn an_alert_fires_exactly_when_its_condition_held_for_the_whole_for_window(
+        cond in proptest::collection::vec(proptest::bool::ANY, 1..40),
+        for_steps in 0i64..6,
+        keep_steps in 0i64..4,
+    ) {
+        // Goal: the state machine's contract over any condition history (§3.1). Method:
+        // random condition per 30s step; check (1) a condition true over the last `for`
+        // window means firing, (2) firing with the condition true needs that window, and
+        // (3) firing with the condition false is keep_firing_for holding, for less than K
+        // since the first false step after the alert last saw the condition.
+        let firing = firing_per_step(for_steps, keep_steps, &cond);
+        let f = for_steps as usize;
+        for i in 0..cond.len() {
+            let window_true = i >= f && cond[i - f..=i].iter().all(|c| *c);
+            if window_true {
+                proptest::prop_assert!(firing[i], "step {i}: window true but not firing");
+            }
+            if firing[i] && cond[i] {
+                // The alert went active at the start of a run of trues (or earlier, when it
+                // was kept firing across a gap); either way a full window exists by now.
+                let run_start = (0..=i).rev().take_while(|&j| cond[j]).last().unwrap_or(i);
+                let kept_across_gap = run_start > 0 && firing[run_start - 1];
+                proptest::prop_assert!(kept_across_gap || i - run_start >= f, "step {i}: fired early");
+            }
+            if firing[i] && !cond[i] {
+                proptest::prop_assert!(keep_steps > 0, "step {i}: firing on a false condition without keep_firing_for");
+                let last_true = (0..i).rev().find(|&j| cond[j]);
+                proptest::prop_assert!(last_true.is_some());
+                let first_false = last_true.unwrap_or(0) + 1;
+                proptest::prop_assert!(((i - first_false) as i64) < keep_steps, "step {i}: kept too long");
+            }
+        }
+    }
+}
