@@ -896,7 +896,7 @@ fn run_test_group(file: &TestFile, test: &TestGroup) -> Vec<String> {
                 .all(|(g, e)| g.0 == e.0 && g.1 == e.1);
         if !equal {
             errors.push(format!(
-                "{test_name}    expr: {}, time: {time},\n        exp: {}\n        got: {}",
+                "    expr: {}, time: {time},\n        exp: {}\n        got: {}",
                 go_quote(&case.expr),
                 samples_string(&expected),
                 samples_string(&got)
