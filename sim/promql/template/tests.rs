@@ -314,3 +314,33 @@ fn seed_llm_cost_annotation_renders_dollars() {
         "LLM API costs are $150.00/hour"
     );
 }
+
+#[test]
+fn execution_errors_name_line_column_and_command_like_go() {
+    // Goal: a failing function prints Go's "template: NAME:LINE:COL: executing ... at <cmd>"
+    // text, columns shifted by Prometheus's prepended definitions on line 1. Method: the
+    // message promtool 2.42 printed for `humanize` of a non-number (fixture
+    // template-functions.yaml), and a second-line error.
+    let err = expand(
+        "TemplateText",
+        "{{ humanize $labels.gpu_model }}",
+        &data(0.0, &[("gpu_model", "H100-Sxm")]),
+    )
+    .expect_err("humanize of text fails");
+    assert_eq!(
+        err.to_string(),
+        "error executing template __alert_TemplateText: template: __alert_TemplateText:1:115: executing \"__alert_TemplateText\" at <humanize $labels.gpu_model>: error calling humanize: strconv.ParseFloat: parsing \"H100-Sxm\": invalid syntax"
+    );
+    let err = expand(
+        "A",
+        "x\n  {{ $labels.a | humanize }}",
+        &data(0.0, &[("a", "q")]),
+    )
+    .expect_err("fails");
+    assert!(
+        err.to_string().contains(
+            "__alert_A:2:17: executing \"__alert_A\" at <humanize>: error calling humanize"
+        ),
+        "{err}"
+    );
+}
