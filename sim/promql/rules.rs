@@ -605,12 +605,12 @@ fn build_rule(
     if !alert.is_empty() {
         for (kind, map) in [("label", &labels), ("annotation", &annotations)] {
             for (name, text) in map {
-                if let Err(err) = template::check(text) {
+                if let Err(err) = template::check(&alert, text) {
                     diags.push(Diagnostic::error(
                         rule_loc.clone(),
                         format!("{field}.{kind}s.{name}"),
                         format!(
-                            "group \"{group}\", rule {}, \"{rule_name}\": {kind} {name:?}: error parsing template __alert_{alert}: {err}",
+                            "group \"{group}\", rule {}, \"{rule_name}\": {kind} {name:?}: {err}",
                             rule_idx + 1
                         ),
                     ));

@@ -110,10 +110,14 @@ fn go_error_position(text: &str, pos: usize) -> (usize, usize) {
 }
 
 /// Checks that a template parses (what `promtool check rules` does for labels/annotations).
-pub fn check(text: &str) -> Result<(), TemplateError> {
-    parse(text)
-        .map(|_| ())
-        .map_err(|err| TemplateError(format!("template: {}: {}", err.line, err.message)))
+/// `name` is the alert name; the message reads like Go's (`template: __alert_X:1: ...`).
+pub fn check(name: &str, text: &str) -> Result<(), TemplateError> {
+    parse(text).map(|_| ()).map_err(|err| {
+        TemplateError(format!(
+            "template: __alert_{name}:{}: {}",
+            err.line, err.message
+        ))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

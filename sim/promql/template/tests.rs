@@ -288,8 +288,12 @@ fn unknown_functions_and_bad_syntax_are_errors() {
     assert!(expand("X", "{{ $value ", &TemplateData::default()).is_err());
     assert!(expand("X", "{{ if $value }}x", &TemplateData::default()).is_err());
     assert!(expand("X", "{{ $nope }}", &TemplateData::default()).is_err());
-    assert!(check("{{ humanize $value }}").is_ok());
-    assert!(check("{{ end }}").is_err());
+    assert!(check("X", "{{ humanize $value }}").is_ok());
+    assert_eq!(
+        check("V", "{{ $value | nosuch }}").map_err(|e| e.to_string()),
+        Err("template: __alert_V:1: function \"nosuch\" not defined".to_string())
+    );
+    assert!(check("X", "{{ end }}").is_err());
 }
 
 #[test]
