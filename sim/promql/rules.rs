@@ -372,9 +372,9 @@ pub fn parse_rule_file(
         let interval_ms = match &group_doc.interval {
             None => default_interval_ms,
             Some(iv) => match parse_prom_duration(&iv.value) {
-                Ok(0) | Err(_) if iv.value.is_empty() => default_interval_ms,
-                Ok(ms) if ms > 0 => ms,
-                Ok(_) => default_interval_ms,
+                // A zero interval means the global one (`Manager.LoadGroups`).
+                Ok(0) => default_interval_ms,
+                Ok(ms) => ms,
                 Err(msg) => {
                     diags.push(Diagnostic::error(
                         spanned_at(path, iv),
