@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use indexmap::IndexMap;
@@ -91,7 +91,12 @@ pub(crate) struct SelectionCache {
 }
 
 /// A selector as it was when matched, and the series it matched.
-type CachedSelection = (VectorSelector, Rc<[SeriesId]>);
+type CachedSelection = (VectorSelector, Arc<[SeriesId]>);
+
+/// Most steps one subquery may take. Prometheus bounds the work through its sample limit
+/// (50 M by default) and query timeout; the twin bounds the steps so that a typo such as
+/// `x[1y:1ms]` fails fast with a message instead of running for hours.
+const SUBQUERY_STEPS_MAX: i64 = 1_000_000;
 
 /// Beyond this many cached selectors the cache starts over (a long-lived engine fed many
 /// distinct expressions).
@@ -105,22 +110,24 @@ pub(crate) struct Evaluator<'s, 'c> {
     selections: &'c SelectionCache,
 }
 
+/// A duration in milliseconds, saturating (durations come from the query text).
 fn duration_ms(d: &Duration) -> i64 {
-    d.as_millis() as i64
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn offset_ms(offset: &Option<Offset>) -> i64 {
     match offset {
         None => 0,
         Some(Offset::Pos(d)) => duration_ms(d),
-        Some(Offset::Neg(d)) => -duration_ms(d),
+        Some(Offset::Neg(d)) => duration_ms(d).saturating_neg(),
     }
 }
 
+/// An `@` time (a parsed value, not a clock reading) in Unix milliseconds, saturating.
 fn system_time_ms(t: &SystemTime) -> i64 {
     match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(before) => -(before.duration().as_millis() as i64),
+        Ok(d) => duration_ms(&d),
+        Err(before) => duration_ms(&before.duration()).saturating_neg(),
     }
 }
 
@@ -206,7 +213,10 @@ impl<'s, 'c> Evaluator<'s, 'c> {
                     )));
                 }
             }
-            t_ms += step_ms;
+            let Some(next) = t_ms.checked_add(step_ms) else {
+                break;
+            };
+            t_ms = next;
         }
         Ok(Value::Matrix(
             out.into_iter()
@@ -285,11 +295,11 @@ impl<'s, 'c> Evaluator<'s, 'c> {
             Some(AtModifier::End) => ctx.end_ms,
             Some(AtModifier::At(t)) => system_time_ms(t),
         };
-        base - offset_ms(offset)
+        base.saturating_sub(offset_ms(offset))
     }
 
     /// The series a selector matches, in label-set order (memoised per node).
-    fn selection(&self, vs: &VectorSelector) -> Result<Rc<[SeriesId]>, PromqlError> {
+    fn selection(&self, vs: &VectorSelector) -> Result<Arc<[SeriesId]>, PromqlError> {
         let key = vs as *const VectorSelector as usize;
         if let Some((cached, ids)) = self.selections.entries.borrow().get(&key)
             && cached == vs
@@ -317,7 +327,7 @@ impl<'s, 'c> Evaluator<'s, 'c> {
                 kind,
             });
         }
-        let ids: Rc<[SeriesId]> = self.store.select(&matchers).into();
+        let ids = self.store.select_shared(&matchers);
         let mut entries = self.selections.entries.borrow_mut();
         if entries.len() >= SELECTION_CACHE_MAX {
             entries.clear();
@@ -340,7 +350,7 @@ impl<'s, 'c> Evaluator<'s, 'c> {
         for id in ids.iter() {
             let series = self.store.series(*id);
             if let Some(sample) = series.latest_at_or_before(ref_ms)
-                && sample.t_ms >= ref_ms - self.options.lookback_ms
+                && sample.t_ms >= ref_ms.saturating_sub(self.options.lookback_ms)
                 && !is_stale_nan(sample.value)
             {
                 out.push((series.labels.clone(), sample.t_ms, sample.value));
@@ -375,7 +385,7 @@ impl<'s, 'c> Evaluator<'s, 'c> {
     ) -> Result<Vec<Window<'s>>, PromqlError> {
         let ids = self.selection(&ms.vs)?;
         let ref_ms = self.reference_ms(&ms.vs.at, &ms.vs.offset, ctx);
-        let from_ms = ref_ms - duration_ms(&ms.range);
+        let from_ms = ref_ms.saturating_sub(duration_ms(&ms.range));
         let store: &'s Store = self.store;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids.iter() {
@@ -408,11 +418,11 @@ impl<'s, 'c> Evaluator<'s, 'c> {
         match unwrap_parens(expr) {
             Expr::MatrixSelector(ms) => {
                 let to = self.reference_ms(&ms.vs.at, &ms.vs.offset, ctx);
-                Some((to - duration_ms(&ms.range), to))
+                Some((to.saturating_sub(duration_ms(&ms.range)), to))
             }
             Expr::Subquery(sq) => {
                 let to = self.reference_ms(&sq.at, &sq.offset, ctx);
-                Some((to - duration_ms(&sq.range), to))
+                Some((to.saturating_sub(duration_ms(&sq.range)), to))
             }
             _ => None,
         }
@@ -434,12 +444,18 @@ impl<'s, 'c> Evaluator<'s, 'c> {
         if step_ms <= 0 {
             return Err(PromqlError::eval("subquery step must be positive"));
         }
-        let from_ms = ref_ms - range_ms;
+        let from_ms = ref_ms.saturating_sub(range_ms);
+        if (ref_ms - from_ms) / step_ms > SUBQUERY_STEPS_MAX {
+            return Err(PromqlError::eval(format!(
+                "subquery would evaluate {} steps, more than the twin's limit of {SUBQUERY_STEPS_MAX}",
+                (ref_ms - from_ms) / step_ms
+            )));
+        }
         // Go's integer division truncates toward zero; so does Rust's, which keeps the
         // alignment identical for negative times too.
         let mut t_ms = step_ms * (from_ms / step_ms);
         if t_ms < from_ms {
-            t_ms += step_ms;
+            t_ms = t_ms.saturating_add(step_ms);
         }
         let mut out: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
         while t_ms <= ref_ms {
@@ -464,7 +480,10 @@ impl<'s, 'c> Evaluator<'s, 'c> {
                     )));
                 }
             }
-            t_ms += step_ms;
+            let Some(next) = t_ms.checked_add(step_ms) else {
+                break;
+            };
+            t_ms = next;
         }
         Ok(out
             .into_iter()

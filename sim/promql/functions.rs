@@ -37,6 +37,81 @@ pub(crate) fn go_min(x: f64, y: f64) -> f64 {
     if x < y { x } else { y }
 }
 
+/// Go's `math.Frexp`: `x = frac * 2^exp` with `frac` in [0.5, 1); zero, infinities and NaN
+/// come back unchanged with exponent 0.
+fn go_frexp(x: f64) -> (f64, i32) {
+    if x == 0.0 || x.is_infinite() || x.is_nan() {
+        return (x, 0);
+    }
+    let (mut x, mut exp) = (x, 0);
+    if x.abs() < f64::MIN_POSITIVE {
+        // Normalise a subnormal first.
+        x *= (1u64 << 52) as f64;
+        exp = -52;
+    }
+    let bits = x.to_bits();
+    exp += ((bits >> 52) & 0x7ff) as i32 - 1022;
+    let frac = f64::from_bits((bits & !(0x7ff << 52)) | (1022 << 52));
+    (frac, exp)
+}
+
+/// Go's `math.Log` (the FreeBSD `e_log.c` algorithm Go implements), which can differ from
+/// C's `log` in the last bit; `ln`, `log2` and `log10` go through it, as in Go.
+// The constants are written as in Go's source (and FreeBSD's), digits beyond f64 included.
+#[allow(clippy::excessive_precision)]
+pub(crate) fn go_log(x: f64) -> f64 {
+    const LN2_HI: f64 = 6.93147180369123816490e-01;
+    const LN2_LO: f64 = 1.90821492927058770002e-10;
+    const L1: f64 = 6.666666666666735130e-01;
+    const L2: f64 = 3.999999999940941908e-01;
+    const L3: f64 = 2.857142874366239149e-01;
+    const L4: f64 = 2.222219843214978396e-01;
+    const L5: f64 = 1.818357216161805012e-01;
+    const L6: f64 = 1.531383769920937332e-01;
+    const L7: f64 = 1.479819860511658591e-01;
+    if x.is_nan() || x == f64::INFINITY {
+        return x;
+    }
+    if x < 0.0 {
+        return f64::NAN;
+    }
+    if x == 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    let (mut f1, mut ki) = go_frexp(x);
+    if f1 < std::f64::consts::SQRT_2 / 2.0 {
+        f1 *= 2.0;
+        ki -= 1;
+    }
+    let f = f1 - 1.0;
+    let k = ki as f64;
+    let s = f / (2.0 + f);
+    let s2 = s * s;
+    let s4 = s2 * s2;
+    let t1 = s2 * (L1 + s4 * (L3 + s4 * (L5 + s4 * L7)));
+    let t2 = s4 * (L2 + s4 * (L4 + s4 * L6));
+    let r = t1 + t2;
+    let hfsq = 0.5 * f * f;
+    k * LN2_HI - ((hfsq - (s * (hfsq + r) + k * LN2_LO)) - f)
+}
+
+/// Go's `math.Log2`, which is exact for powers of two and otherwise goes through `Log`.
+pub(crate) fn go_log2(x: f64) -> f64 {
+    let (frac, exp) = go_frexp(x);
+    if frac == 0.5 {
+        return (exp - 1) as f64;
+    }
+    // Go folds `1/Ln2` exactly at compile time: the correctly rounded log2(e).
+    go_log(frac) * std::f64::consts::LOG2_E + exp as f64
+}
+
+/// Go's `math.Log10`: `Log(x) * (1/Ln10)`, which can differ from C's `log10` in the last
+/// bit (log10(20) is 1.301029995663981 in Go, 1.3010299956639813 in C).
+pub(crate) fn go_log10(x: f64) -> f64 {
+    // Go folds `1/Ln10` exactly at compile time: the correctly rounded log10(e).
+    go_log(x) * std::f64::consts::LOG10_E
+}
+
 /// Go's `math.Pow` agrees with C's `pow` on the special cases PromQL reaches.
 pub(crate) fn go_pow(x: f64, y: f64) -> f64 {
     x.powf(y)
@@ -400,9 +475,9 @@ fn simple(name: &str) -> Option<fn(f64) -> f64> {
         "floor" => f64::floor,
         "exp" => f64::exp,
         "sqrt" => f64::sqrt,
-        "ln" => f64::ln,
-        "log2" => f64::log2,
-        "log10" => f64::log10,
+        "ln" => go_log,
+        "log2" => go_log2,
+        "log10" => go_log10,
         "sin" => f64::sin,
         "cos" => f64::cos,
         "tan" => f64::tan,
@@ -812,6 +887,18 @@ fn call_matrix(
         if i != matrix_index {
             scalars.push(ev.eval_scalar(a, ctx)?);
         }
+    }
+    let n_scalars = match name {
+        "holt_winters" => 2,
+        "predict_linear" | "quantile_over_time" => 1,
+        _ => 0,
+    };
+    if scalars.len() != n_scalars {
+        return Err(PromqlError::eval(format!(
+            "{name}: expected {} arguments, got {}",
+            n_scalars + 1,
+            args.len()
+        )));
     }
     let Some((range_start_ms, range_end_ms)) = ev.range_window(matrix_arg, ctx) else {
         return Err(PromqlError::eval(format!(

@@ -55,8 +55,10 @@ pub struct EvalStatement {
 #[derive(Clone, Debug)]
 pub enum Command {
     Clear,
+    /// `load <step>`: series with their `(t_ms, value)` samples, slot i at `i * step_ms`.
     Load {
         line: usize,
+        step_ms: i64,
         series: Vec<(Labels, Vec<(i64, f64)>)>,
     },
     Eval(EvalStatement),
@@ -299,6 +301,9 @@ impl<'a> LineParser<'a> {
     }
 }
 
+/// Largest `N` accepted in `axN`/`_xN`: far beyond any test, small enough to allocate.
+const REPETITION_MAX: usize = 10_000_000;
+
 /// One item of the expanding notation; `None` is an omitted slot, values are in order.
 fn expand_item(token: &str) -> Result<Vec<Option<f64>>, String> {
     if token == "_" {
@@ -307,7 +312,9 @@ fn expand_item(token: &str) -> Result<Vec<Option<f64>>, String> {
     if let Some(n) = token.strip_prefix("_x") {
         let n: usize = n
             .parse()
-            .map_err(|_| format!("invalid repetition in {token:?}"))?;
+            .ok()
+            .filter(|n| *n <= REPETITION_MAX)
+            .ok_or_else(|| format!("invalid repetition in {token:?}"))?;
         return Ok(vec![None; n]);
     }
     let value_of = |text: &str| -> Result<f64, String> {
@@ -322,7 +329,9 @@ fn expand_item(token: &str) -> Result<Vec<Option<f64>>, String> {
     let (head, count) = (&token[..x_pos], &token[x_pos + 1..]);
     let n: u64 = count
         .parse()
-        .map_err(|_| format!("invalid repetition in {token:?}"))?;
+        .ok()
+        .filter(|n| *n <= REPETITION_MAX as u64)
+        .ok_or_else(|| format!("invalid repetition in {token:?} (at most {REPETITION_MAX})"))?;
     // Split `a+b` / `a-b`: the operator is the first sign after the first character that is
     // not part of an exponent.
     let bytes = head.as_bytes();
@@ -424,6 +433,7 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, Diagnostic> {
             }
             commands.push(Command::Load {
                 line: load_line,
+                step_ms,
                 series: defs.into_iter().collect(),
             });
         } else if word.starts_with("eval") {
@@ -674,7 +684,13 @@ fn queries(expr: &Expr, t_ms: i64) -> Vec<(Expr, i64)> {
     let times: Vec<i64> = if t_ms == 0 {
         vec![-1000, 0, 1000]
     } else {
-        vec![-10 * t_ms, 0, t_ms / 5, t_ms, 10 * t_ms]
+        vec![
+            t_ms.saturating_mul(-10),
+            0,
+            t_ms / 5,
+            t_ms,
+            t_ms.saturating_mul(10),
+        ]
     };
     out.extend(times.into_iter().map(|t| (pinned.clone(), t)));
     out
@@ -722,7 +738,12 @@ fn run_query(
     };
     compare(statement, &result, statement.kind == EvalKind::Ordered).map_err(Outcome::Fail)?;
     // Range mode, as upstream: the middle step of [t-1m, t+1m] must give the same result.
-    let range = match engine.eval_range_expr(expr, t_ms - 60_000, t_ms + 60_000, 60_000) {
+    let range = match engine.eval_range_expr(
+        expr,
+        t_ms.saturating_sub(60_000),
+        t_ms.saturating_add(60_000),
+        60_000,
+    ) {
         Ok(Value::Matrix(m)) => m,
         Ok(other) => {
             return Err(Outcome::Fail(format!(
@@ -766,7 +787,7 @@ pub fn run(file: &TestFile) -> Result<Vec<StatementResult>, (usize, String)> {
     for command in &file.commands {
         match command {
             Command::Clear => store.clear(),
-            Command::Load { line, series } => {
+            Command::Load { line, series, .. } => {
                 for (labels, samples) in series {
                     for (t_ms, value) in samples {
                         store

@@ -10,9 +10,9 @@
 //! duplicate names and no empty values (an empty value means "no such label", as upstream);
 //! every iteration is ordered by label set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use regex::Regex;
 
@@ -343,6 +343,21 @@ impl Matcher {
     }
 }
 
+/// Memoised selections: matcher key -> (number of series when last brought up to date, the
+/// matching ids in label-set order). Series are only ever added, so an entry is extended
+/// with the series created since, never recomputed. Never iterated.
+#[derive(Debug, Default)]
+struct SelectionMemo(Mutex<HashMap<String, (usize, Arc<[SeriesId]>)>>);
+
+impl Clone for SelectionMemo {
+    fn clone(&self) -> Self {
+        SelectionMemo::default()
+    }
+}
+
+/// Beyond this many distinct matcher sets the memo starts over.
+const SELECTION_MEMO_MAX: usize = 4096;
+
 /// The store. See the module doc for its invariants.
 #[derive(Clone, Debug, Default)]
 pub struct Store {
@@ -351,6 +366,7 @@ pub struct Store {
     /// Series of each metric name, kept sorted by label set.
     by_name: BTreeMap<String, Vec<SeriesId>>,
     n_samples: usize,
+    memo: SelectionMemo,
 }
 
 impl Store {
@@ -447,6 +463,53 @@ impl Store {
     /// The series matching all matchers, ordered by label set. An equality matcher on
     /// `__name__` narrows the scan to that metric's series.
     pub fn select(&self, matchers: &[Matcher]) -> Vec<SeriesId> {
+        self.select_uncached(matchers)
+    }
+
+    /// [`Store::select`], memoised across calls: a rule evaluated every interval matches
+    /// its selectors once, then only against the series created since.
+    pub fn select_shared(&self, matchers: &[Matcher]) -> Arc<[SeriesId]> {
+        let mut key = String::new();
+        for m in matchers {
+            let (op, value) = match &m.kind {
+                MatchKind::Equal(v) => ("=", v.as_str()),
+                MatchKind::NotEqual(v) => ("!=", v.as_str()),
+                MatchKind::Regex(re) => ("=~", re.as_str()),
+                MatchKind::NotRegex(re) => ("!~", re.as_str()),
+            };
+            for part in [m.name.as_str(), op, value] {
+                key.push_str(part);
+                key.push('\u{0}');
+            }
+        }
+        let mut memo = self.memo.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let n_series = self.series.len();
+        if let Some((seen, ids)) = memo.get(&key) {
+            if *seen == n_series {
+                return ids.clone();
+            }
+            let mut ids = ids.to_vec();
+            for idx in *seen..n_series {
+                let labels = &self.series[idx].labels;
+                if matchers.iter().all(|m| m.matches(labels)) {
+                    let pos =
+                        ids.partition_point(|other| self.series[other.0 as usize].labels < *labels);
+                    ids.insert(pos, SeriesId(idx as u32));
+                }
+            }
+            let ids: Arc<[SeriesId]> = ids.into();
+            memo.insert(key, (n_series, ids.clone()));
+            return ids;
+        }
+        let ids: Arc<[SeriesId]> = self.select_uncached(matchers).into();
+        if memo.len() >= SELECTION_MEMO_MAX {
+            memo.clear();
+        }
+        memo.insert(key, (n_series, ids.clone()));
+        ids
+    }
+
+    fn select_uncached(&self, matchers: &[Matcher]) -> Vec<SeriesId> {
         let by_name = matchers.iter().find_map(|m| match &m.kind {
             MatchKind::Equal(v) if m.name == METRIC_NAME => Some(v.as_str()),
             _ => None,

@@ -98,3 +98,5 @@ fn the_plans_alert_slo_and_dashboard_expressions_give_their_hand_derived_values(
         tally.passed
     );
 }
+
+mod differential;

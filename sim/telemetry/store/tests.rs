@@ -97,3 +97,31 @@ fn window_lookup_is_closed_on_both_ends() {
         Some(3.0)
     );
 }
+
+#[test]
+fn a_memoised_selection_picks_up_series_created_after_it() {
+    // Goal: select_shared never serves a stale answer. Method: select, add a matching and a
+    // non-matching series, select again; compare with the unmemoised select.
+    let mut store = Store::new();
+    store
+        .append(&labels(&[("__name__", "up"), ("job", "b")]), 0, 1.0)
+        .expect("fresh");
+    let matchers = [
+        Matcher::equal(METRIC_NAME, "up"),
+        Matcher::regex("job", "a|b", false).expect("valid"),
+    ];
+    assert_eq!(store.select_shared(&matchers).len(), 1);
+    store
+        .append(&labels(&[("__name__", "up"), ("job", "a")]), 0, 1.0)
+        .expect("fresh");
+    store
+        .append(&labels(&[("__name__", "up"), ("job", "c")]), 0, 1.0)
+        .expect("fresh");
+    assert_eq!(
+        store.select_shared(&matchers).to_vec(),
+        store.select(&matchers)
+    );
+    assert_eq!(store.select_shared(&matchers).len(), 2);
+    store.clear();
+    assert!(store.select_shared(&matchers).is_empty());
+}
