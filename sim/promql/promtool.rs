@@ -575,20 +575,30 @@ fn parse_number(text: &str) -> Option<f64> {
     body.parse::<f64>().ok().map(|v| sign * v)
 }
 
+/// The most slots one series may expand to: bad input must be an error, not an allocation
+/// that takes the machine down.
+const SLOTS_MAX: usize = 10_000_000;
+
 /// Expands the values notation into slots. `a+bxN` gives N+1 samples built by repeated
 /// addition (as upstream's parser does, so rounding matches); `_xN` gives N empty slots.
 pub fn expand_values(text: &str) -> Result<Vec<Option<f64>>, String> {
     let stale = f64::from_bits(rules::STALE_NAN_BITS);
     let mut out = Vec::new();
     for token in text.split_whitespace() {
+        if out.len() > SLOTS_MAX {
+            return Err(format!(
+                "the series expands to more than {SLOTS_MAX} samples"
+            ));
+        }
         if token == "_" {
             out.push(None);
             continue;
         }
         if let Some(n) = token.strip_prefix("_x") {
-            let n: usize = n
-                .parse()
-                .map_err(|_| format!("invalid repetition in {token:?}"))?;
+            let n: usize =
+                n.parse().ok().filter(|n| *n <= SLOTS_MAX).ok_or_else(|| {
+                    format!("invalid repetition in {token:?} (at most {SLOTS_MAX})")
+                })?;
             out.extend(std::iter::repeat_n(None, n));
             continue;
         }
@@ -607,7 +617,9 @@ pub fn expand_values(text: &str) -> Result<Vec<Option<f64>>, String> {
         let (head, count) = (&token[..x_pos], &token[x_pos + 1..]);
         let n: u64 = count
             .parse()
-            .map_err(|_| format!("invalid repetition in {token:?}"))?;
+            .ok()
+            .filter(|n| *n < SLOTS_MAX as u64)
+            .ok_or_else(|| format!("invalid repetition in {token:?} (at most {SLOTS_MAX})"))?;
         let bytes = head.as_bytes();
         let split = (1..bytes.len())
             .find(|&i| matches!(bytes[i], b'+' | b'-') && !matches!(bytes[i - 1], b'e' | b'E'));

@@ -39,6 +39,9 @@ fn expanding_notation_matches_promtool() {
     assert!(expand_values("1+x3").is_err());
     assert!(expand_values("abc").is_err());
     assert!(expand_values("1x").is_err());
+    // Bad input is an error, not an enormous allocation.
+    assert!(expand_values("1x99999999999").is_err());
+    assert!(expand_values("_x99999999999").is_err());
 }
 
 #[test]
