@@ -579,6 +579,9 @@ fn parse_number(text: &str) -> Option<f64> {
 /// that takes the machine down.
 const SLOTS_MAX: usize = 10_000_000;
 
+/// The most evaluation steps one test group may take.
+const STEPS_MAX: i64 = 1_000_000;
+
 /// Expands the values notation into slots. `a+bxN` gives N+1 samples built by repeated
 /// addition (as upstream's parser does, so rounding matches); `_xN` gives N empty slots.
 pub fn expand_values(text: &str) -> Result<Vec<Option<f64>>, String> {
@@ -820,6 +823,20 @@ fn run_test_group(file: &TestFile, test: &TestGroup) -> Vec<String> {
         .max()
         .unwrap_or(0);
     let step = file.evaluation_interval_ms.max(1);
+    // promtool would grind through any number of steps; a typo like `eval_time: 100y` at
+    // 1s steps is reported instead of running for hours.
+    if max_eval_ms / step > STEPS_MAX {
+        return vec![format!(
+            "    {}evaluation up to {} at {} steps needs more than {STEPS_MAX} steps",
+            if test.name.is_empty() {
+                String::new()
+            } else {
+                format!("name: {}, ", test.name)
+            },
+            format_prom_duration(max_eval_ms),
+            format_prom_duration(step)
+        )];
+    }
     let mut errors = Vec::new();
     let mut curr = 0;
     let mut ts = 0;
