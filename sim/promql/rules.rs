@@ -675,6 +675,8 @@ pub struct Alert {
     pub fired_at_ms: Option<i64>,
     pub resolved_at_ms: Option<i64>,
     pub keep_firing_since_ms: Option<i64>,
+    /// Last time the alert was handed to the notifier [Unix ms].
+    pub last_sent_at_ms: Option<i64>,
 }
 
 /// An alerting rule with its alerts.
@@ -695,6 +697,71 @@ pub struct AlertingRule {
 pub struct EvalContext {
     pub external_labels: BTreeMap<String, String>,
     pub external_url: String,
+    /// `--rules.alert.resend-delay` [ms]; `None` means Prometheus's default, 1m.
+    pub resend_delay_ms: Option<i64>,
+}
+
+/// One alert as handed to Alertmanager (`notifier.Alert` built by `SendAlerts`): external
+/// labels are added at this point, never during evaluation.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Notification {
+    /// When the group evaluation sent it [Unix ms].
+    pub sent_at_ms: i64,
+    pub labels: LabelSet,
+    pub annotations: BTreeMap<String, String>,
+    /// `FiredAt` [Unix ms].
+    pub starts_at_ms: i64,
+    /// `ResolvedAt` for a resolved alert, else `ValidUntil` = sent + 4 x max(resend delay,
+    /// group interval) [Unix ms].
+    pub ends_at_ms: i64,
+    pub resolved: bool,
+}
+
+impl AlertingRule {
+    /// The alerts to send after an evaluation at `ts_ms` (`sendAlerts` / `needsSending`,
+    /// v2.42.0): never pending ones; a resolution at once; otherwise again only once the
+    /// resend delay has strictly passed, so with 30s evaluations and a 1m delay a firing alert
+    /// is re-sent every 1m30s. Resolved alerts are re-sent the same way while retained.
+    pub fn notifications(
+        &mut self,
+        ts_ms: i64,
+        resend_delay_ms: i64,
+        interval_ms: i64,
+        external_labels: &BTreeMap<String, String>,
+    ) -> Vec<Notification> {
+        let mut out = Vec::new();
+        for alert in self.active.values_mut() {
+            if alert.state == AlertState::Pending {
+                continue;
+            }
+            let resolved_since_sent = match (alert.resolved_at_ms, alert.last_sent_at_ms) {
+                (Some(resolved), Some(sent)) => resolved > sent,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            let resend_due = alert
+                .last_sent_at_ms
+                .is_none_or(|sent| sent + resend_delay_ms < ts_ms);
+            if !(resolved_since_sent || resend_due) {
+                continue;
+            }
+            alert.last_sent_at_ms = Some(ts_ms);
+            let valid_until = ts_ms + 4 * resend_delay_ms.max(interval_ms);
+            let mut labels = alert.labels.clone();
+            for (name, value) in external_labels {
+                labels.entry(name.clone()).or_insert_with(|| value.clone());
+            }
+            out.push(Notification {
+                sent_at_ms: ts_ms,
+                labels,
+                annotations: alert.annotations.clone(),
+                starts_at_ms: alert.fired_at_ms.unwrap_or(alert.active_at_ms),
+                ends_at_ms: alert.resolved_at_ms.unwrap_or(valid_until),
+                resolved: alert.resolved_at_ms.is_some(),
+            });
+        }
+        out
+    }
 }
 
 impl AlertingRule {
@@ -762,6 +829,7 @@ impl AlertingRule {
                     fired_at_ms: None,
                     resolved_at_ms: None,
                     keep_firing_since_ms: None,
+                    last_sent_at_ms: None,
                 },
             );
         }
@@ -898,6 +966,8 @@ pub struct Transition {
 #[derive(Clone, Debug, Default)]
 pub struct GroupEval {
     pub transitions: Vec<Transition>,
+    /// Alerts handed to the notifier, in rule order then label-set order.
+    pub notifications: Vec<Notification>,
     /// `(rule name, error)` for each rule that failed this evaluation.
     pub errors: Vec<(String, String)>,
 }
@@ -943,6 +1013,15 @@ impl Group {
             let samples = match output {
                 Ok(samples) => {
                     rule.last_error = None;
+                    if let RuleKind::Alerting(alerting) = &mut rule.kind {
+                        let resend_delay_ms = ctx.resend_delay_ms.unwrap_or(60_000);
+                        report.notifications.extend(alerting.notifications(
+                            ts_ms,
+                            resend_delay_ms,
+                            self.interval_ms,
+                            &ctx.external_labels,
+                        ));
+                    }
                     samples
                 }
                 Err(err) => {
@@ -1138,6 +1217,7 @@ pub fn evaluation_plan(groups: &[Group], start_ns: i64, end_ns: i64) -> Vec<Sche
 #[derive(Clone, Debug, Default)]
 pub struct ScheduleRun {
     pub transitions: Vec<Transition>,
+    pub notifications: Vec<Notification>,
     pub timelines: Vec<AlertTimeline>,
     /// `(time [ms], group, rule, error)` of failed rule evaluations.
     pub errors: Vec<(i64, String, String, String)>,
@@ -1159,6 +1239,7 @@ pub fn run_schedule(
         let group = &mut groups[step.group_idx];
         let report = group.evaluate(ts_ms, storage, ctx);
         run.transitions.extend(report.transitions);
+        run.notifications.extend(report.notifications);
         for (rule, err) in report.errors {
             run.errors.push((ts_ms, group.name.clone(), rule, err));
         }

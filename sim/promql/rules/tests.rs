@@ -510,3 +510,53 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn notifications_skip_pending_resend_after_the_delay_and_send_resolutions_at_once() {
+    // Goal: what Alertmanager receives (§3.3): never pending alerts; a firing alert when it
+    // fires and again only once the 1m resend delay has strictly passed (every 1m30s at 30s
+    // steps); the resolution at once with EndsAt = ResolvedAt; external labels added.
+    // Method: condition true 0..7m, for 5m, 30s steps; collect sends.
+    let mut group = one_group(ALERT_RULE);
+    let ctx = EvalContext {
+        external_labels: BTreeMap::from([("cluster".to_string(), "lambda".to_string())]),
+        ..EvalContext::default()
+    };
+    let mut storage = Scripted {
+        answer: |_: &str, t: i64| {
+            if t < 450 * SEC {
+                vec![Sample {
+                    labels: labels(&[("pod", "p0")]),
+                    value: 0.5,
+                }]
+            } else {
+                vec![]
+            }
+        },
+        appended: Vec::new(),
+    };
+    let mut sent = Vec::new();
+    for step in 0..=20 {
+        sent.extend(
+            group
+                .evaluate(step * 30 * SEC, &mut storage, &ctx)
+                .notifications,
+        );
+    }
+    let times: Vec<(i64, bool)> = sent
+        .iter()
+        .map(|n| (n.sent_at_ms / SEC, n.resolved))
+        .collect();
+    // Fires at 300s; resent at 390s; resolved at 450s; the resolved alert is resent at 540s.
+    assert_eq!(
+        times,
+        vec![(300, false), (390, false), (450, true), (540, true)]
+    );
+    assert_eq!(sent[0].starts_at_ms, 300 * SEC);
+    assert_eq!(sent[0].ends_at_ms, 300 * SEC + 4 * 60 * SEC);
+    assert_eq!(sent[2].ends_at_ms, 450 * SEC);
+    assert_eq!(
+        sent[0].labels.get("cluster").map(String::as_str),
+        Some("lambda")
+    );
+}
