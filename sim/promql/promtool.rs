@@ -811,7 +811,7 @@ fn run_test_group(file: &TestFile, test: &TestGroup) -> Vec<String> {
     let ctx = EvalContext {
         external_labels: test.external_labels.clone(),
         external_url: test.external_url.clone(),
-        resend_delay_ms: None,
+        ..EvalContext::default()
     };
     let mut alert_times: Vec<i64> = test.alert_tests.iter().map(|t| t.eval_time_ms).collect();
     alert_times.sort_unstable();

@@ -24,7 +24,7 @@ use serde_saphyr::Spanned;
 use crate::diag::{Diagnostic, Diagnostics, Location};
 use crate::promql::template::{self, TemplateData};
 use crate::promql::{Engine, EngineOptions, Value};
-use crate::telemetry::store::{Labels, Store};
+use crate::telemetry::store::{Labels, Matcher, Store};
 
 #[cfg(test)]
 mod tests;
@@ -55,6 +55,9 @@ pub trait RuleStorage {
     fn query(&mut self, expr: &str, t_ms: i64) -> Result<Vec<Sample>, String>;
     /// Appends one sample; an error (duplicate or out-of-order sample) is counted, not fatal.
     fn append(&mut self, labels: &LabelSet, t_ms: i64, value: f64) -> Result<(), String>;
+    /// The newest raw sample (stale markers included) of the series with exactly `labels`
+    /// in `[from_ms, to_ms]`, as `(t_ms, value)`: what `for`-state restoration reads.
+    fn latest_sample(&self, labels: &LabelSet, from_ms: i64, to_ms: i64) -> Option<(i64, f64)>;
 }
 
 /// [`RuleStorage`] over the twin's series store and PromQL engine.
@@ -93,6 +96,21 @@ impl RuleStorage for StoreStorage {
             }]),
             _ => Err("rule result is not a vector or scalar".to_string()),
         }
+    }
+
+    fn latest_sample(&self, labels: &LabelSet, from_ms: i64, to_ms: i64) -> Option<(i64, f64)> {
+        let matchers: Vec<Matcher> = labels.iter().map(|(k, v)| Matcher::equal(k, v)).collect();
+        self.store
+            .select(&matchers)
+            .into_iter()
+            .map(|id| self.store.series(id))
+            .find(|series| series.labels.len() == labels.len())
+            .and_then(|series| {
+                series
+                    .samples_between(from_ms, to_ms)
+                    .last()
+                    .map(|s| (s.t_ms, s.value))
+            })
     }
 
     fn append(&mut self, labels: &LabelSet, t_ms: i64, value: f64) -> Result<(), String> {
@@ -281,6 +299,8 @@ pub struct Group {
     /// 0 means no limit.
     pub limit: u64,
     pub rules: Vec<Rule>,
+    /// Evaluations left before `for` state is restored (0: nothing pending).
+    evals_until_restore: u8,
 }
 
 /// Reads one rule file with promtool's checks. `default_interval_ms` is the server's
@@ -400,6 +420,7 @@ pub fn parse_rule_file(
             interval_ms,
             limit: group_doc.limit.unwrap_or(0),
             rules,
+            evals_until_restore: 0,
         });
     }
     if diags.is_empty() {
@@ -628,6 +649,7 @@ fn build_rule(
             keep_firing_for_ms,
             annotations,
             active: BTreeMap::new(),
+            restored: true,
         })
     } else {
         RuleKind::Recording { record }
@@ -690,6 +712,10 @@ pub struct AlertingRule {
     pub annotations: IndexMap<String, String>,
     /// Alerts by label set, including resolved ones kept for [`RESOLVED_RETENTION_MS`].
     pub active: BTreeMap<LabelSet, Alert>,
+    /// Whether `for` state has been restored; until then no `ALERTS`/`ALERTS_FOR_STATE`
+    /// series are written. Loaded rules start restored (promtool's view, and a server that
+    /// never restarts); [`Group::start_after_restart`] clears it.
+    pub restored: bool,
 }
 
 /// Context shared by every template expansion of a group evaluation.
@@ -699,6 +725,10 @@ pub struct EvalContext {
     pub external_url: String,
     /// `--rules.alert.resend-delay` [ms]; `None` means Prometheus's default, 1m.
     pub resend_delay_ms: Option<i64>,
+    /// `--rules.alert.for-outage-tolerance` [ms]; `None` means the default, 1h.
+    pub for_outage_tolerance_ms: Option<i64>,
+    /// `--rules.alert.for-grace-period` [ms]; `None` means the default, 10m.
+    pub for_grace_period_ms: Option<i64>,
 }
 
 /// One alert as handed to Alertmanager (`notifier.Alert` built by `SendAlerts`): external
@@ -877,6 +907,9 @@ impl AlertingRule {
                 alert.state = AlertState::Firing;
                 alert.fired_at_ms = Some(ts_ms);
             }
+            if !self.restored {
+                continue;
+            }
             let mut alerts = alert.labels.clone();
             alerts.insert(METRIC_NAME.to_string(), "ALERTS".to_string());
             alerts.insert("alertstate".to_string(), alert.state.to_string());
@@ -1043,7 +1076,72 @@ impl Group {
             }
             rule.series_in_previous_eval = returned;
         }
+        // A restarted server restores `for` state after its second evaluation, once
+        // recording rules have caught up (`Group.run`).
+        if self.evals_until_restore > 0 {
+            self.evals_until_restore -= 1;
+            if self.evals_until_restore == 0 {
+                self.restore_for_state(ts_ms, storage, ctx);
+            }
+        }
         report
+    }
+
+    /// Models a server (re)start: in-memory alert state is gone, alerting rules write no
+    /// `ALERTS` until their `for` state is restored after the group's second evaluation.
+    pub fn start_after_restart(&mut self) {
+        for rule in &mut self.rules {
+            rule.series_in_previous_eval.clear();
+            rule.last_error = None;
+            if let RuleKind::Alerting(alerting) = &mut rule.kind {
+                alerting.active.clear();
+                alerting.restored = false;
+            }
+        }
+        self.evals_until_restore = 2;
+    }
+
+    /// `Group.RestoreForState` (v2.42.0): each active alert takes its `ActiveAt` back from the
+    /// newest `ALERTS_FOR_STATE` sample within the outage tolerance, shifted by the downtime,
+    /// or pushed so that at least the grace period remains before it fires. Rules whose `for`
+    /// is under the grace period are not restored (they simply wait `for` again).
+    pub fn restore_for_state(&mut self, ts_ms: i64, storage: &dyn RuleStorage, ctx: &EvalContext) {
+        let tolerance_ms = ctx.for_outage_tolerance_ms.unwrap_or(3_600_000);
+        let grace_ms = ctx.for_grace_period_ms.unwrap_or(600_000);
+        for rule in &mut self.rules {
+            let RuleKind::Alerting(alerting) = &mut rule.kind else {
+                continue;
+            };
+            if alerting.for_ms < grace_ms {
+                alerting.restored = true;
+                continue;
+            }
+            for alert in alerting.active.values_mut() {
+                let mut labels = alert.labels.clone();
+                labels.insert(METRIC_NAME.to_string(), "ALERTS_FOR_STATE".to_string());
+                let Some((t_ms, value)) =
+                    storage.latest_sample(&labels, ts_ms - tolerance_ms, ts_ms)
+                else {
+                    continue;
+                };
+                if value.to_bits() == STALE_NAN_BITS {
+                    continue;
+                }
+                // Both times go through whole seconds upstream (time.Unix(t/1000, 0)).
+                let down_at_ms = (t_ms / 1000) * 1000;
+                let mut restored_active_ms = (value as i64) * 1000;
+                let remaining_ms = alerting.for_ms - (down_at_ms - restored_active_ms);
+                if remaining_ms <= 0 {
+                    // It was firing when the server went down; the next evaluation decides.
+                } else if remaining_ms < grace_ms {
+                    restored_active_ms = ts_ms + grace_ms - alerting.for_ms;
+                } else {
+                    restored_active_ms += ts_ms - down_at_ms;
+                }
+                alert.active_at_ms = restored_active_ms;
+            }
+            alerting.restored = true;
+        }
     }
 
     /// All alerting rules of the group.

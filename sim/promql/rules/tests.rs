@@ -7,6 +7,13 @@ struct Scripted<F: FnMut(&str, i64) -> Vec<Sample>> {
 }
 
 impl<F: FnMut(&str, i64) -> Vec<Sample>> RuleStorage for Scripted<F> {
+    fn latest_sample(&self, labels: &LabelSet, from_ms: i64, to_ms: i64) -> Option<(i64, f64)> {
+        self.appended
+            .iter()
+            .filter(|(l, t, _)| l == labels && (from_ms..=to_ms).contains(t))
+            .max_by_key(|(_, t, _)| *t)
+            .map(|(_, t, v)| (*t, *v))
+    }
     fn query(&mut self, expr: &str, t_ms: i64) -> Result<Vec<Sample>, String> {
         Ok((self.answer)(expr, t_ms))
     }
@@ -558,5 +565,80 @@ fn notifications_skip_pending_resend_after_the_delay_and_send_resolutions_at_onc
     assert_eq!(
         sent[0].labels.get("cluster").map(String::as_str),
         Some("lambda")
+    );
+}
+
+/// Runs `yaml`'s single alert (condition always true) every 30s to `end_s`, restarting the
+/// server at `restart_s`; returns the time it fired after the restart [s].
+fn fire_time_after_restart(yaml: &str, restart_s: i64, end_s: i64) -> Option<i64> {
+    let mut group = one_group(yaml);
+    let mut storage = Scripted {
+        answer: |_: &str, _t: i64| {
+            vec![Sample {
+                labels: labels(&[("pod", "p0")]),
+                value: 1.0,
+            }]
+        },
+        appended: Vec::new(),
+    };
+    let ctx = EvalContext::default();
+    let mut t = 0;
+    let mut fired = None;
+    while t <= end_s * SEC {
+        if t == restart_s * SEC {
+            group.start_after_restart();
+        }
+        let report = group.evaluate(t, &mut storage, &ctx);
+        if t >= restart_s * SEC
+            && fired.is_none()
+            && report
+                .transitions
+                .iter()
+                .any(|tr| tr.to == AlertState::Firing)
+        {
+            fired = Some(t / SEC);
+        }
+        t += 30 * SEC;
+    }
+    fired
+}
+
+#[test]
+fn restart_restores_for_state_with_the_grace_period() {
+    // Goal: §3.3 restoration. Method: always-true alerts; the server restarts at 9m30s.
+    // for: 10m, active since 0: 9m spent, 1m left, under the 10m grace period, so ActiveAt is
+    // moved to restore time (10m) + grace - for: it fires at 20m instead of 10m.
+    let long = "groups:\n- name: g\n  rules:\n  - alert: L\n    expr: x > 0\n    for: 10m\n";
+    assert_eq!(fire_time_after_restart(long, 570, 1500), Some(1200));
+    // for: 30m, 9m spent, 21m left (over the grace period): ActiveAt shifts by the downtime
+    // (restore at 10m minus last sample at 9m = 1m), firing at 31m rather than 30m.
+    let longer = "groups:\n- name: g\n  rules:\n  - alert: M\n    expr: x > 0\n    for: 30m\n";
+    assert_eq!(fire_time_after_restart(longer, 570, 2400), Some(1860));
+    // for: 5m is under the grace period: no restoration, it waits a full `for` from the
+    // first evaluation after the restart (9m30s + 5m).
+    let short = "groups:\n- name: g\n  rules:\n  - alert: S\n    expr: x > 0\n    for: 5m\n";
+    assert_eq!(fire_time_after_restart(short, 570, 1200), Some(870));
+}
+
+#[test]
+fn unrestored_rules_write_no_alerts_series() {
+    // Goal: until restoration, ALERTS and ALERTS_FOR_STATE are not written (§3.2).
+    let mut group = one_group(ALERT_RULE);
+    group.start_after_restart();
+    let mut storage = Scripted {
+        answer: |_: &str, _t: i64| {
+            vec![Sample {
+                labels: labels(&[("pod", "p0")]),
+                value: 1.0,
+            }]
+        },
+        appended: Vec::new(),
+    };
+    group.evaluate(0, &mut storage, &EvalContext::default());
+    assert!(storage.appended.is_empty());
+    group.evaluate(30 * SEC, &mut storage, &EvalContext::default());
+    group.evaluate(60 * SEC, &mut storage, &EvalContext::default());
+    assert!(
+        storage.appended.iter().all(|(_, t, _)| *t == 60 * SEC) && !storage.appended.is_empty()
     );
 }
