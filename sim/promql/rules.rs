@@ -5,8 +5,9 @@
 //! What it owns: reading a rule file (plain `groups:`) with promtool's rejections and a
 //! file:line:column for each; recording rules; alerting rules with the inactive -> pending ->
 //! firing -> resolved machine, `for` and `keep_firing_for`; the `ALERTS` / `ALERTS_FOR_STATE`
-//! series; stale markers for series a rule stopped producing; group slotting (hash offset) and
-//! evaluation at a given time, reporting each alert transition with its time.
+//! series; stale markers for series a rule stopped producing; group slotting (hash offset)
+//! and a live-server schedule reporting each alert transition and lifetime; what is sent to
+//! Alertmanager (resend delay, resolutions); `for`-state restoration after a restart.
 //!
 //! Invariants: evaluation never reads a clock (times are passed in, in Unix milliseconds);
 //! alerts are kept in a `BTreeMap` keyed by their label set, so every report is ordered; a
