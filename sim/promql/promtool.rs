@@ -5,9 +5,10 @@
 //! notation (`a+bxN`, `a-bxN`, `axN`, `_`, `_xN`, `stale`), the evaluation loop and promtool's
 //! failure texts. It differs from a live server on purpose, as promtool does: every group is
 //! evaluated at every step of the file's `evaluation_interval` from t=0 (the group's own
-//! `interval` and slot offset are ignored), groups run in `group_eval_order` (unlisted groups
-//! first, in file order), every alerting rule counts as restored, and only firing, unresolved
-//! alerts are compared.
+//! `interval` and slot offset are ignored), groups run in `group_eval_order` (an unlisted
+//! group counts as position 0, like the first listed one, as in promtool's sort; ties keep
+//! file order where promtool's order is random), every alerting rule counts as restored, and
+//! only firing, unresolved alerts are compared.
 //!
 //! Invariants: a malformed test or rule file is a [`Diagnostic`] naming file, line and column,
 //! and nothing is evaluated for that file; test groups are independent (fresh store, fresh
@@ -663,11 +664,13 @@ pub enum FileOutcome {
 /// Runs every test group of a loaded file.
 pub fn run_test_file(file: &TestFile) -> FileOutcome {
     let mut errors = Vec::new();
+    // promtool 2.42 rejects a repeated name; a name no rule file defines is simply unused
+    // (checked).
+    let mut seen = std::collections::BTreeSet::new();
     for name in &file.group_eval_order {
-        if !file.groups.iter().any(|g| &g.name == name) {
-            errors.push(format!(
-                "group name {name} given in group_eval_order not present in the rule files"
-            ));
+        if !seen.insert(name) {
+            errors.push(format!("group name repeated in evaluation order: {name}"));
+            break;
         }
     }
     if !errors.is_empty() {
