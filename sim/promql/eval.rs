@@ -2,7 +2,7 @@
 //! every step as an instant; subqueries do the same over their own aligned steps.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
@@ -108,6 +108,11 @@ pub(crate) struct Evaluator<'s, 'c> {
     start_ms: i64,
     end_ms: i64,
     selections: &'c SelectionCache,
+    /// Above zero while evaluating over several steps (a range query, a subquery).
+    multi_step_depth: Cell<u32>,
+    /// For nodes that upstream checks as a whole matrix (range functions, unary minus): which
+    /// input series produced each output label set, keyed by node address.
+    outputs_by_node: RefCell<FastMap<(usize, Labels), Labels>>,
 }
 
 /// A duration in milliseconds, saturating (durations come from the query text).
@@ -174,7 +179,38 @@ impl<'s, 'c> Evaluator<'s, 'c> {
             start_ms,
             end_ms,
             selections,
+            multi_step_depth: Cell::new(0),
+            outputs_by_node: RefCell::new(FastMap::default()),
         }
+    }
+
+    /// Upstream evaluates range functions and unary minus over all steps at once and fails
+    /// when two input series give the same output labels, even at different steps. Per step
+    /// we see one instant, so over several steps we remember which input produced each
+    /// output of the node and fail as upstream does.
+    pub fn note_outputs<'a>(
+        &self,
+        node: usize,
+        pairs: impl Iterator<Item = (&'a Labels, &'a Labels)>,
+    ) -> Result<(), PromqlError> {
+        if self.multi_step_depth.get() == 0 {
+            return Ok(());
+        }
+        let mut seen = self.outputs_by_node.borrow_mut();
+        for (output, input) in pairs {
+            match seen.get(&(node, output.clone())) {
+                Some(first) if first != input => {
+                    return Err(PromqlError::eval(
+                        "vector cannot contain metrics with the same labelset",
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert((node, output.clone()), input.clone());
+                }
+            }
+        }
+        Ok(())
     }
 
     fn ctx(&self, t_ms: i64) -> Ctx {
@@ -190,6 +226,13 @@ impl<'s, 'c> Evaluator<'s, 'c> {
     }
 
     pub fn eval_range(&self, expr: &Expr, step_ms: i64) -> Result<Value, PromqlError> {
+        self.multi_step_depth.set(self.multi_step_depth.get() + 1);
+        let result = self.eval_range_steps(expr, step_ms);
+        self.multi_step_depth.set(self.multi_step_depth.get() - 1);
+        result
+    }
+
+    fn eval_range_steps(&self, expr: &Expr, step_ms: i64) -> Result<Value, PromqlError> {
         let mut out: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
         let mut t_ms = self.start_ms;
         while t_ms <= self.end_ms {
@@ -234,13 +277,19 @@ impl<'s, 'c> Evaluator<'s, 'c> {
                 Value::Scalar(v) => Ok(Value::Scalar(-v)),
                 Value::Vector(samples) => {
                     let out: Vec<VectorSample> = samples
-                        .into_iter()
+                        .iter()
                         .map(|s| VectorSample {
                             labels: s.labels.without_metric_name(),
                             value: -s.value,
                         })
                         .collect();
                     check_unique(&out)?;
+                    self.note_outputs(
+                        u as *const _ as usize,
+                        out.iter()
+                            .zip(&samples)
+                            .map(|(o, i)| (&o.labels, &i.labels)),
+                    )?;
                     Ok(Value::Vector(out))
                 }
                 other => Err(PromqlError::eval(format!(
@@ -457,6 +506,20 @@ impl<'s, 'c> Evaluator<'s, 'c> {
         if t_ms < from_ms {
             t_ms = t_ms.saturating_add(step_ms);
         }
+        self.multi_step_depth.set(self.multi_step_depth.get() + 1);
+        let result = self.subquery_steps(sq, ctx, t_ms, ref_ms, step_ms);
+        self.multi_step_depth.set(self.multi_step_depth.get() - 1);
+        result
+    }
+
+    fn subquery_steps(
+        &self,
+        sq: &SubqueryExpr,
+        ctx: &Ctx,
+        mut t_ms: i64,
+        ref_ms: i64,
+        step_ms: i64,
+    ) -> Result<Vec<RangeSeries>, PromqlError> {
         let mut out: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
         while t_ms <= ref_ms {
             let inner = Ctx { t_ms, ..*ctx };
@@ -606,12 +669,14 @@ impl<'s, 'c> Evaluator<'s, 'c> {
     }
 }
 
+/// The parameter of an aggregation: `topk(k, ..)`, `quantile(q, ..)`, `count_values("l", ..)`.
 pub(crate) enum Param {
     None,
     Number(f64),
     Text(String),
 }
 
+/// Vector matching of a binary operator: `on(names)` (`on` true) or `ignoring(names)`.
 pub(crate) struct Matching {
     on: bool,
     names: Vec<String>,

@@ -932,6 +932,7 @@ fn call_matrix(
         }
     }
     let mut out = Vec::with_capacity(matrix.len());
+    let mut inputs = Vec::with_capacity(matrix.len());
     for series in matrix {
         let samples: &[Sample] = &series.samples;
         if samples.is_empty() {
@@ -955,13 +956,18 @@ fn call_matrix(
         if let Some(value) = value {
             // last_over_time acts like an offset and keeps the metric name.
             let labels = if name == "last_over_time" {
-                series.labels
+                series.labels.clone()
             } else {
                 series.labels_without_name
             };
             out.push(VectorSample { labels, value });
+            inputs.push(series.labels);
         }
     }
     check_unique(&out)?;
+    ev.note_outputs(
+        args.as_ptr() as usize,
+        out.iter().map(|o| &o.labels).zip(&inputs),
+    )?;
     Ok(Value::Vector(out))
 }

@@ -13,6 +13,28 @@
 //! naming it, never a silently empty result. Native histograms are out of scope (the store
 //! holds floats only).
 //!
+//! Conformance: all 566 eval statements of Prometheus 2.42's own promqltest suite pass (the
+//! ratchet in `fixtures/promql/upstream-pass-count`), and promtool 2.42 agrees on every
+//! statement of that suite and of our fixtures that converts to its test format
+//! (`sim/tests/promql/differential.rs`), bit for bit except where addition order differs
+//! (below). Logarithms follow Go's `math` formulas.
+//!
+//! Where this engine knowingly differs from 2.42:
+//! - Addition order. Upstream aggregates in the order its head block returns series, which is
+//!   series creation order (the engine selects without sorting); we use label-set order, so
+//!   `sum`/`avg`/`stddev` over three or more series can differ in the last bits.
+//! - Ties in `sort`, `sort_desc`, `topk` and `bottomk` come out as Go's insertion sort orders
+//!   them, which is Go's `sort.Sort` up to 12 elements; beyond that Go's pdqsort may order
+//!   equal values differently.
+//! - No sample limit (`--query.max-samples`) or timeout; instead a subquery may take at most
+//!   1,000,000 steps. The parser follows Prometheus 3: `holt_winters` is registered under its
+//!   2.42 name, and functions, aggregations and modifiers newer than 2.42 are
+//!   [`PromqlError::Unsupported`].
+//!
+//! Range queries and subqueries evaluate step by step; the errors upstream raises for a whole
+//! matrix (two series that lose their names to a range function or unary minus, even at
+//! different steps) are reproduced by remembering each such node's outputs over the steps.
+//!
 //! [`promqltest`] runs Prometheus's PromQL test language over this engine.
 
 mod eval;

@@ -286,6 +286,42 @@ fn duplicate_series_and_ambiguous_matches_are_errors_with_upstreams_wording() {
 }
 
 #[test]
+fn over_several_steps_two_series_that_lose_their_names_collide_even_if_they_never_meet() {
+    // Goal: upstream checks range functions and unary minus over the whole matrix. Method: `a`
+    // only at 0s and `b` only at 10m never coexist in one instant, yet over a range query or a
+    // subquery covering both, dropping their names collides; a single instant does not.
+    let store = store_with(&[
+        (&[("__name__", "a"), ("x", "1")], &[(0, 1.0)]),
+        (&[("__name__", "b"), ("x", "1")], &[(600, 2.0)]),
+    ]);
+    let engine = Engine::new(&store);
+    assert!(engine.eval_instant("-{__name__=~\"a|b\"}", 600_000).is_ok());
+    let err = engine
+        .eval_range("-{__name__=~\"a|b\"}", 0, 600_000, 60_000)
+        .expect_err("collides over the range");
+    assert_eq!(
+        err.to_string(),
+        "vector cannot contain metrics with the same labelset"
+    );
+    assert!(
+        engine
+            .eval_range(
+                "count_over_time({__name__=~\"a|b\"}[1m])",
+                0,
+                600_000,
+                60_000
+            )
+            .is_err()
+    );
+    assert!(
+        engine
+            .eval_instant("max_over_time((-{__name__=~\"a|b\"})[10m:1m])", 600_000)
+            .is_err()
+    );
+    assert!(engine.eval_range("-a", 0, 600_000, 60_000).is_ok());
+}
+
+#[test]
 fn constructs_beyond_prometheus_2_42_are_named_errors_not_empty_results() {
     // Goal: never a silent empty result. Method: functions and aggregations that the parser
     // (which follows Prometheus 3) knows but 2.42 does not.

@@ -58,8 +58,81 @@ pub struct Label {
 ///
 /// Ordering is Prometheus's `labels.Compare`: label by label (name, then value), a shorter set
 /// first when one is a prefix of the other.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Labels(Arc<[Label]>);
+///
+/// The set carries a hash of its contents, computed once when it is built, so the lookup
+/// tables of evaluation (grouping, matching) hash a label set in O(1).
+#[derive(Clone, Debug)]
+pub struct Labels {
+    labels: Arc<[Label]>,
+    hash: u64,
+}
+
+/// A hash of label contents (the Fx hash); never reaches any output.
+fn contents_hash(labels: &[Label]) -> u64 {
+    let mut hash: u64 = 0;
+    let mut add =
+        |word: u64| hash = (hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    for label in labels {
+        for part in [&label.name, &label.value] {
+            let bytes = part.as_bytes();
+            let mut chunks = bytes.chunks_exact(8);
+            for chunk in &mut chunks {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                add(u64::from_le_bytes(word));
+            }
+            let mut word = [0u8; 8];
+            word[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+            // The length separates "ab","c" from "a","bc".
+            add(u64::from_le_bytes(word) ^ ((bytes.len() as u64) << 56));
+        }
+    }
+    hash
+}
+
+impl Labels {
+    /// Wraps labels that are already sorted, unique and without empty values.
+    fn from_sorted(labels: Vec<Label>) -> Labels {
+        let hash = contents_hash(&labels);
+        Labels {
+            labels: labels.into(),
+            hash,
+        }
+    }
+}
+
+impl Default for Labels {
+    fn default() -> Self {
+        Labels::from_sorted(Vec::new())
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash
+            && (Arc::ptr_eq(&self.labels, &other.labels) || self.labels == other.labels)
+    }
+}
+
+impl Eq for Labels {}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Labels {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.labels.cmp(&other.labels)
+    }
+}
+
+impl std::hash::Hash for Labels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
 
 impl Labels {
     /// Builds a label set from pairs: sorts by name, drops empty values, and keeps the last
@@ -92,7 +165,7 @@ impl Labels {
             out.push(label);
         }
         out.retain(|l| !l.value.is_empty());
-        Labels(out.into())
+        Labels::from_sorted(out)
     }
 
     /// The empty label set.
@@ -101,23 +174,23 @@ impl Labels {
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, Label> {
-        self.0.iter()
+        self.labels.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.labels.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.labels.is_empty()
     }
 
     /// The value of a label; `None` when absent.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.labels
             .binary_search_by(|l| l.name.as_str().cmp(name))
             .ok()
-            .map(|i| self.0[i].value.as_str())
+            .map(|i| self.labels[i].value.as_str())
     }
 
     /// The value of a label, or "" when absent (how matchers see a missing label).
@@ -135,40 +208,37 @@ impl Labels {
         if self.metric_name().is_none() {
             return self.clone();
         }
-        Labels(
-            self.0
+        Labels::from_sorted(
+            self.labels
                 .iter()
                 .filter(|l| l.name != METRIC_NAME)
                 .cloned()
-                .collect::<Vec<_>>()
-                .into(),
+                .collect(),
         )
     }
 
     /// Keeps only the labels whose names are listed.
     pub fn keep(&self, names: &[String]) -> Labels {
-        Labels(
-            self.0
+        Labels::from_sorted(
+            self.labels
                 .iter()
                 .filter(|l| names.contains(&l.name))
                 .cloned()
-                .collect::<Vec<_>>()
-                .into(),
+                .collect(),
         )
     }
 
     /// Removes the listed labels.
     pub fn remove(&self, names: &[String]) -> Labels {
-        if !self.0.iter().any(|l| names.contains(&l.name)) {
+        if !self.labels.iter().any(|l| names.contains(&l.name)) {
             return self.clone();
         }
-        Labels(
-            self.0
+        Labels::from_sorted(
+            self.labels
                 .iter()
                 .filter(|l| !names.contains(&l.name))
                 .cloned()
-                .collect::<Vec<_>>()
-                .into(),
+                .collect(),
         )
     }
 
@@ -177,7 +247,12 @@ impl Labels {
         if self.get(name) == Some(value) {
             return self.clone();
         }
-        let mut labels: Vec<Label> = self.0.iter().filter(|l| l.name != name).cloned().collect();
+        let mut labels: Vec<Label> = self
+            .labels
+            .iter()
+            .filter(|l| l.name != name)
+            .cloned()
+            .collect();
         if !value.is_empty() {
             labels.push(Label {
                 name: name.into(),
@@ -185,12 +260,12 @@ impl Labels {
             });
             labels.sort_by(|a, b| a.name.cmp(&b.name));
         }
-        Labels(labels.into())
+        Labels::from_sorted(labels)
     }
 
     /// Copies the labels into a vector for editing.
     pub fn to_vec(&self) -> Vec<Label> {
-        self.0.to_vec()
+        self.labels.to_vec()
     }
 }
 
@@ -228,7 +303,7 @@ impl fmt::Display for Labels {
         }
         f.write_str("{")?;
         let mut first = true;
-        for label in self.0.iter().filter(|l| l.name != METRIC_NAME) {
+        for label in self.labels.iter().filter(|l| l.name != METRIC_NAME) {
             if !first {
                 f.write_str(", ")?;
             }
@@ -347,7 +422,10 @@ impl Matcher {
 /// matching ids in label-set order). Series are only ever added, so an entry is extended
 /// with the series created since, never recomputed. Never iterated.
 #[derive(Debug, Default)]
-struct SelectionMemo(Mutex<HashMap<String, (usize, Arc<[SeriesId]>)>>);
+struct SelectionMemo(Mutex<HashMap<String, MemoEntry>>);
+
+/// Series count the entry is up to date with, and the matching ids.
+type MemoEntry = (usize, Arc<[SeriesId]>);
 
 impl Clone for SelectionMemo {
     fn clone(&self) -> Self {

@@ -100,3 +100,55 @@ fn the_plans_alert_slo_and_dashboard_expressions_give_their_hand_derived_values(
 }
 
 mod differential;
+
+fn twin_promql_test(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_twin"))
+        .arg("promql")
+        .arg("test")
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("the twin binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn twin_promql_test_reports_per_file_and_in_total_with_exit_codes() {
+    // Goal: the CLI contract (0 all passed, 1 a statement failed, 2 malformed input; per-file
+    // lines and the closing total). Method: run the binary on a passing fixture, a file with
+    // a wrong and an unsupported statement, and a malformed file.
+    let (code, stdout, _) = twin_promql_test(&["fixtures/promql/alerts.test"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("fixtures/promql/alerts.test: 13 passed, 0 failed, 0 unsupported"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().last(),
+        Some("13 passed, 0 failed, 0 skipped")
+    );
+
+    let (code, stdout, _) = twin_promql_test(&["--verbose", "fixtures/promql/cli/one-wrong.test"]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("one-wrong.test: 1 passed, 1 failed, 1 unsupported"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("one-wrong.test:9: FAIL"), "{stdout}");
+    assert!(
+        stdout.contains("one-wrong.test:12: UNSUPPORTED"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().last(), Some("1 passed, 2 failed, 0 skipped"));
+
+    let (code, _, stderr) = twin_promql_test(&["fixtures/promql/cli/malformed.test"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("fixtures/promql/cli/malformed.test:4:"),
+        "{stderr}"
+    );
+}
