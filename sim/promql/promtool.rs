@@ -151,7 +151,7 @@ struct ExprTestDoc {
     expr: Spanned<Text>,
     eval_time: Spanned<Text>,
     #[serde(default)]
-    exp_samples: Vec<Spanned<ExpSampleDoc>>,
+    exp_samples: Vec<ExpSampleDoc>,
 }
 
 #[derive(Deserialize)]
@@ -240,8 +240,7 @@ pub fn parse_test_file(path: &Path, text: &str) -> Result<TestFile, PromtoolErro
 }
 
 fn parse_test_text(path: &Path, text: &str) -> Result<TestFile, Diagnostics> {
-    let doc: TestFileDoc =
-        serde_saphyr::from_str(text).map_err(|e| Diagnostics(vec![rules::yaml_error(path, &e)]))?;
+    let doc: TestFileDoc = rules::from_yaml(path, text).map_err(|d| Diagnostics(vec![d]))?;
     let mut diags = Vec::new();
     let duration = |value: &Spanned<Text>, field: String, diags: &mut Vec<Diagnostic>| -> i64 {
         parse_prom_duration(&value.value.0).unwrap_or_else(|msg| {
@@ -336,9 +335,9 @@ fn parse_test_text(path: &Path, text: &str) -> Result<TestFile, Diagnostics> {
                 .exp_samples
                 .iter()
                 .map(|s| {
-                    parse_series_labels(&s.value.labels.0)
-                        .map(|l| (l, s.value.value))
-                        .map_err(|e| format!("labels {:?}: {e}", s.value.labels.0))
+                    parse_series_labels(&s.labels.0)
+                        .map(|l| (l, s.value))
+                        .map_err(|e| format!("labels {:?}: {e}", s.labels.0))
                 })
                 .collect();
             expr_tests.push(ExprTest {

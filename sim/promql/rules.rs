@@ -327,6 +327,82 @@ fn spanned_at<T>(path: &Path, s: &Spanned<T>) -> Location {
     at(path, s.referenced.line(), s.referenced.column())
 }
 
+/// Reads YAML into `T`; a failure is a diagnostic with line, column and the field path.
+pub(crate) fn from_yaml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, Diagnostic> {
+    let mut field = String::new();
+    serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|err| {
+            field = field_path(err.path());
+            err.into_inner()
+        })
+    })
+    .map_err(|err| {
+        let mut diag = yaml_error(path, &err);
+        diag.field = field;
+        diag
+    })
+}
+
+/// Keys whose values (or list items) are read through `Spanned`, which adds a `value` level
+/// the YAML does not have.
+const SPANNED_KEYS: &[&str] = &[
+    "groups",
+    "rules",
+    "name",
+    "interval",
+    "record",
+    "alert",
+    "expr",
+    "for",
+    "keep_firing_for",
+    "rule_files",
+    "evaluation_interval",
+    "group_eval_order",
+    "tests",
+    "input_series",
+    "series",
+    "values",
+    "alert_rule_test",
+    "promql_expr_test",
+    "eval_time",
+];
+
+/// The YAML field path (`tests[0].input_series[1].values`) without `Spanned`'s extra level.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    let mut last_key: Option<String> = None;
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                if key == "value"
+                    && last_key
+                        .as_deref()
+                        .is_some_and(|k| SPANNED_KEYS.contains(&k))
+                {
+                    last_key = None;
+                    continue;
+                }
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+                last_key = Some(key.clone());
+            }
+            Segment::Enum { variant } => {
+                out.push('.');
+                out.push_str(variant);
+            }
+            Segment::Unknown => out.push_str(".?"),
+        }
+    }
+    out
+}
+
 /// Turns a serde-saphyr error into a diagnostic at its line and column.
 pub(crate) fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> Diagnostic {
     let (line, column) = err
@@ -363,10 +439,7 @@ pub fn parse_rule_file(
     text: &str,
     default_interval_ms: i64,
 ) -> Result<Vec<Group>, Diagnostics> {
-    let doc: RuleFileDoc = match serde_saphyr::from_str(text) {
-        Ok(doc) => doc,
-        Err(err) => return Err(Diagnostics(vec![yaml_error(path, &err)])),
-    };
+    let doc: RuleFileDoc = from_yaml(path, text).map_err(|d| Diagnostics(vec![d]))?;
     let mut diags = Vec::new();
     let mut groups = Vec::new();
     let mut seen_names = BTreeSet::new();

@@ -126,6 +126,7 @@ fn malformed_test_files_name_the_line() {
     let err = load_test_file(&unknown).expect_err("unknown key");
     let diags = err.diagnostics();
     assert_eq!(diags.0[0].location.line, 4, "{diags}");
+    assert_eq!(diags.0[0].field, "tests[0].bogus", "{diags}");
     let bad_values = write(
         &dir,
         "v.yaml",

@@ -339,6 +339,11 @@ fn unknown_fields_and_bad_templates_are_rejected() {
     let unknown = "groups:\n- name: a\n  rules:\n  - alert: U\n    expr: up\n    bogus: 1\n";
     let diags = parse_rule_file(Path::new("u.yaml"), unknown, 60_000).expect_err("unknown field");
     assert_eq!(diags.0[0].location.line, 6, "{:?}", diags.0);
+    assert_eq!(
+        diags.0[0].field, "groups[0].rules[0].bogus",
+        "{:?}",
+        diags.0
+    );
     let template = "groups:\n- name: a\n  rules:\n  - alert: V\n    expr: up\n    annotations:\n      a: '{{ $value | nosuch }}'\n";
     let diags = parse_rule_file(Path::new("t.yaml"), template, 60_000).expect_err("bad template");
     assert!(
