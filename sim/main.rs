@@ -29,6 +29,8 @@ enum Command {
     Explain(commands::explain::ExplainCommand),
     /// PromQL tools: run Prometheus promqltest files over twin's evaluator
     Promql(commands::promql::PromqlArgs),
+    /// Rules: run promtool rule unit-test files over the rule engine.
+    Rules(commands::rules::RulesArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => commands::lint::run(args),
         Command::Explain(args) => commands::explain::run(args),
         Command::Promql(args) => commands::promql::run(args),
+        Command::Rules(args) => commands::rules::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -4,6 +4,7 @@ pub mod explain;
 pub mod explain_hpa;
 pub mod lint;
 pub mod promql;
+pub mod rules;
 
 use twin::diag::Diagnostics;
 
@@ -12,12 +13,7 @@ use twin::diag::Diagnostics;
 pub fn render_error(err: &anyhow::Error) -> String {
     for cause in err.chain() {
         if let Some(diags) = cause.downcast_ref::<Diagnostics>() {
-            return diags
-                .0
-                .iter()
-                .map(|d| d.render_from_disk())
-                .collect::<Vec<_>>()
-                .join("\n");
+            return diags.0.iter().map(|d| d.render_from_disk()).collect::<Vec<_>>().join("\n");
         }
         if let Some(diag) = cause.downcast_ref::<twin::diag::Diagnostic>() {
             return diag.render_from_disk();

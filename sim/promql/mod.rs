@@ -39,7 +39,9 @@
 mod eval;
 mod functions;
 pub mod promqltest;
+pub mod promtool;
 pub mod rules;
+pub mod slo;
 pub mod template;
 
 use std::fmt;

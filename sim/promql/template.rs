@@ -79,19 +79,45 @@ pub fn expand(name: &str, text: &str, data: &TemplateData) -> Result<String, Tem
     exec.vars
         .push(("$value".to_string(), Value::Float(data.value)));
     exec.run(&nodes, &dot).map_err(|err| {
+        let (place, context) = match &err.at {
+            Some((pos, command)) => {
+                let (line, col) = go_error_position(text, *pos);
+                (format!("{line}:{col}"), format!(" at <{command}>"))
+            }
+            None => (err.line.to_string(), String::new()),
+        };
         TemplateError(format!(
-            "error executing template {template_name}: template: {template_name}:{}: executing \"{template_name}\": {}",
-            err.line, err.message
+            "error executing template {template_name}: template: {template_name}:{place}: executing \"{template_name}\"{context}: {}",
+            err.message
         ))
     })?;
     Ok(exec.out)
 }
 
+/// Length of the definitions Prometheus prepends to every alert template
+/// (`{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}`),
+/// which shifts Go's error columns on the first line.
+const PREPENDED_DEFS_LEN: usize = 22 + 38 + 32 + 20;
+
+/// Go's `Tree.ErrorContext` position of a byte offset of the user text: line from 1, and the
+/// 0-based byte column (on line 1 counted from the start of the prepended definitions).
+fn go_error_position(text: &str, pos: usize) -> (usize, usize) {
+    let before = text.get(..pos).unwrap_or(text);
+    match before.rfind('\n') {
+        Some(newline) => (1 + before.matches('\n').count(), pos - (newline + 1)),
+        None => (1, PREPENDED_DEFS_LEN + pos),
+    }
+}
+
 /// Checks that a template parses (what `promtool check rules` does for labels/annotations).
-pub fn check(text: &str) -> Result<(), TemplateError> {
-    parse(text)
-        .map(|_| ())
-        .map_err(|err| TemplateError(format!("template: {}: {}", err.line, err.message)))
+/// `name` is the alert name; the message reads like Go's (`template: __alert_X:1: ...`).
+pub fn check(name: &str, text: &str) -> Result<(), TemplateError> {
+    parse(text).map(|_| ()).map_err(|err| {
+        TemplateError(format!(
+            "template: __alert_{name}:{}: {}",
+            err.line, err.message
+        ))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -118,7 +144,9 @@ impl Value {
             Value::Int(_) => "int",
             Value::Bool(_) => "bool",
             Value::Map(_) => "map[string]string",
-            Value::Struct(_) => "*template.tmplQueryResults",
+            Value::Struct(_) => {
+                "struct { Labels map[string]string; ExternalLabels map[string]string; ExternalURL string; Value interface {} }"
+            }
             Value::Nil => "nil",
         }
     }
@@ -266,7 +294,7 @@ pub fn format_float_shortest(v: f64) -> String {
     let d = shortest_digits(v);
     let exp = d.point - 1;
     // Shortest mode decides between %e and %f with precision 6 (strconv `formatDigits`).
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         let frac = d.digits.len() - 1;
         return layout_e(neg, &d, frac, false);
     }
@@ -751,7 +779,23 @@ struct Pipeline {
     /// Variables declared (`:=`) or assigned (`=`).
     vars: Vec<String>,
     declare: bool,
-    commands: Vec<Vec<Arg>>,
+    commands: Vec<Command>,
+}
+
+/// One command of a pipeline, with where it starts in the template text [byte] and its text
+/// as Go prints a command node (for "at <...>" in execution errors).
+#[derive(Clone, Debug)]
+struct Command {
+    args: Vec<Arg>,
+    pos: usize,
+    text: String,
+}
+
+/// Where a token starts in the template text [byte] and its source text.
+#[derive(Clone, Debug)]
+struct Span {
+    pos: usize,
+    text: String,
 }
 
 #[derive(Clone, Debug)]
@@ -770,7 +814,11 @@ enum Arg {
 /// One `{{ ... }}` action after lexing, or a run of text.
 enum Piece {
     Text(String),
-    Action { line: usize, tokens: Vec<Token> },
+    Action {
+        line: usize,
+        tokens: Vec<Token>,
+        spans: Vec<Span>,
+    },
 }
 
 const BUILTINS: &[&str] = &[
@@ -807,6 +855,8 @@ fn split_pieces(text: &str) -> Result<Vec<Piece>, ParseError> {
     let mut rest = text;
     let mut line = 1;
     while let Some(open) = rest.find("{{") {
+        // Byte offset of `rest` in `text`, for token positions.
+        let consumed = text.len() - rest.len();
         let mut before = &rest[..open];
         let mut inner_start = open + 2;
         let trim_left = rest[inner_start..].starts_with("- ")
@@ -839,10 +889,11 @@ fn split_pieces(text: &str) -> Result<Vec<Piece>, ParseError> {
                 });
             }
         } else {
-            let tokens = lex(inner, action_line)?;
+            let (tokens, spans) = lex(inner, consumed + inner_start, action_line)?;
             pieces.push(Piece::Action {
                 line: action_line,
                 tokens,
+                spans,
             });
         }
         // Lines skipped by right-trimming still count.
@@ -886,10 +937,17 @@ fn find_close(s: &str) -> Option<(usize, bool)> {
     None
 }
 
-fn lex(s: &str, line: usize) -> Result<Vec<Token>, ParseError> {
+/// Lexes one action's text; `base` is its byte offset in the template (for token spans).
+fn lex(s: &str, base: usize, line: usize) -> Result<(Vec<Token>, Vec<Span>), ParseError> {
     let err = |message: String| ParseError { line, message };
     let chars: Vec<char> = s.chars().collect();
+    let byte_at: Vec<usize> = s
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain(std::iter::once(s.len()))
+        .collect();
     let mut tokens = Vec::new();
+    let mut spans = Vec::new();
     let mut i = 0;
     let ident_char = |c: char| c.is_alphanumeric() || c == '_';
     let read_fields = |i: &mut usize| -> Vec<String> {
@@ -910,6 +968,8 @@ fn lex(s: &str, line: usize) -> Result<Vec<Token>, ParseError> {
     };
     while i < chars.len() {
         let c = chars[i];
+        let start = i;
+        let n_tokens = tokens.len();
         match c {
             c if c.is_whitespace() => i += 1,
             '|' => {
@@ -1035,8 +1095,14 @@ fn lex(s: &str, line: usize) -> Result<Vec<Token>, ParseError> {
             }
             other => return Err(err(format!("unexpected {other:?} in command"))),
         }
+        if tokens.len() > n_tokens {
+            spans.push(Span {
+                pos: base + byte_at[start],
+                text: chars[start..i].iter().collect(),
+            });
+        }
     }
-    Ok(tokens)
+    Ok((tokens, spans))
 }
 
 fn parse_go_int_literal(text: &str) -> Option<i64> {
@@ -1083,14 +1149,18 @@ impl Parser {
         while self.pos < self.pieces.len() {
             let piece_idx = self.pos;
             self.pos += 1;
-            let (line, tokens) = match &self.pieces[piece_idx] {
+            let (line, tokens, spans) = match &self.pieces[piece_idx] {
                 Piece::Text(t) => {
                     if !t.is_empty() {
                         nodes.push(Node::Text(t.clone()));
                     }
                     continue;
                 }
-                Piece::Action { line, tokens } => (*line, tokens.clone()),
+                Piece::Action {
+                    line,
+                    tokens,
+                    spans,
+                } => (*line, tokens.clone(), spans.clone()),
             };
             match tokens.first() {
                 Some(Token::Ident(k)) if k == "end" => {
@@ -1108,14 +1178,15 @@ impl Parser {
                     self.pieces[piece_idx] = Piece::Action {
                         line,
                         tokens: tokens[1..].to_vec(),
+                        spans: spans[1..].to_vec(),
                     };
                     return Ok((nodes, Some((line, "else".to_string()))));
                 }
                 Some(Token::Ident(k)) if k == "if" => {
-                    nodes.push(self.parse_if(line, &tokens[1..])?)
+                    nodes.push(self.parse_if(line, &tokens[1..], &spans[1..])?)
                 }
                 Some(Token::Ident(k)) if k == "with" || k == "range" => {
-                    let pipe = parse_pipeline(&tokens[1..], line)?;
+                    let pipe = parse_pipeline(&tokens[1..], &spans[1..], line)?;
                     let (body, end) = self.parse_list()?;
                     let otherwise = self.parse_else_tail(line, end, k)?;
                     nodes.push(if k == "with" {
@@ -1153,16 +1224,21 @@ impl Parser {
                 }
                 _ => nodes.push(Node::Action {
                     line,
-                    pipe: parse_pipeline(&tokens, line)?,
+                    pipe: parse_pipeline(&tokens, &spans, line)?,
                 }),
             }
         }
         Ok((nodes, None))
     }
 
-    fn parse_if(&mut self, line: usize, cond: &[Token]) -> Result<Node, ParseError> {
+    fn parse_if(
+        &mut self,
+        line: usize,
+        cond: &[Token],
+        cond_spans: &[Span],
+    ) -> Result<Node, ParseError> {
         let mut branches = Vec::new();
-        let mut pipe = parse_pipeline(cond, line)?;
+        let mut pipe = parse_pipeline(cond, cond_spans, line)?;
         loop {
             let (body, end) = self.parse_list()?;
             branches.push((pipe, body));
@@ -1181,18 +1257,18 @@ impl Parser {
                     });
                 }
                 Some((else_line, _)) => {
-                    let Piece::Action { tokens, .. } = &self.pieces[self.pos] else {
+                    let Piece::Action { tokens, spans, .. } = &self.pieces[self.pos] else {
                         return Err(ParseError {
                             line: else_line,
                             message: "internal: else lost".to_string(),
                         });
                     };
-                    let tokens = tokens.clone();
+                    let (tokens, spans) = (tokens.clone(), spans.clone());
                     self.pos += 1;
                     if let Some(Token::Ident(k)) = tokens.first()
                         && k == "if"
                     {
-                        pipe = parse_pipeline(&tokens[1..], else_line)?;
+                        pipe = parse_pipeline(&tokens[1..], &spans[1..], else_line)?;
                         continue;
                     }
                     if !tokens.is_empty() {
@@ -1258,7 +1334,20 @@ impl Parser {
     }
 }
 
-fn parse_pipeline(tokens: &[Token], line: usize) -> Result<Pipeline, ParseError> {
+/// Go's `CommandNode.String()`: the command's tokens joined by spaces, parentheses tight.
+fn command_text(spans: &[Span]) -> String {
+    let mut out = String::new();
+    for (idx, span) in spans.iter().enumerate() {
+        let tight = idx == 0 || span.text == ")" || spans[idx - 1].text == "(";
+        if !tight {
+            out.push(' ');
+        }
+        out.push_str(&span.text);
+    }
+    out
+}
+
+fn parse_pipeline(tokens: &[Token], spans: &[Span], line: usize) -> Result<Pipeline, ParseError> {
     let err = |message: &str| ParseError {
         line,
         message: message.to_string(),
@@ -1266,6 +1355,7 @@ fn parse_pipeline(tokens: &[Token], line: usize) -> Result<Pipeline, ParseError>
     let mut vars = Vec::new();
     let mut declare = false;
     let mut rest = tokens;
+    let mut rest_spans = spans;
     // `$x :=`, `$x =`, `$k, $v :=`.
     let mut probe = 0;
     let mut names = Vec::new();
@@ -1286,10 +1376,12 @@ fn parse_pipeline(tokens: &[Token], line: usize) -> Result<Pipeline, ParseError>
             vars = names;
             declare = true;
             rest = &rest[probe + 1..];
+            rest_spans = &rest_spans[(probe + 1).min(rest_spans.len())..];
         }
         Some(Token::Assign) if !names.is_empty() => {
             vars = names;
             rest = &rest[probe + 1..];
+            rest_spans = &rest_spans[(probe + 1).min(rest_spans.len())..];
         }
         _ => {}
     }
@@ -1298,6 +1390,17 @@ fn parse_pipeline(tokens: &[Token], line: usize) -> Result<Pipeline, ParseError>
     }
     let mut commands = Vec::new();
     let mut args = Vec::new();
+    let mut command_start = 0;
+    let finish = |args: Vec<Arg>, from: usize, to: usize| {
+        let spans = rest_spans
+            .get(from..to.min(rest_spans.len()))
+            .unwrap_or(&[]);
+        Command {
+            args,
+            pos: spans.first().map(|s| s.pos).unwrap_or(0),
+            text: command_text(spans),
+        }
+    };
     let mut i = 0;
     while i < rest.len() {
         match &rest[i] {
@@ -1305,7 +1408,8 @@ fn parse_pipeline(tokens: &[Token], line: usize) -> Result<Pipeline, ParseError>
                 if args.is_empty() {
                     return Err(err("missing command before |"));
                 }
-                commands.push(std::mem::take(&mut args));
+                commands.push(finish(std::mem::take(&mut args), command_start, i));
+                command_start = i + 1;
             }
             Token::LParen => {
                 let mut depth = 1;
@@ -1327,7 +1431,10 @@ fn parse_pipeline(tokens: &[Token], line: usize) -> Result<Pipeline, ParseError>
                 if depth != 0 {
                     return Err(err("unclosed left paren"));
                 }
-                args.push(Arg::Sub(parse_pipeline(&rest[start..j], line)?));
+                let sub_spans = rest_spans
+                    .get(start..j.min(rest_spans.len()))
+                    .unwrap_or(&[]);
+                args.push(Arg::Sub(parse_pipeline(&rest[start..j], sub_spans, line)?));
                 i = j;
             }
             Token::RParen => return Err(err("unexpected right paren")),
@@ -1352,7 +1459,7 @@ fn parse_pipeline(tokens: &[Token], line: usize) -> Result<Pipeline, ParseError>
     if args.is_empty() {
         return Err(err("missing command after |"));
     }
-    commands.push(args);
+    commands.push(finish(args, command_start, rest.len()));
     Ok(Pipeline {
         vars,
         declare,
@@ -1366,6 +1473,8 @@ fn parse_pipeline(tokens: &[Token], line: usize) -> Result<Pipeline, ParseError>
 struct ExecError {
     line: usize,
     message: String,
+    /// The failing command: its byte offset in the template and its text.
+    at: Option<(usize, String)>,
 }
 
 struct Exec {
@@ -1444,6 +1553,7 @@ impl Exec {
                             return Err(ExecError {
                                 line: *line,
                                 message: format!("range can't iterate over {}", other.display()),
+                                at: None,
                             });
                         }
                     };
@@ -1473,7 +1583,15 @@ impl Exec {
     fn pipeline(&mut self, pipe: &Pipeline, dot: &Value, line: usize) -> Result<Value, ExecError> {
         let mut piped: Option<Value> = None;
         for command in &pipe.commands {
-            piped = Some(self.command(command, dot, piped, line)?);
+            let value = self
+                .command(&command.args, dot, piped, line)
+                .map_err(|mut err| {
+                    // The innermost command that failed is the one Go names.
+                    err.at
+                        .get_or_insert_with(|| (command.pos, command.text.clone()));
+                    err
+                })?;
+            piped = Some(value);
         }
         let value = piped.unwrap_or(Value::Nil);
         for name in &pipe.vars {
@@ -1486,6 +1604,7 @@ impl Exec {
                         return Err(ExecError {
                             line,
                             message: format!("undefined variable: {name}"),
+                            at: None,
                         });
                     }
                 }
@@ -1501,7 +1620,11 @@ impl Exec {
         piped: Option<Value>,
         line: usize,
     ) -> Result<Value, ExecError> {
-        let err = |message: String| ExecError { line, message };
+        let err = |message: String| ExecError {
+            line,
+            message,
+            at: None,
+        };
         let Some(first) = args.first() else {
             return Err(err("empty command".to_string()));
         };
@@ -1553,11 +1676,13 @@ impl Exec {
             Arg::Nil => Err(ExecError {
                 line,
                 message: "nil is not a command".to_string(),
+                at: None,
             }),
             Arg::Sub(p) => self.pipeline(p, dot, line),
             Arg::Ident(name) => call(name, &[]).map_err(|m| ExecError {
                 line,
                 message: format!("error calling {name}: {m}"),
+                at: None,
             }),
             Arg::Field(fields) => fields_of(dot.clone(), fields, line),
             Arg::Var(name, fields) => {
@@ -1565,6 +1690,7 @@ impl Exec {
                     return Err(ExecError {
                         line,
                         message: format!("undefined variable: {name}"),
+                        at: None,
                     });
                 };
                 fields_of(v.clone(), fields, line)
@@ -1598,9 +1724,8 @@ fn fields_of(mut value: Value, fields: &[String], line: usize) -> Result<Value, 
                 None => {
                     return Err(ExecError {
                         line,
-                        message: format!(
-                            "can't evaluate field {field} in type *template.tmplQueryResults"
-                        ),
+                        message: format!("can't evaluate field {field} in type struct"),
+                        at: None,
                     });
                 }
             },
@@ -1608,6 +1733,7 @@ fn fields_of(mut value: Value, fields: &[String], line: usize) -> Result<Value, 
                 return Err(ExecError {
                     line,
                     message: format!("can't evaluate field {field} in type {}", other.type_name()),
+                    at: None,
                 });
             }
         };
@@ -1675,9 +1801,11 @@ fn call(name: &str, args: &[Value]) -> Result<Value, String> {
         "reReplaceAll" => {
             want_args(name, args, 3)?;
             let re = regex::Regex::new(as_str(name, &args[0])?).map_err(|e| e.to_string())?;
-            let replacement = go_expand_to_rust(as_str(name, &args[1])?);
+            // Go's Expand and Rust's replacement syntax agree: `$1`, `${1}`, `$name`, and a
+            // name runs as far as letters, digits and `_` go (`$1x` is the group `1x`).
+            let replacement = as_str(name, &args[1])?;
             Ok(Value::Str(
-                re.replace_all(as_str(name, &args[2])?, replacement.as_str())
+                re.replace_all(as_str(name, &args[2])?, replacement)
                     .into_owned(),
             ))
         }
@@ -1780,12 +1908,6 @@ fn go_sprint(args: &[Value]) -> String {
         out.push_str(&arg.display());
     }
     out
-}
-
-/// Go's `$1`/`${name}` expansion syntax is Rust regex's too, except Go reads `$1x` as the group
-/// named `1x`; both treat a lone `$` followed by nothing special as literal.
-fn go_expand_to_rust(replacement: &str) -> String {
-    replacement.to_string()
 }
 
 fn strip_port(host: &str) -> String {

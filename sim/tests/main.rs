@@ -5,5 +5,6 @@ mod lint;
 mod manifests;
 mod mesh;
 mod promql;
+mod rules;
 mod schedule;
 mod tidy;

@@ -7,6 +7,13 @@ struct Scripted<F: FnMut(&str, i64) -> Vec<Sample>> {
 }
 
 impl<F: FnMut(&str, i64) -> Vec<Sample>> RuleStorage for Scripted<F> {
+    fn latest_sample(&self, labels: &LabelSet, from_ms: i64, to_ms: i64) -> Option<(i64, f64)> {
+        self.appended
+            .iter()
+            .filter(|(l, t, _)| l == labels && (from_ms..=to_ms).contains(t))
+            .max_by_key(|(_, t, _)| *t)
+            .map(|(_, t, v)| (*t, *v))
+    }
     fn query(&mut self, expr: &str, t_ms: i64) -> Result<Vec<Sample>, String> {
         Ok((self.answer)(expr, t_ms))
     }
@@ -292,6 +299,9 @@ fn durations_follow_prometheus_model_parse_duration() {
     assert!(parse_prom_duration("").is_err());
     assert_eq!(format_prom_duration(5_400_000), "1h30m");
     assert_eq!(format_prom_duration(0), "0s");
+    assert_eq!(format_prom_duration(30 * 86_400_000), "30d");
+    assert_eq!(format_prom_duration(28 * 86_400_000), "4w");
+    assert_eq!(format_prom_duration(86_400_000), "1d");
 }
 
 #[test]
@@ -329,6 +339,11 @@ fn unknown_fields_and_bad_templates_are_rejected() {
     let unknown = "groups:\n- name: a\n  rules:\n  - alert: U\n    expr: up\n    bogus: 1\n";
     let diags = parse_rule_file(Path::new("u.yaml"), unknown, 60_000).expect_err("unknown field");
     assert_eq!(diags.0[0].location.line, 6, "{:?}", diags.0);
+    assert_eq!(
+        diags.0[0].field, "groups[0].rules[0].bogus",
+        "{:?}",
+        diags.0
+    );
     let template = "groups:\n- name: a\n  rules:\n  - alert: V\n    expr: up\n    annotations:\n      a: '{{ $value | nosuch }}'\n";
     let diags = parse_rule_file(Path::new("t.yaml"), template, 60_000).expect_err("bad template");
     assert!(
@@ -344,7 +359,7 @@ fn unknown_fields_and_bad_templates_are_rejected() {
 fn timelines_fold_transitions_into_episodes() {
     // Goal: transitions become pending/fire/resolve times per episode.
     let mut group = one_group(ALERT_RULE);
-    let (transitions, _) = run(&mut group, 900, |t| t < 450 || t >= 600);
+    let (transitions, _) = run(&mut group, 900, |t| !(450..600).contains(&t));
     let lives = timelines(&transitions);
     assert_eq!(lives.len(), 2);
     assert_eq!(
@@ -362,5 +377,273 @@ fn timelines_fold_transitions_into_episodes() {
             lives[1].resolved_at_ms
         ),
         (600 * SEC, Some(900 * SEC), None)
+    );
+}
+
+#[test]
+fn live_schedule_runs_each_group_on_its_own_grid() {
+    // Goal: a server runs groups independently on interval + offset slots and reports alert
+    // lifetimes on those slots (§2, unlike promtool). Method: a 30s and a 1m group, both
+    // alerting on an always-true condition with for: 1m; check plan order and fire times.
+    let yaml = "groups:\n- name: fast\n  interval: 30s\n  rules:\n  - alert: F\n    expr: x > 0\n    for: 1m\n- name: slow\n  interval: 1m\n  rules:\n  - alert: S\n    expr: x > 0\n    for: 1m\n";
+    let mut groups = parse_rule_file(Path::new("sched.yaml"), yaml, 60_000).expect("parses");
+    let start_ns = 1_700_000_000_000_000_000i64;
+    let end_ns = start_ns + 5 * 60 * 1_000_000_000;
+    let plan = evaluation_plan(&groups, start_ns, end_ns);
+    assert_eq!(plan.iter().filter(|e| e.group_idx == 0).count(), 10);
+    assert_eq!(plan.iter().filter(|e| e.group_idx == 1).count(), 5);
+    assert!(
+        plan.windows(2)
+            .all(|w| (w[0].t_ns, w[0].group_idx) <= (w[1].t_ns, w[1].group_idx))
+    );
+    let mut storage = Scripted {
+        answer: |_: &str, _t: i64| {
+            vec![Sample {
+                labels: labels(&[("pod", "p")]),
+                value: 1.0,
+            }]
+        },
+        appended: Vec::new(),
+    };
+    let run = run_schedule(
+        &mut groups,
+        start_ns,
+        end_ns,
+        &mut storage,
+        &EvalContext::default(),
+    );
+    assert!(run.errors.is_empty());
+    for (name, group_idx, interval_ms) in [("F", 0, 30_000), ("S", 1, 60_000)] {
+        let life = run
+            .timelines
+            .iter()
+            .find(|l| l.alertname == name)
+            .expect("an alert lifetime");
+        let first_ms = plan
+            .iter()
+            .find(|e| e.group_idx == group_idx)
+            .map(|e| e.t_ns / 1_000_000)
+            .expect("slots");
+        assert_eq!(life.pending_at_ms, first_ms);
+        // for: 1m is reached on the group's own grid.
+        assert_eq!(life.fired_at_ms, Some(first_ms + 60_000));
+        assert_eq!((life.fired_at_ms.unwrap() - first_ms) % interval_ms, 0);
+    }
+}
+
+#[test]
+fn parse_errors_get_promtools_position_where_it_can_be_recovered() {
+    // Goal: PromQL syntax errors name the position inside the expression like promtool
+    // (`1:16: parse error: ...`). Method: the cases checked against promtool 2.42.
+    assert_eq!(
+        with_parse_position("sum(rate(x[5m])", "unclosed left parenthesis"),
+        "1:16: parse error: unclosed left parenthesis"
+    );
+    assert_eq!(
+        with_parse_position("up\nand\nbar(x)\n", "unknown function with name 'bar'"),
+        "3:1: parse error: unknown function with name \"bar\""
+    );
+    assert_eq!(
+        with_parse_position("é + nosuch(x)", "unknown function with name 'nosuch'"),
+        "1:5: parse error: unknown function with name \"nosuch\""
+    );
+    assert_eq!(
+        with_parse_position("up ==", "invalid promql query"),
+        "invalid promql query"
+    );
+}
+
+/// Firing state of the one alert after each 30s step, for a condition given per step.
+fn firing_per_step(for_steps: i64, keep_steps: i64, cond: &[bool]) -> Vec<bool> {
+    let yaml = format!(
+        "groups:\n- name: g\n  rules:\n  - alert: P\n    expr: x > 0\n    for: {}s\n    keep_firing_for: {}s\n",
+        for_steps * 30,
+        keep_steps * 30
+    );
+    let mut group = one_group(&yaml);
+    let cond_at = cond.to_vec();
+    let mut storage = Scripted {
+        answer: move |_: &str, t: i64| {
+            if cond_at[(t / (30 * SEC)) as usize] {
+                vec![Sample {
+                    labels: labels(&[("pod", "p")]),
+                    value: 1.0,
+                }]
+            } else {
+                vec![]
+            }
+        },
+        appended: Vec::new(),
+    };
+    let mut out = Vec::new();
+    for step in 0..cond.len() as i64 {
+        group.evaluate(step * 30 * SEC, &mut storage, &EvalContext::default());
+        let RuleKind::Alerting(rule) = &group.rules[0].kind else {
+            panic!("alerting rule expected")
+        };
+        out.push(rule.active_alerts().any(|a| a.state == AlertState::Firing));
+    }
+    out
+}
+
+proptest::proptest! {
+    #[test]
+    fn an_alert_fires_exactly_when_its_condition_held_for_the_whole_for_window(
+        cond in proptest::collection::vec(proptest::bool::ANY, 1..40),
+        for_steps in 0i64..6,
+        keep_steps in 0i64..4,
+    ) {
+        // Goal: the state machine's contract over any condition history (§3.1). Method:
+        // random condition per 30s step; check (1) a condition true over the last `for`
+        // window means firing, (2) firing with the condition true needs that window, and
+        // (3) firing with the condition false is keep_firing_for holding, for less than K
+        // since the first false step after the alert last saw the condition.
+        let firing = firing_per_step(for_steps, keep_steps, &cond);
+        let f = for_steps as usize;
+        for i in 0..cond.len() {
+            let window_true = i >= f && cond[i - f..=i].iter().all(|c| *c);
+            if window_true {
+                proptest::prop_assert!(firing[i], "step {i}: window true but not firing");
+            }
+            if firing[i] && cond[i] {
+                // The alert went active at the start of a run of trues (or earlier, when it
+                // was kept firing across a gap); either way a full window exists by now.
+                let run_start = (0..=i).rev().take_while(|&j| cond[j]).last().unwrap_or(i);
+                let kept_across_gap = run_start > 0 && firing[run_start - 1];
+                proptest::prop_assert!(kept_across_gap || i - run_start >= f, "step {i}: fired early");
+            }
+            if firing[i] && !cond[i] {
+                proptest::prop_assert!(keep_steps > 0, "step {i}: firing on a false condition without keep_firing_for");
+                let last_true = (0..i).rev().find(|&j| cond[j]);
+                proptest::prop_assert!(last_true.is_some());
+                let first_false = last_true.unwrap_or(0) + 1;
+                proptest::prop_assert!(((i - first_false) as i64) < keep_steps, "step {i}: kept too long");
+            }
+        }
+    }
+}
+
+#[test]
+fn notifications_skip_pending_resend_after_the_delay_and_send_resolutions_at_once() {
+    // Goal: what Alertmanager receives (§3.3): never pending alerts; a firing alert when it
+    // fires and again only once the 1m resend delay has strictly passed (every 1m30s at 30s
+    // steps); the resolution at once with EndsAt = ResolvedAt; external labels added.
+    // Method: condition true 0..7m, for 5m, 30s steps; collect sends.
+    let mut group = one_group(ALERT_RULE);
+    let ctx = EvalContext {
+        external_labels: BTreeMap::from([("cluster".to_string(), "lambda".to_string())]),
+        ..EvalContext::default()
+    };
+    let mut storage = Scripted {
+        answer: |_: &str, t: i64| {
+            if t < 450 * SEC {
+                vec![Sample {
+                    labels: labels(&[("pod", "p0")]),
+                    value: 0.5,
+                }]
+            } else {
+                vec![]
+            }
+        },
+        appended: Vec::new(),
+    };
+    let mut sent = Vec::new();
+    for step in 0..=20 {
+        sent.extend(
+            group
+                .evaluate(step * 30 * SEC, &mut storage, &ctx)
+                .notifications,
+        );
+    }
+    let times: Vec<(i64, bool)> = sent
+        .iter()
+        .map(|n| (n.sent_at_ms / SEC, n.resolved))
+        .collect();
+    // Fires at 300s; resent at 390s; resolved at 450s; the resolved alert is resent at 540s.
+    assert_eq!(
+        times,
+        vec![(300, false), (390, false), (450, true), (540, true)]
+    );
+    assert_eq!(sent[0].starts_at_ms, 300 * SEC);
+    assert_eq!(sent[0].ends_at_ms, 300 * SEC + 4 * 60 * SEC);
+    assert_eq!(sent[2].ends_at_ms, 450 * SEC);
+    assert_eq!(
+        sent[0].labels.get("cluster").map(String::as_str),
+        Some("lambda")
+    );
+}
+
+/// Runs `yaml`'s single alert (condition always true) every 30s to `end_s`, restarting the
+/// server at `restart_s`; returns the time it fired after the restart [s].
+fn fire_time_after_restart(yaml: &str, restart_s: i64, end_s: i64) -> Option<i64> {
+    let mut group = one_group(yaml);
+    let mut storage = Scripted {
+        answer: |_: &str, _t: i64| {
+            vec![Sample {
+                labels: labels(&[("pod", "p0")]),
+                value: 1.0,
+            }]
+        },
+        appended: Vec::new(),
+    };
+    let ctx = EvalContext::default();
+    let mut t = 0;
+    let mut fired = None;
+    while t <= end_s * SEC {
+        if t == restart_s * SEC {
+            group.start_after_restart();
+        }
+        let report = group.evaluate(t, &mut storage, &ctx);
+        if t >= restart_s * SEC
+            && fired.is_none()
+            && report
+                .transitions
+                .iter()
+                .any(|tr| tr.to == AlertState::Firing)
+        {
+            fired = Some(t / SEC);
+        }
+        t += 30 * SEC;
+    }
+    fired
+}
+
+#[test]
+fn restart_restores_for_state_with_the_grace_period() {
+    // Goal: §3.3 restoration. Method: always-true alerts; the server restarts at 9m30s.
+    // for: 10m, active since 0: 9m spent, 1m left, under the 10m grace period, so ActiveAt is
+    // moved to restore time (10m) + grace - for: it fires at 20m instead of 10m.
+    let long = "groups:\n- name: g\n  rules:\n  - alert: L\n    expr: x > 0\n    for: 10m\n";
+    assert_eq!(fire_time_after_restart(long, 570, 1500), Some(1200));
+    // for: 30m, 9m spent, 21m left (over the grace period): ActiveAt shifts by the downtime
+    // (restore at 10m minus last sample at 9m = 1m), firing at 31m rather than 30m.
+    let longer = "groups:\n- name: g\n  rules:\n  - alert: M\n    expr: x > 0\n    for: 30m\n";
+    assert_eq!(fire_time_after_restart(longer, 570, 2400), Some(1860));
+    // for: 5m is under the grace period: no restoration, it waits a full `for` from the
+    // first evaluation after the restart (9m30s + 5m).
+    let short = "groups:\n- name: g\n  rules:\n  - alert: S\n    expr: x > 0\n    for: 5m\n";
+    assert_eq!(fire_time_after_restart(short, 570, 1200), Some(870));
+}
+
+#[test]
+fn unrestored_rules_write_no_alerts_series() {
+    // Goal: until restoration, ALERTS and ALERTS_FOR_STATE are not written (§3.2).
+    let mut group = one_group(ALERT_RULE);
+    group.start_after_restart();
+    let mut storage = Scripted {
+        answer: |_: &str, _t: i64| {
+            vec![Sample {
+                labels: labels(&[("pod", "p0")]),
+                value: 1.0,
+            }]
+        },
+        appended: Vec::new(),
+    };
+    group.evaluate(0, &mut storage, &EvalContext::default());
+    assert!(storage.appended.is_empty());
+    group.evaluate(30 * SEC, &mut storage, &EvalContext::default());
+    group.evaluate(60 * SEC, &mut storage, &EvalContext::default());
+    assert!(
+        storage.appended.iter().all(|(_, t, _)| *t == 60 * SEC) && !storage.appended.is_empty()
     );
 }

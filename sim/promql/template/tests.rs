@@ -120,8 +120,8 @@ fn printf_formats_like_go() {
         "a-%!s(MISSING)"
     );
     assert_eq!(
-        render("{{ printf \"%5.1f|%-4s|\" $value \"x\" }}", 3.14159, &[]),
-        "  3.1|x   |"
+        render("{{ printf \"%5.1f|%-4s|\" $value \"x\" }}", 2.25, &[]),
+        "  2.2|x   |"
     );
     assert_eq!(
         render("{{ printf \"%e\" $value }}", 1234.5, &[]),
@@ -288,8 +288,12 @@ fn unknown_functions_and_bad_syntax_are_errors() {
     assert!(expand("X", "{{ $value ", &TemplateData::default()).is_err());
     assert!(expand("X", "{{ if $value }}x", &TemplateData::default()).is_err());
     assert!(expand("X", "{{ $nope }}", &TemplateData::default()).is_err());
-    assert!(check("{{ humanize $value }}").is_ok());
-    assert!(check("{{ end }}").is_err());
+    assert!(check("X", "{{ humanize $value }}").is_ok());
+    assert_eq!(
+        check("V", "{{ $value | nosuch }}").map_err(|e| e.to_string()),
+        Err("template: __alert_V:1: function \"nosuch\" not defined".to_string())
+    );
+    assert!(check("X", "{{ end }}").is_err());
 }
 
 #[test]
@@ -312,5 +316,35 @@ fn seed_llm_cost_annotation_renders_dollars() {
             &[]
         ),
         "LLM API costs are $150.00/hour"
+    );
+}
+
+#[test]
+fn execution_errors_name_line_column_and_command_like_go() {
+    // Goal: a failing function prints Go's "template: NAME:LINE:COL: executing ... at <cmd>"
+    // text, columns shifted by Prometheus's prepended definitions on line 1. Method: the
+    // message promtool 2.42 printed for `humanize` of a non-number (fixture
+    // template-functions.yaml), and a second-line error.
+    let err = expand(
+        "TemplateText",
+        "{{ humanize $labels.gpu_model }}",
+        &data(0.0, &[("gpu_model", "H100-Sxm")]),
+    )
+    .expect_err("humanize of text fails");
+    assert_eq!(
+        err.to_string(),
+        "error executing template __alert_TemplateText: template: __alert_TemplateText:1:115: executing \"__alert_TemplateText\" at <humanize $labels.gpu_model>: error calling humanize: strconv.ParseFloat: parsing \"H100-Sxm\": invalid syntax"
+    );
+    let err = expand(
+        "A",
+        "x\n  {{ $labels.a | humanize }}",
+        &data(0.0, &[("a", "q")]),
+    )
+    .expect_err("fails");
+    assert!(
+        err.to_string().contains(
+            "__alert_A:2:17: executing \"__alert_A\" at <humanize>: error calling humanize"
+        ),
+        "{err}"
     );
 }
