@@ -116,8 +116,8 @@ fn consecutive_errors_meant_gateway_errors_before_istio_1_7_and_nothing_since() 
         }
     );
 
-    let mut legacy_detector = OutlierDetector::new(legacy, 2, rng("legacy"));
-    let mut modern_detector = OutlierDetector::new(modern, 2, rng("modern"));
+    let mut legacy_detector = OutlierDetector::new(legacy, 2, rng("legacy")).unwrap();
+    let mut modern_detector = OutlierDetector::new(modern, 2, rng("modern")).unwrap();
     let mut legacy_events = Vec::new();
     let mut modern_events = Vec::new();
     for i in 0..5 {
@@ -348,7 +348,7 @@ fn an_outlier_config_with_max_below_base_is_refused() {
 // outlier detection
 
 fn detector(config: OutlierConfig, n_hosts: u32) -> OutlierDetector {
-    OutlierDetector::new(config, n_hosts, rng("outlier"))
+    OutlierDetector::new(config, n_hosts, rng("outlier")).expect("valid config")
 }
 
 fn all_out() -> OutlierConfig {
@@ -1578,5 +1578,94 @@ fn deny_wins_over_allow_and_operations_check_methods_and_paths() {
         )
         .status(),
         403
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// upstream: the parts wired together
+
+use super::policy::ClusterPolicy;
+use super::upstream::{Upstream, UpstreamEvent};
+
+/// Sends one request and finishes it at `now` with the status its host gives; returns the
+/// host it went to.
+fn round_trip(
+    upstream: &mut Upstream<u32>,
+    now: SimTime,
+    status_of: impl Fn(HostId) -> u16,
+    out: &mut Vec<UpstreamEvent<u32>>,
+) -> HostId {
+    let host = upstream.send(0, out).expect("a host");
+    let mut pending: Vec<UpstreamEvent<u32>> = std::mem::take(out);
+    while let Some(event) = pending.pop() {
+        match event {
+            UpstreamEvent::Connect { conn } => upstream.connected(conn, &mut pending),
+            UpstreamEvent::Started { host, conn, .. } => {
+                upstream.finished(now, host, conn, AttemptResult::Status(status_of(host)), out);
+            }
+            other => out.push(other),
+        }
+    }
+    host
+}
+
+#[test]
+fn a_membership_change_delivers_held_health_changes_at_once() {
+    // Goal: §3.8's "membership changes are never held", through `Upstream`. Method: round
+    // robin over 3 hosts, host 0 always 503. Its first ejection is delivered at once; the
+    // sweep at 2 s unejects it (delivered at once, over 1 s after the last delivery); it is
+    // ejected again within 1 s, which is held; adding a host at 2.5 s then delivers the held
+    // ejection immediately, along with the new host.
+    let policy = ClusterPolicy {
+        lb: LbPolicy::RoundRobin,
+        outlier: Some(OutlierConfig {
+            interval: SimDuration::from_secs(2),
+            base_ejection_time: SimDuration::from_secs(1),
+            ..all_out()
+        }),
+        healthy_panic_threshold_percent: 0.0,
+        ..ClusterPolicy::default()
+    };
+    let mut upstream: Upstream<u32> =
+        Upstream::new(&policy, 3, &RngTree::new(9).child("mesh")).unwrap();
+    let status_of = |host: HostId| if host == HostId(0) { 503 } else { 200 };
+    let mut out = Vec::new();
+    let mut t = 0;
+    while !upstream.detector().unwrap().is_ejected(HostId(0)) {
+        t += 10;
+        round_trip(&mut upstream, ms(t), status_of, &mut out);
+    }
+    assert!(t < 200, "five failures take 15 round-robin requests");
+    assert!(
+        !upstream.hosts().is_healthy(HostId(0)),
+        "the first ejection is delivered at once"
+    );
+    upstream.sweep(ms(2_000), &mut out);
+    assert!(
+        upstream.hosts().is_healthy(HostId(0)),
+        "the unejection is delivered at once"
+    );
+    let mut t = 2_000;
+    while !upstream.detector().unwrap().is_ejected(HostId(0)) {
+        t += 10;
+        round_trip(&mut upstream, ms(t), status_of, &mut out);
+    }
+    assert!(
+        upstream.hosts().is_healthy(HostId(0)),
+        "the re-ejection is held"
+    );
+    assert_eq!(out, vec![UpstreamEvent::DeliverAt(ms(t + 1_000))]);
+    let new_host = upstream.add_host(ms(2_500));
+    assert_eq!(new_host, HostId(3));
+    assert!(
+        !upstream.hosts().is_healthy(HostId(0)),
+        "delivered with the membership change"
+    );
+    assert!(upstream.hosts().is_healthy(new_host));
+    assert_eq!(upstream.merge().stats().update_merge_cancelled, 1);
+    upstream.merge_timer(ms(t + 1_000));
+    assert!(
+        !upstream.hosts().is_healthy(HostId(0)),
+        "the cancelled timer changes nothing"
     );
 }
