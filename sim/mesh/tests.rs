@@ -739,6 +739,68 @@ fn local_origin_failures_count_apart_only_in_split_mode() {
     assert!(split.is_ejected(HostId(0)));
 }
 
+#[test]
+fn partial_enforcement_ejects_that_share_of_detections() {
+    // Goal: §3.4 "eject with probability enforcing %". Method: enforcement 30 %, 2000
+    // independent single-host detectors each reaching five 500s; about 30 % eject (within
+    // 4 binomial standard deviations), the rest log `NotEnforced`.
+    let config = OutlierConfig {
+        enforcing_consecutive_5xx: 30,
+        ..all_out()
+    };
+    let mut rng_tree_stream = rng("enforcement");
+    let mut ejected = 0;
+    for _ in 0..2000 {
+        let stream_seed = rand::Rng::next_u64(&mut rng_tree_stream);
+        let mut detector = OutlierDetector::new(
+            config.clone(),
+            1,
+            RngTree::new(stream_seed).stream("outlier"),
+        )
+        .unwrap();
+        let events = report_all(&mut detector, 0, &[500; 5], ms(0));
+        assert_eq!(events.len(), 1);
+        match events[0].action {
+            OutlierAction::Ejected => ejected += 1,
+            OutlierAction::NotEnforced => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let sigma = (2000.0f64 * 0.3 * 0.7).sqrt();
+    assert!(
+        (f64::from(ejected) - 600.0).abs() < 4.0 * sigma,
+        "{ejected} of 2000 ejected"
+    );
+}
+
+#[test]
+fn jitter_lengthens_an_ejection_by_at_most_its_maximum() {
+    // Goal: §3.5 jitter. Method: base 10 s, jitter up to 5 s; the unejection instant of
+    // 200 ejections lies in [10 s, 15 s] after the ejection and is not always the same.
+    let config = OutlierConfig {
+        base_ejection_time: SimDuration::from_secs(10),
+        max_ejection_time_jitter: SimDuration::from_secs(5),
+        ..all_out()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..200u64 {
+        let mut detector =
+            OutlierDetector::new(config.clone(), 1, RngTree::new(seed).stream("outlier")).unwrap();
+        report_all(&mut detector, 0, &[500; 5], ms(0));
+        let eligible = detector.eligible_for_unejection_at(HostId(0)).unwrap();
+        assert!(
+            eligible >= SimTime::from_secs(10) && eligible <= SimTime::from_secs(15),
+            "{eligible}"
+        );
+        seen.insert(eligible);
+    }
+    assert!(
+        seen.len() > 100,
+        "jitter varies: {} distinct values",
+        seen.len()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // merge window
 
