@@ -15,7 +15,7 @@
 //! absent in the output (no outlier block means no outlier detection).
 
 use super::MeshError;
-use super::policy::{CircuitBreakers, ClusterPolicy, LbPolicy, OutlierConfig};
+use super::policy::{CircuitBreakers, ClusterPolicy, LbPolicy, OutlierConfig, RetryPolicy};
 use crate::engine::SimDuration;
 
 /// An istiod release, `major.minor`.
@@ -249,24 +249,21 @@ fn outlier_config(outlier: &IstioOutlierDetection, version: IstioVersion) -> (Ou
     (config, panic_threshold)
 }
 
-/// The retry policy istiod gives a route whose VirtualService sets no `retries` (§2.4).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub num_retries: u32,
-    /// Upstream response statuses that are retried (besides resets and connect failures).
-    pub retriable_status_codes: Vec<u16>,
-    pub host_selection_retry_max_attempts: u32,
-}
-
-/// istiod's default route retry policy for `version`.
+/// The retry policy istiod gives a route whose VirtualService sets no `retries` (§2.4):
+/// `num_retries: 2`, `retry_on: connect-failure,refused-stream,unavailable,cancelled,
+/// retriable-status-codes`, `previous_hosts` with 5 host-selection attempts; up to 1.23 the
+/// status list held 503, since 1.24 it is empty.
 pub fn default_retry_policy(version: IstioVersion) -> RetryPolicy {
     RetryPolicy {
         num_retries: 2,
+        retry_on_connect_failure: true,
         retriable_status_codes: if version >= IstioVersion::STOPS_RETRYING_503 {
             Vec::new()
         } else {
             vec![503]
         },
         host_selection_retry_max_attempts: 5,
+        avoid_previous_hosts: true,
+        ..RetryPolicy::default()
     }
 }

@@ -118,21 +118,23 @@ use proptest::prelude::*;
 use rand::RngExt;
 use twin::engine::{Engine, RngTree, SimRng, SimTime};
 use twin::mesh::HostId;
+use twin::mesh::istio::{IstioVersion, default_retry_policy};
 use twin::mesh::outlier::AttemptResult;
-use twin::mesh::policy::{CircuitBreakers, ClusterPolicy, LbPolicy, OutlierConfig};
+use twin::mesh::policy::{CircuitBreakers, ClusterPolicy, LbPolicy, OutlierConfig, RetryPolicy};
 use twin::mesh::pool::ConnId;
 use twin::mesh::route::{Destination, HttpRequest, HttpRouteSpec, RouteDecision, VirtualService};
-use twin::mesh::upstream::{Upstream, UpstreamEvent};
+use twin::mesh::upstream::{AttemptId, Upstream, UpstreamEvent};
 
 #[derive(Clone, Copy, Debug)]
 enum MeshEvent {
     Arrival(u64),
     Connected(ConnId),
     Finish {
-        request: u64,
+        attempt: AttemptId,
         host: HostId,
         conn: ConnId,
     },
+    Retry(AttemptId),
     Sweep,
     MergeTimer,
 }
@@ -142,6 +144,7 @@ enum MeshEvent {
 #[derive(Clone, Debug)]
 struct ClusterCase {
     policy: ClusterPolicy,
+    retry_policy: RetryPolicy,
     n_hosts: u32,
     failure_probability: Vec<f64>,
     requests: u64,
@@ -164,6 +167,10 @@ struct ClusterRun {
     /// made while the cluster was not in panic.
     picks_of_long_ejected_hosts_outside_panic: u64,
     max_ejected_seen: u32,
+    /// Requests that ended with a 200, and retries made in all.
+    completed_ok: u64,
+    retries: u64,
+    ejections: u64,
     digest: u64,
 }
 
@@ -175,7 +182,8 @@ fn run_cluster(case: &ClusterCase) -> ClusterRun {
     let tree = RngTree::new(case.seed);
     let mut upstream: Upstream<u64> =
         Upstream::new(&case.policy, case.n_hosts, &tree.child("mesh/cluster"))
-            .expect("valid policy");
+            .expect("valid policy")
+            .with_retry_policy(case.retry_policy.clone());
     let mut responses: SimRng = tree.stream("test/responses");
     let mut engine: Engine<MeshEvent> = Engine::new();
     let mut run = ClusterRun {
@@ -193,36 +201,34 @@ fn run_cluster(case: &ClusterCase) -> ClusterRun {
     let window = SimDuration::from_secs(1);
     engine.run_until(horizon, |scheduler, event| {
         let now = scheduler.now();
-        match event {
+        let picked = match event {
             MeshEvent::Arrival(request) => {
                 if request + 1 < case.requests {
                     scheduler.after(case.arrival_gap, MeshEvent::Arrival(request + 1));
                 }
-                if let Some(host) = upstream.send(request, &mut out) {
-                    run.picks.push((now, host));
-                    let detector = upstream.detector();
-                    let long_ejected = detector
-                        .and_then(|d| d.ejected_at(host))
-                        .is_some_and(|at| now.since(at) > window);
-                    if long_ejected && !upstream.in_panic() {
-                        run.picks_of_long_ejected_hosts_outside_panic += 1;
-                    }
-                }
+                upstream.send(request, &mut out)
             }
-            MeshEvent::Connected(conn) => upstream.connected(conn, &mut out),
+            MeshEvent::Retry(attempt) => upstream.retry(attempt, &mut out),
+            MeshEvent::Connected(conn) => {
+                upstream.connected(conn, &mut out);
+                None
+            }
             MeshEvent::Finish {
-                request,
+                attempt,
                 host,
                 conn,
             } => {
-                run.outcomes[request as usize] += 1;
                 let fails = responses.random::<f64>() < case.failure_probability[host.index()];
                 let status = if fails { 503 } else { 200 };
-                run.digest = fold(
-                    fold(run.digest, request),
-                    u64::from(status) << 32 | u64::from(host.0),
+                upstream.finished(
+                    now,
+                    attempt,
+                    host,
+                    conn,
+                    AttemptResult::Status(status),
+                    &mut out,
                 );
-                upstream.finished(now, host, conn, AttemptResult::Status(status), &mut out);
+                None
             }
             MeshEvent::Sweep => {
                 upstream.sweep(now, &mut out);
@@ -232,8 +238,22 @@ fn run_cluster(case: &ClusterCase) -> ClusterRun {
                 if now < arrivals_end + SimDuration::from_secs(30) {
                     scheduler.after(interval, MeshEvent::Sweep);
                 }
+                None
             }
-            MeshEvent::MergeTimer => upstream.merge_timer(now),
+            MeshEvent::MergeTimer => {
+                upstream.merge_timer(now);
+                None
+            }
+        };
+        if let Some(host) = picked {
+            run.picks.push((now, host));
+            let long_ejected = upstream
+                .detector()
+                .and_then(|d| d.ejected_at(host))
+                .is_some_and(|at| now.since(at) > window);
+            if long_ejected && !upstream.in_panic() {
+                run.picks_of_long_ejected_hosts_outside_panic += 1;
+            }
         }
         if let Some(detector) = upstream.detector() {
             run.max_ejected_seen = run.max_ejected_seen.max(detector.ejected_count());
@@ -241,17 +261,33 @@ fn run_cluster(case: &ClusterCase) -> ClusterRun {
         for event in out.drain(..) {
             match event {
                 UpstreamEvent::Started {
-                    request,
+                    attempt,
                     host,
                     conn,
                 } => scheduler.after(
                     case.service,
                     MeshEvent::Finish {
-                        request,
+                        attempt,
                         host,
                         conn,
                     },
                 ),
+                UpstreamEvent::Completed {
+                    request,
+                    result,
+                    retries,
+                } => {
+                    run.outcomes[request as usize] += 1;
+                    run.retries += u64::from(retries);
+                    if result == AttemptResult::Status(200) {
+                        run.completed_ok += 1;
+                    }
+                    let status = match result {
+                        AttemptResult::Status(status) => u64::from(status),
+                        _ => 0,
+                    };
+                    run.digest = fold(fold(run.digest, request), status << 32 | now.as_nanos());
+                }
                 UpstreamEvent::Rejected { request, flag } => {
                     run.outcomes[request as usize] += 1;
                     run.digest = fold(run.digest, request ^ 0xdead);
@@ -265,6 +301,9 @@ fn run_cluster(case: &ClusterCase) -> ClusterRun {
                         }
                     }
                 }
+                UpstreamEvent::RetryAt { attempt, at } => {
+                    scheduler.at(at, MeshEvent::Retry(attempt))
+                }
                 UpstreamEvent::Connect { conn } => {
                     scheduler.after(case.connect, MeshEvent::Connected(conn))
                 }
@@ -272,6 +311,9 @@ fn run_cluster(case: &ClusterCase) -> ClusterRun {
             }
         }
     });
+    run.ejections = upstream
+        .detector()
+        .map_or(0, |d| d.stats().ejections_enforced_total);
     run
 }
 
@@ -298,6 +340,8 @@ prop_compose! {
         gap_ms in 1u64..20,
         service_ms in 1u64..200,
         connect_ms in 0u64..5,
+        retries_503 in any::<bool>(),
+        max_retries in 1u64..4,
         seed in any::<u64>(),
     ) -> ClusterCase {
         let outlier = OutlierConfig {
@@ -310,12 +354,14 @@ prop_compose! {
         ClusterCase {
             policy: ClusterPolicy {
                 lb,
-                circuit_breakers: CircuitBreakers { max_connections, max_pending_requests: max_pending, max_requests, max_retries: 3 },
+                circuit_breakers: CircuitBreakers { max_connections, max_pending_requests: max_pending, max_requests, max_retries },
                 max_requests_per_connection: per_connection,
                 outlier: Some(outlier),
                 healthy_panic_threshold_percent: panic_threshold,
                 ..ClusterPolicy::default()
             },
+            // Istio's default retries, with or without the pre-1.24 retry of 503 responses.
+            retry_policy: default_retry_policy(if retries_503 { IstioVersion::new(1, 23) } else { IstioVersion::CURRENT }),
             n_hosts,
             failure_probability: failures,
             requests: 400,
@@ -332,9 +378,9 @@ proptest! {
 
     #[test]
     fn every_request_ends_in_exactly_one_outcome(case in cluster_case()) {
-        // Goal: conservation through LB, pools and detector. Method: random limits, policies
-        // and failure rates; each request is counted once when it completes or is rejected
-        // (503 UH or UO), and never twice.
+        // Goal: conservation through LB, pools, detector and retries. Method: random limits,
+        // policies, failure rates and retry policies; each request is counted once when it
+        // completes (after any retries) or is rejected (503 UH or UO), and never twice.
         let run = run_cluster(&case);
         let unfinished = run.outcomes.iter().filter(|&&n| n == 0).count();
         let doubled = run.outcomes.iter().filter(|&&n| n > 1).count();
@@ -407,6 +453,7 @@ fn failing_first_host_case(seed: u64) -> ClusterCase {
             healthy_panic_threshold_percent: 0.0,
             ..ClusterPolicy::default()
         },
+        retry_policy: RetryPolicy::default(),
         n_hosts: 2,
         failure_probability: vec![1.0, 0.0],
         requests: 500,
@@ -473,4 +520,45 @@ fn the_same_seed_gives_the_same_run_and_another_seed_a_different_one() {
     };
     assert_eq!(run_cluster(&case(1)).digest, run_cluster(&case(1)).digest);
     assert_ne!(run_cluster(&case(1)).digest, run_cluster(&case(2)).digest);
+}
+
+#[test]
+fn retrying_503_hides_a_failing_host_from_clients_but_it_is_still_ejected() {
+    // Goal: the §2.4 oracle: with the pre-1.24 retry policy in front of a host returning 503,
+    // all 200 client requests saw 200 while that host still reached 5 errors and was ejected.
+    // Method: 4 hosts, host 0 always 503, max ejection 50 %, 200 requests; once with Istio
+    // 1.23's default retries and once with the current ones (no 503 retry), which lets the
+    // first five failures through to the client.
+    let case = |version| ClusterCase {
+        policy: ClusterPolicy {
+            lb: LbPolicy::RoundRobin,
+            outlier: Some(OutlierConfig {
+                max_ejection_percent: 50,
+                ..OutlierConfig::default()
+            }),
+            healthy_panic_threshold_percent: 0.0,
+            ..ClusterPolicy::default()
+        },
+        retry_policy: default_retry_policy(version),
+        n_hosts: 4,
+        failure_probability: vec![1.0, 0.0, 0.0, 0.0],
+        requests: 200,
+        arrival_gap: SimDuration::from_millis(10),
+        service: SimDuration::from_millis(2),
+        connect: SimDuration::ZERO,
+        seed: 21,
+    };
+    let old = run_cluster(&case(IstioVersion::new(1, 23)));
+    assert_eq!(old.completed_ok, 200, "every client request saw 200");
+    assert_eq!(
+        old.ejections, 1,
+        "host 0 still reached 5 consecutive errors"
+    );
+    assert_eq!(old.retries, 5);
+    let current = run_cluster(&case(IstioVersion::CURRENT));
+    assert_eq!(
+        current.completed_ok, 195,
+        "the five failures before the ejection reach the client"
+    );
+    assert_eq!((current.ejections, current.retries), (1, 0));
 }
