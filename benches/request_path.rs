@@ -106,7 +106,9 @@ fn run(n_requests: u64, seed: u64) -> (u64, u64) {
         ),
     ];
     let mut active = [vec![0u32; V1_PODS], vec![0u32; N_PODS - V1_PODS]];
-    let mut pods: Vec<PodQueue<u32>> = (0..N_PODS).map(|_| PodQueue::new(4)).collect();
+    let mut pods: Vec<PodQueue<u32>> = (0..N_PODS)
+        .map(|_| PodQueue::new(4).expect("a positive limit"))
+        .collect();
     let mut arrived_at: Vec<SimTime> = Vec::with_capacity(n_requests as usize);
     let mut latency_us =
         Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
@@ -251,7 +253,9 @@ fn run_full_mesh(n_requests: u64, seed: u64) -> (u64, u64) {
             .expect("valid policy")
             .with_retry_policy(default_retry_policy(IstioVersion::CURRENT))
         });
-    let mut pods: Vec<PodQueue<InPod>> = (0..N_PODS).map(|_| PodQueue::new(4)).collect();
+    let mut pods: Vec<PodQueue<InPod>> = (0..N_PODS)
+        .map(|_| PodQueue::new(4).expect("a positive limit"))
+        .collect();
     let mut arrived_at: Vec<SimTime> = Vec::with_capacity(n_requests as usize);
     let mut latency_us =
         Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
