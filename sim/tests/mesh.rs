@@ -562,3 +562,129 @@ fn retrying_503_hides_a_failing_host_from_clients_but_it_is_still_ejected() {
     );
     assert_eq!((current.ejections, current.retries), (1, 0));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The plan's Istio objects (fixtures/sophia/ops/kubernetes/istio/virtual-service.yaml), written
+// out by hand in the mesh's own structs: reading the YAML is the manifests module's job.
+
+use twin::mesh::authz::{
+    self, AuthorizationPolicy, AuthzAction, AuthzOperation, AuthzRule, AuthzSource,
+};
+use twin::mesh::route::{RouteMatchSpec, StringMatchSpec};
+
+fn plan_virtual_service() -> VirtualService {
+    let destination = |subset: &str, weight| Destination {
+        host: "agno-coordinator".into(),
+        subset: Some(subset.into()),
+        port: None,
+        weight,
+    };
+    VirtualService::new(&[
+        HttpRouteSpec {
+            name: None,
+            matches: vec![RouteMatchSpec {
+                headers: vec![("canary".into(), StringMatchSpec::Exact("true".into()))],
+                ..RouteMatchSpec::default()
+            }],
+            route: vec![destination("canary", 100)],
+        },
+        HttpRouteSpec {
+            name: None,
+            matches: vec![],
+            route: vec![destination("stable", 90), destination("canary", 10)],
+        },
+    ])
+    .expect("the plan's routes compile")
+}
+
+fn plan_authorization_policy() -> AuthorizationPolicy {
+    let source = |principal: &str| AuthzSource {
+        principals: vec![principal.into()],
+        ..AuthzSource::default()
+    };
+    AuthorizationPolicy {
+        name: "sophia-auth-policy".into(),
+        action: AuthzAction::Allow,
+        rules: vec![
+            AuthzRule {
+                from: vec![
+                    source("cluster.local/ns/sophia-production/sa/dashboard"),
+                    source("cluster.local/ns/sophia-production/sa/mcp-*"),
+                ],
+                to: vec![],
+            },
+            AuthzRule {
+                from: vec![],
+                to: vec![AuthzOperation {
+                    methods: vec!["GET".into()],
+                    paths: vec!["/health/*".into(), "/metrics".into()],
+                    ..AuthzOperation::default()
+                }],
+            },
+        ],
+    }
+}
+
+#[test]
+fn the_plan_routes_canary_header_traffic_to_canary_and_splits_the_rest_90_10() {
+    // Goal: the plan's VirtualService as a sidecar applies it. Method: `canary: true` always
+    // goes to canary; `canary: True` (case differs) and no header take the 90/10 split, which
+    // over 20,000 seeded draws gives canary 10 % within 5 binomial standard deviations.
+    let vs = plan_virtual_service();
+    let mut rng = RngTree::new(8).stream("route");
+    let subset = |request: &HttpRequest, draw: u64| match vs.route(request, draw) {
+        RouteDecision::Forward { destination, .. } => destination.subset.clone().unwrap(),
+        RouteDecision::NoRoute => panic!("the second rule is a catch-all"),
+    };
+    let canary = HttpRequest::new("POST", "/v1/agents").with_header("canary", "true");
+    for _ in 0..100 {
+        assert_eq!(subset(&canary, rng.random::<u64>()), "canary");
+    }
+    let other_case = HttpRequest::new("POST", "/v1/agents").with_header("canary", "True");
+    let plain = HttpRequest::new("POST", "/v1/agents");
+    for request in [other_case, plain] {
+        let n = 20_000;
+        let to_canary = (0..n)
+            .filter(|_| subset(&request, rng.random::<u64>()) == "canary")
+            .count() as f64;
+        let sigma = (0.1f64 * 0.9 / f64::from(n)).sqrt();
+        assert!(
+            (to_canary / f64::from(n) - 0.1).abs() < 5.0 * sigma,
+            "{to_canary}"
+        );
+    }
+}
+
+#[test]
+fn the_plan_authorization_policy_allows_its_callers_and_any_health_or_metrics_get() {
+    // Goal: what the plan's ALLOW policy lets through. Method: its two rules are OR'd, so the
+    // dashboard and any `mcp-*` service account may call anything, and anyone (even without
+    // mTLS) may GET /health/* and /metrics; everything else is 403.
+    let policies = [plan_authorization_policy()];
+    let ns = "cluster.local/ns/sophia-production/sa";
+    let status = |request: HttpRequest| authz::check(&policies, &request).status();
+    assert_eq!(
+        status(HttpRequest::new("POST", "/v1/agents").with_principal(&format!("{ns}/dashboard"))),
+        200
+    );
+    assert_eq!(
+        status(HttpRequest::new("DELETE", "/v1/x").with_principal(&format!("{ns}/mcp-search"))),
+        200
+    );
+    assert_eq!(
+        status(HttpRequest::new("POST", "/v1/agents").with_principal(&format!("{ns}/billing"))),
+        403
+    );
+    assert_eq!(
+        status(HttpRequest::new("GET", "/health/live")),
+        200,
+        "no identity needed for health"
+    );
+    assert_eq!(status(HttpRequest::new("GET", "/metrics?x=1")), 200);
+    assert_eq!(status(HttpRequest::new("POST", "/metrics")), 403);
+    assert_eq!(
+        status(HttpRequest::new("GET", "/healthz")),
+        403,
+        "`/health/*` is a prefix of `/health/`"
+    );
+}
