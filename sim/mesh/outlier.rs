@@ -388,17 +388,18 @@ impl OutlierDetector {
     fn eject(&mut self, now: SimTime, host: HostId, detection: DetectionType) {
         let base_ns = self.config.base_ejection_time.as_nanos();
         let max_ns = self.max_ejection_time.as_nanos();
-        let jitter_ns = self.config.max_ejection_time_jitter.as_nanos();
-        let jitter = if jitter_ns == 0 {
-            0
+        // Envoy draws the jitter in whole milliseconds: `random % (max_jitter_ms + 1)`.
+        let jitter_ms = self.config.max_ejection_time_jitter.as_millis();
+        let jitter = if jitter_ms == 0 {
+            SimDuration::ZERO
         } else {
-            self.rng.next_u64() % (jitter_ns + 1)
+            SimDuration::from_millis(self.rng.next_u64() % (jitter_ms + 1))
         };
         let monitor = &mut self.hosts[host.index()];
         monitor.ejected = true;
         monitor.num_ejections += 1;
         monitor.last_ejection = Some(now);
-        monitor.jitter = SimDuration::from_nanos(jitter);
+        monitor.jitter = jitter;
         if u64::from(monitor.multiplier).saturating_mul(base_ns) < max_ns.saturating_add(base_ns) {
             monitor.multiplier += 1;
         }
