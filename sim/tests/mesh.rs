@@ -2,7 +2,7 @@
 
 use twin::engine::SimDuration;
 use twin::workload::single_pod::{SinglePodCase, simulate};
-use twin::workload::theory::{mg1_mean_wait_secs, mmc_mean_wait_secs};
+use twin::workload::theory::{erlang_c, mg1_mean_wait_secs, mmc_mean_wait_secs};
 use twin::workload::{ArrivalProcess, ServiceTime};
 
 /// Requests per queueing oracle run. One million runs in a few seconds in a debug build, so
@@ -61,6 +61,14 @@ fn one_pod_with_concurrency_10_matches_erlang_c_for_m_m_10() {
         interval.half_width < 0.08 * expected,
         "half-width {:.4} s is too loose",
         interval.half_width
+    );
+    // The share of requests that waited at all is Erlang C's P(wait), 0.4092: over a million
+    // correlated arrivals, within one percentage point.
+    let probability_wait = erlang_c(10, 8.0).unwrap();
+    let waited_share = run.waited as f64 / run.started as f64;
+    assert!(
+        (waited_share - probability_wait).abs() < 0.01,
+        "{waited_share:.4} waited, Erlang C {probability_wait:.4}"
     );
 }
 
