@@ -344,6 +344,117 @@ fn an_outlier_config_with_max_below_base_is_refused() {
     assert!(config.validate().is_err());
 }
 
+fn blocks(max_connections: Option<u32>, interval_secs: Option<u64>) -> IstioTrafficPolicy {
+    IstioTrafficPolicy {
+        connection_pool: max_connections.map(|n| IstioConnectionPool {
+            tcp: Some(IstioTcpSettings {
+                max_connections: Some(n),
+                ..Default::default()
+            }),
+            http: None,
+        }),
+        load_balancer: None,
+        outlier_detection: interval_secs.map(|s| IstioOutlierDetection {
+            interval: Some(SimDuration::from_secs(s)),
+            ..Default::default()
+        }),
+    }
+}
+
+fn max_connections(policy: &IstioTrafficPolicy) -> Option<u32> {
+    policy
+        .connection_pool
+        .as_ref()?
+        .tcp
+        .as_ref()?
+        .max_connections
+}
+
+fn interval_secs(policy: &IstioTrafficPolicy) -> Option<u64> {
+    Some(policy.outlier_detection.as_ref()?.interval?.as_secs())
+}
+
+#[test]
+fn port_level_settings_replace_the_whole_policy_and_subsets_replace_block_by_block() {
+    // Goal: §1's merge order as istiod's `MergeSubsetTrafficPolicy` does it. Method: a DR with
+    // a pool of 100 and a 10 s outlier interval, a port-level entry for 8080 with only a pool
+    // of 7, and a subset setting only a 3 s interval; then a subset with its own entry for
+    // 8080 holding only a pool of 1.
+    let dr = IstioTrafficPolicySpec {
+        blocks: blocks(Some(100), Some(10)),
+        port_level_settings: vec![IstioPortTrafficPolicy {
+            port: 8080,
+            blocks: blocks(Some(7), None),
+        }],
+    };
+    let on_80 = effective_traffic_policy(Some(&dr), None, 80);
+    assert_eq!(
+        (max_connections(&on_80), interval_secs(&on_80)),
+        (Some(100), Some(10))
+    );
+    let on_8080 = effective_traffic_policy(Some(&dr), None, 8080);
+    assert_eq!(
+        (max_connections(&on_8080), interval_secs(&on_8080)),
+        (Some(7), None),
+        "the outlier block is not inherited"
+    );
+    let subset = IstioTrafficPolicySpec {
+        blocks: blocks(None, Some(3)),
+        port_level_settings: vec![],
+    };
+    let subset_on_80 = effective_traffic_policy(Some(&dr), Some(&subset), 80);
+    assert_eq!(
+        (max_connections(&subset_on_80), interval_secs(&subset_on_80)),
+        (Some(100), Some(3))
+    );
+    let subset_with_port = IstioTrafficPolicySpec {
+        blocks: blocks(None, Some(3)),
+        port_level_settings: vec![IstioPortTrafficPolicy {
+            port: 8080,
+            blocks: blocks(Some(1), None),
+        }],
+    };
+    let merged = effective_traffic_policy(Some(&dr), Some(&subset_with_port), 8080);
+    assert_eq!(
+        (max_connections(&merged), interval_secs(&merged)),
+        (Some(1), None),
+        "every block comes from the subset's entry"
+    );
+    assert_eq!(
+        effective_traffic_policy(None, None, 80),
+        IstioTrafficPolicy::default()
+    );
+    assert_eq!(
+        effective_traffic_policy(None, Some(&subset), 80),
+        blocks(None, Some(3))
+    );
+}
+
+#[test]
+fn a_subset_that_sets_only_the_interval_loses_the_parents_consecutive_5xx() {
+    // Goal: the spec's warning that blocks are replaced whole (§1). Method: the DR sets
+    // consecutive5xxErrors 2; the subset's outlier block sets only an interval, so the
+    // subset cluster ejects after Envoy's default 5.
+    let parent = IstioTrafficPolicySpec {
+        blocks: with_outlier(IstioOutlierDetection {
+            consecutive_5xx_errors: Some(2),
+            ..Default::default()
+        }),
+        port_level_settings: vec![],
+    };
+    let subset = IstioTrafficPolicySpec {
+        blocks: blocks(None, Some(3)),
+        port_level_settings: vec![],
+    };
+    let merged = effective_traffic_policy(Some(&parent), Some(&subset), 80);
+    let outlier = cluster_policy(&merged, IstioVersion::CURRENT)
+        .unwrap()
+        .outlier
+        .unwrap();
+    assert_eq!(outlier.consecutive_5xx, 5);
+    assert_eq!(outlier.interval, SimDuration::from_secs(3));
+}
+
 // ---------------------------------------------------------------------------------------------
 // outlier detection
 
