@@ -14,6 +14,8 @@
 //! (§1, [`effective_traffic_policy`]) happens before it, block by block; a block that is
 //! absent there is absent in the output (no outlier block means no outlier detection).
 
+use std::collections::BTreeMap;
+
 use super::MeshError;
 use super::policy::{CircuitBreakers, ClusterPolicy, LbPolicy, OutlierConfig, RetryPolicy};
 use crate::engine::SimDuration;
@@ -60,6 +62,18 @@ pub struct IstioTrafficPolicySpec {
 pub struct IstioPortTrafficPolicy {
     pub port: u32,
     pub blocks: IstioTrafficPolicy,
+}
+
+/// Whether a DR subset with `subset_labels` selects a pod with `pod_labels` (§1): the pod's
+/// labels must contain every subset label with the same value; a subset with no labels
+/// selects every endpoint of the service.
+pub fn subset_selects(
+    subset_labels: &BTreeMap<String, String>,
+    pod_labels: &BTreeMap<String, String>,
+) -> bool {
+    subset_labels
+        .iter()
+        .all(|(key, value)| pod_labels.get(key) == Some(value))
 }
 
 /// The port-level step: the first entry for `port` replaces the whole policy (the blocks it

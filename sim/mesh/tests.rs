@@ -455,6 +455,32 @@ fn a_subset_that_sets_only_the_interval_loses_the_parents_consecutive_5xx() {
     assert_eq!(outlier.interval, SimDuration::from_secs(3));
 }
 
+#[test]
+fn a_subset_selects_pods_whose_labels_contain_all_of_its_labels() {
+    // Goal: §1 label-superset selection. Method: the plan's `version: canary` subset against
+    // a canary pod with extra labels, a stable pod, and a pod without the label.
+    let labels = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let canary = labels(&[("version", "canary")]);
+    assert!(subset_selects(
+        &canary,
+        &labels(&[("app", "agno-coordinator"), ("version", "canary")])
+    ));
+    assert!(!subset_selects(
+        &canary,
+        &labels(&[("app", "agno-coordinator"), ("version", "stable")])
+    ));
+    assert!(!subset_selects(
+        &canary,
+        &labels(&[("app", "agno-coordinator")])
+    ));
+    assert!(subset_selects(&labels(&[]), &labels(&[("app", "x")])));
+}
+
 // ---------------------------------------------------------------------------------------------
 // outlier detection
 
