@@ -11,11 +11,13 @@
 //! - before 1.24 the default route retry policy also retried upstream 503 responses.
 //!
 //! Invariants: the translation is a pure function; merging port-level and subset policies
-//! (§1) happens before it, in the caller, block by block; a block that is absent here is
-//! absent in the output (no outlier block means no outlier detection).
+//! (§1, [`effective_traffic_policy`]) happens before it, block by block; a block that is
+//! absent there is absent in the output (no outlier block means no outlier detection).
+
+use std::collections::BTreeMap;
 
 use super::MeshError;
-use super::policy::{CircuitBreakers, ClusterPolicy, LbPolicy, OutlierConfig};
+use super::policy::{CircuitBreakers, ClusterPolicy, LbPolicy, OutlierConfig, RetryPolicy};
 use crate::engine::SimDuration;
 
 /// An istiod release, `major.minor`.
@@ -39,12 +41,84 @@ impl IstioVersion {
     pub const STOPS_RETRYING_503: IstioVersion = IstioVersion::new(1, 24);
 }
 
-/// `trafficPolicy` of a DestinationRule (after the §1 merge).
+/// The policy blocks of a DestinationRule `trafficPolicy` (or of one `portLevelSettings`
+/// entry); after [`effective_traffic_policy`], the blocks that apply to one cluster.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct IstioTrafficPolicy {
     pub connection_pool: Option<IstioConnectionPool>,
     pub load_balancer: Option<IstioLoadBalancer>,
     pub outlier_detection: Option<IstioOutlierDetection>,
+}
+
+/// A `trafficPolicy` as written: its blocks and its `portLevelSettings`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IstioTrafficPolicySpec {
+    pub blocks: IstioTrafficPolicy,
+    pub port_level_settings: Vec<IstioPortTrafficPolicy>,
+}
+
+/// One `portLevelSettings` entry.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IstioPortTrafficPolicy {
+    pub port: u32,
+    pub blocks: IstioTrafficPolicy,
+}
+
+/// Whether a DR subset with `subset_labels` selects a pod with `pod_labels` (§1): the pod's
+/// labels must contain every subset label with the same value; a subset with no labels
+/// selects every endpoint of the service.
+pub fn subset_selects(
+    subset_labels: &BTreeMap<String, String>,
+    pod_labels: &BTreeMap<String, String>,
+) -> bool {
+    subset_labels
+        .iter()
+        .all(|(key, value)| pod_labels.get(key) == Some(value))
+}
+
+/// The port-level step: the first entry for `port` replaces the whole policy (the blocks it
+/// omits go back to defaults, they are not inherited). Returns the policy and whether an entry
+/// matched.
+fn port_level(spec: &IstioTrafficPolicySpec, port: u32) -> (IstioTrafficPolicy, bool) {
+    match spec
+        .port_level_settings
+        .iter()
+        .find(|entry| entry.port == port)
+    {
+        Some(entry) => (entry.blocks.clone(), true),
+        None => (spec.blocks.clone(), false),
+    }
+}
+
+/// The blocks that apply to the cluster of one service `port`, and of one subset when
+/// `subset` is its `trafficPolicy` (§1; istiod `MergeSubsetTrafficPolicy`): the DR's policy
+/// after its port-level step, then each block the subset sets (after the subset's own
+/// port-level step) replaces the DR's block whole. When the subset has an entry for the
+/// port, every block comes from that entry, set or not. Blocks are never merged field by
+/// field. MeshConfig's `defaultTrafficPolicy` (newer istiod) is not applied here.
+pub fn effective_traffic_policy(
+    destination_rule: Option<&IstioTrafficPolicySpec>,
+    subset: Option<&IstioTrafficPolicySpec>,
+    port: u32,
+) -> IstioTrafficPolicy {
+    let original = destination_rule.map(|spec| port_level(spec, port).0);
+    let Some(subset) = subset else {
+        return original.unwrap_or_default();
+    };
+    let (subset, subset_has_port_level) = port_level(subset, port);
+    let Some(mut merged) = original else {
+        return subset;
+    };
+    if subset.connection_pool.is_some() || subset_has_port_level {
+        merged.connection_pool = subset.connection_pool;
+    }
+    if subset.load_balancer.is_some() || subset_has_port_level {
+        merged.load_balancer = subset.load_balancer;
+    }
+    if subset.outlier_detection.is_some() || subset_has_port_level {
+        merged.outlier_detection = subset.outlier_detection;
+    }
+    merged
 }
 
 /// `trafficPolicy.connectionPool`.
@@ -249,24 +323,21 @@ fn outlier_config(outlier: &IstioOutlierDetection, version: IstioVersion) -> (Ou
     (config, panic_threshold)
 }
 
-/// The retry policy istiod gives a route whose VirtualService sets no `retries` (§2.4).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub num_retries: u32,
-    /// Upstream response statuses that are retried (besides resets and connect failures).
-    pub retriable_status_codes: Vec<u16>,
-    pub host_selection_retry_max_attempts: u32,
-}
-
-/// istiod's default route retry policy for `version`.
+/// The retry policy istiod gives a route whose VirtualService sets no `retries` (§2.4):
+/// `num_retries: 2`, `retry_on: connect-failure,refused-stream,unavailable,cancelled,
+/// retriable-status-codes`, `previous_hosts` with 5 host-selection attempts; up to 1.23 the
+/// status list held 503, since 1.24 it is empty.
 pub fn default_retry_policy(version: IstioVersion) -> RetryPolicy {
     RetryPolicy {
         num_retries: 2,
+        retry_on_connect_failure: true,
         retriable_status_codes: if version >= IstioVersion::STOPS_RETRYING_503 {
             Vec::new()
         } else {
             vec![503]
         },
         host_selection_retry_max_attempts: 5,
+        avoid_previous_hosts: true,
+        ..RetryPolicy::default()
     }
 }

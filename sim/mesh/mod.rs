@@ -1,6 +1,9 @@
 //! What one client sidecar (Envoy, configured by istiod) does with a request to a service:
 //! VirtualService routing, AuthorizationPolicy, host selection, connection pools with their
-//! circuit breakers, and outlier detection with its delayed effect on the load balancer.
+//! circuit breakers, outlier detection with its delayed effect on the load balancer, and
+//! route retries. [`upstream::Upstream`] wires one cluster's parts together for an event loop;
+//! [`istio::cluster_policy`] turns a DestinationRule's traffic policy into the Envoy fields
+//! the parts read ([`policy::ClusterPolicy`]).
 //!
 //! Mirrors Envoy 1.40.0 and istiod `master` (2026-08), as written down in `spec/mesh.md`; each
 //! submodule names the section it follows. Where the spec and Envoy's source differ, the
@@ -14,7 +17,8 @@
 //!                                      pool::ConnectionPools (503 UO, FIFO pending)
 //!                                                               │
 //!                          response status ─> outlier::OutlierDetector ─> merge::UpdateMerge
-//!                                                                         └─> lb host health
+//!                                 │                                       └─> lb host health
+//!                                 └─> retriable? retry after a back-off, on another host
 //! ```
 //!
 //! Invariants: every model is a pure state machine driven by calls that carry the virtual time;

@@ -24,8 +24,8 @@
 
 use rand::Rng;
 
-use super::HostId;
 use super::policy::OutlierConfig;
+use super::{HostId, MeshError};
 use crate::engine::{SimDuration, SimRng, SimTime};
 
 /// What one upstream attempt reported to its host's monitor.
@@ -155,20 +155,18 @@ pub struct OutlierDetector {
 }
 
 impl OutlierDetector {
-    /// A detector for `n_hosts` hosts. The config must be valid ([`OutlierConfig::validate`]).
-    pub fn new(config: OutlierConfig, n_hosts: u32, rng: SimRng) -> Self {
-        config
-            .validate()
-            .expect("outlier config is validated when the policy is built");
+    /// A detector for `n_hosts` hosts; refuses a config Envoy would refuse.
+    pub fn new(config: OutlierConfig, n_hosts: u32, rng: SimRng) -> Result<Self, MeshError> {
+        config.validate()?;
         let max_ejection_time = config.effective_max_ejection_time();
-        OutlierDetector {
+        Ok(OutlierDetector {
             config,
             max_ejection_time,
             hosts: vec![HostMonitor::default(); n_hosts as usize],
             ejected_count: 0,
             rng,
             stats: OutlierStats::default(),
-        }
+        })
     }
 
     pub fn config(&self) -> &OutlierConfig {
@@ -390,17 +388,18 @@ impl OutlierDetector {
     fn eject(&mut self, now: SimTime, host: HostId, detection: DetectionType) {
         let base_ns = self.config.base_ejection_time.as_nanos();
         let max_ns = self.max_ejection_time.as_nanos();
-        let jitter_ns = self.config.max_ejection_time_jitter.as_nanos();
-        let jitter = if jitter_ns == 0 {
-            0
+        // Envoy draws the jitter in whole milliseconds: `random % (max_jitter_ms + 1)`.
+        let jitter_ms = self.config.max_ejection_time_jitter.as_millis();
+        let jitter = if jitter_ms == 0 {
+            SimDuration::ZERO
         } else {
-            self.rng.next_u64() % (jitter_ns + 1)
+            SimDuration::from_millis(self.rng.next_u64() % (jitter_ms + 1))
         };
         let monitor = &mut self.hosts[host.index()];
         monitor.ejected = true;
         monitor.num_ejections += 1;
         monitor.last_ejection = Some(now);
-        monitor.jitter = SimDuration::from_nanos(jitter);
+        monitor.jitter = jitter;
         if u64::from(monitor.multiplier).saturating_mul(base_ns) < max_ns.saturating_add(base_ns) {
             monitor.multiplier += 1;
         }

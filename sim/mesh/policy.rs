@@ -199,3 +199,37 @@ impl Default for ClusterPolicy {
         }
     }
 }
+
+/// A route's `retry_policy` (Envoy router filter), reduced to what the models can trigger:
+/// connect failures and listed response statuses. Overflows (503 `UO`) are never retried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub num_retries: u32,
+    /// `connect-failure` in `retry_on`.
+    pub retry_on_connect_failure: bool,
+    /// `retriable-status-codes` with `retriable_status_codes`.
+    pub retriable_status_codes: Vec<u16>,
+    /// `host_selection_retry_max_attempts`: extra picks to find a host not tried yet.
+    pub host_selection_retry_max_attempts: u32,
+    /// The `previous_hosts` retry host predicate.
+    pub avoid_previous_hosts: bool,
+    /// Back-off base; before retry `n` Envoy waits `random % ((2^n - 1) * base)` ms, at most
+    /// `max_interval` (default ten times the base).
+    pub base_interval: SimDuration,
+    pub max_interval: SimDuration,
+}
+
+impl Default for RetryPolicy {
+    /// No retries at all (a VirtualService with `retries.attempts: 0`).
+    fn default() -> Self {
+        RetryPolicy {
+            num_retries: 0,
+            retry_on_connect_failure: false,
+            retriable_status_codes: Vec::new(),
+            host_selection_retry_max_attempts: 0,
+            avoid_previous_hosts: false,
+            base_interval: SimDuration::from_millis(25),
+            max_interval: SimDuration::from_millis(250),
+        }
+    }
+}

@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 
+use super::WorkloadError;
 use crate::engine::{SimDuration, SimTime};
 
 /// A request that has just taken a concurrency slot.
@@ -39,19 +40,21 @@ pub struct PodQueue<T> {
 }
 
 impl<T> PodQueue<T> {
-    /// A queue serving `concurrency_limit` requests at once (at least 1) with an unbounded
-    /// backlog.
-    pub fn new(concurrency_limit: u32) -> Self {
-        assert!(
-            concurrency_limit > 0,
-            "a pod serves at least one request at a time"
-        );
-        PodQueue {
+    /// A queue serving `concurrency_limit` requests at once with an unbounded backlog; a
+    /// limit of 0 could serve nothing and is refused.
+    pub fn new(concurrency_limit: u32) -> Result<Self, WorkloadError> {
+        if concurrency_limit == 0 {
+            return Err(WorkloadError::InvalidShape {
+                field: "concurrency",
+                why: "a pod serves at least one request at a time".to_string(),
+            });
+        }
+        Ok(PodQueue {
             concurrency_limit,
             backlog_limit: None,
             in_service: 0,
             backlog: VecDeque::new(),
-        }
+        })
     }
 
     /// The same queue with a backlog that holds at most `limit` waiting requests.

@@ -46,12 +46,6 @@ enum PodEvent {
 
 /// Runs the case to completion: all requests arrive, and the pod drains.
 pub fn simulate(case: &SinglePodCase) -> Result<SinglePodRun, WorkloadError> {
-    if case.concurrency == 0 {
-        return Err(WorkloadError::InvalidShape {
-            field: "concurrency",
-            why: "a pod serves at least one request".to_string(),
-        });
-    }
     let rng = RngTree::new(case.seed);
     let mut arrivals = Arrivals::new(
         case.arrivals.clone(),
@@ -60,7 +54,7 @@ pub fn simulate(case: &SinglePodCase) -> Result<SinglePodRun, WorkloadError> {
     )?;
     let sampler = case.service.sampler()?;
     let mut service_rng = rng.stream("workload/pod/service");
-    let mut queue: PodQueue<u64> = PodQueue::new(case.concurrency);
+    let mut queue: PodQueue<u64> = PodQueue::new(case.concurrency)?;
     let measured = case.requests.saturating_sub(case.warmup_requests);
     let mut run = SinglePodRun {
         wait_secs: BatchMeans::new(measured, case.batches.max(10)),
