@@ -32,9 +32,13 @@ pub enum Format {
 }
 
 pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
-    let inventory = manifests::load_dir(&args.dir).with_context(|| format!("loading {}", args.dir.display()))?;
+    let inventory = manifests::load_dir(&args.dir)
+        .with_context(|| format!("loading {}", args.dir.display()))?;
     let topology = match &args.topology {
-        Some(path) => Some(manifests::topology::load_topology(path).with_context(|| format!("loading {}", path.display()))?),
+        Some(path) => Some(
+            manifests::topology::load_topology(path)
+                .with_context(|| format!("loading {}", path.display()))?,
+        ),
         None => None,
     };
     let findings = lint::lint(&inventory, topology.as_ref());
@@ -43,7 +47,10 @@ pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
     let mut by_kind: InventorySummary = BTreeMap::new();
     for (namespace, kinds) in &summary.by_namespace {
         for (kind, count) in kinds {
-            by_kind.entry(kind.clone()).or_default().insert(namespace.clone(), *count);
+            by_kind
+                .entry(kind.clone())
+                .or_default()
+                .insert(namespace.clone(), *count);
         }
     }
     for warning in &inventory.warnings {
@@ -54,5 +61,9 @@ pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
         Format::Json => println!("{}", lint::render_json(&by_kind, &findings)),
     }
     let failed = findings.iter().any(|f| f.severity == Severity::Error);
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -19,10 +19,10 @@ use crate::manifests::topology::Topology;
 use crate::manifests::{FieldPositions, Inventory, Origin, Sourced};
 
 use super::model::{
-    Alert, ArgoApplication, AuthorizationPolicy, AuthorizationRule, Container, DashboardQuery, DestinationRule,
-    Hpa, HpaMetric, IntOrPercent, LabelSelector, Model, Node, ObjectRef, OutlierDetection, Quota, RelabelConfig,
-    Requirement, RouteDestination, ScrapeJob, Service, SloObject, SloObjective, Source, SourceId, Subset, Taint,
-    Toleration, VirtualService, Workload,
+    Alert, ArgoApplication, AuthorizationPolicy, AuthorizationRule, Container, DashboardQuery,
+    DestinationRule, Hpa, HpaMetric, IntOrPercent, LabelSelector, Model, Node, ObjectRef,
+    OutlierDetection, Quota, RelabelConfig, Requirement, RouteDestination, ScrapeJob, Service,
+    SloObject, SloObjective, Source, SourceId, Subset, Taint, Toleration, VirtualService, Workload,
 };
 
 /// Builds the model the checks read.
@@ -35,9 +35,19 @@ pub fn lower(inventory: &Inventory, topology: Option<&Topology>) -> Model {
     model
 }
 
-fn add<T>(model: &mut Model, item: &Sourced<T>, kind: &str, namespace: Option<&str>, name: &str) -> SourceId {
+fn add<T>(
+    model: &mut Model,
+    item: &Sourced<T>,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> SourceId {
     model.add_source(Source {
-        object: ObjectRef { kind: kind.to_string(), namespace: namespace.unwrap_or_default().to_string(), name: name.to_string() },
+        object: ObjectRef {
+            kind: kind.to_string(),
+            namespace: namespace.unwrap_or_default().to_string(),
+            name: name.to_string(),
+        },
         origin: item.origin.location(),
         positions: Some((item.origin.clone(), Arc::clone(&item.positions))),
         path_prefix: String::new(),
@@ -47,7 +57,11 @@ fn add<T>(model: &mut Model, item: &Sourced<T>, kind: &str, namespace: Option<&s
 fn quantities(map: Option<&BTreeMap<String, KubeQuantity>>) -> BTreeMap<String, i128> {
     map.into_iter()
         .flatten()
-        .filter_map(|(name, q)| parse_quantity(&q.0).ok().map(|parsed| (name.clone(), parsed.millis)))
+        .filter_map(|(name, q)| {
+            parse_quantity(&q.0)
+                .ok()
+                .map(|parsed| (name.clone(), parsed.millis))
+        })
         .collect()
 }
 
@@ -58,7 +72,11 @@ fn selector(sel: &KubeLabelSelector) -> LabelSelector {
             .match_expressions
             .iter()
             .flatten()
-            .map(|e| Requirement { key: e.key.clone(), operator: e.operator.clone(), values: e.values.clone().unwrap_or_default() })
+            .map(|e| Requirement {
+                key: e.key.clone(),
+                operator: e.operator.clone(),
+                values: e.values.clone().unwrap_or_default(),
+            })
             .collect(),
     }
 }
@@ -66,7 +84,10 @@ fn selector(sel: &KubeLabelSelector) -> LabelSelector {
 fn int_or_percent(value: &IntOrString) -> Option<IntOrPercent> {
     match value {
         IntOrString::Int(n) => Some(IntOrPercent::Int(i64::from(*n))),
-        IntOrString::String(s) => s.strip_suffix('%').and_then(|p| p.trim().parse().ok()).map(IntOrPercent::Percent),
+        IntOrString::String(s) => s
+            .strip_suffix('%')
+            .and_then(|p| p.trim().parse().ok())
+            .map(IntOrPercent::Percent),
     }
 }
 
@@ -90,15 +111,22 @@ fn workload(deployment: &Deployment, src: SourceId) -> Workload {
     let template = spec.map(|s| &s.template);
     let pod_meta = template.and_then(|t| t.metadata.as_ref());
     let default_pod = PodSpec::default();
-    let pod = template.and_then(|t| t.spec.as_ref()).unwrap_or(&default_pod);
+    let pod = template
+        .and_then(|t| t.spec.as_ref())
+        .unwrap_or(&default_pod);
     let base = "spec.template.spec";
     let mut out = Workload {
         src,
-        namespace: meta.namespace.clone().unwrap_or_else(|| "default".to_string()),
+        namespace: meta
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string()),
         name: meta.name.clone().unwrap_or_default(),
         replicas: spec.and_then(|s| s.replicas),
         pod_labels: pod_meta.and_then(|m| m.labels.clone()).unwrap_or_default(),
-        pod_annotations: pod_meta.and_then(|m| m.annotations.clone()).unwrap_or_default(),
+        pod_annotations: pod_meta
+            .and_then(|m| m.annotations.clone())
+            .unwrap_or_default(),
         node_selector: pod.node_selector.clone().unwrap_or_default(),
         priority_class: pod.priority_class_name.clone(),
         service_account: pod.service_account_name.clone(),
@@ -107,7 +135,10 @@ fn workload(deployment: &Deployment, src: SourceId) -> Workload {
     let affinity = pod.affinity.as_ref();
     if let Some(required) = affinity
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
     {
         out.required_node_terms = required
             .node_selector_terms
@@ -116,14 +147,21 @@ fn workload(deployment: &Deployment, src: SourceId) -> Workload {
                 term.match_expressions
                     .iter()
                     .flatten()
-                    .map(|e| Requirement { key: e.key.clone(), operator: e.operator.clone(), values: e.values.clone().unwrap_or_default() })
+                    .map(|e| Requirement {
+                        key: e.key.clone(),
+                        operator: e.operator.clone(),
+                        values: e.values.clone().unwrap_or_default(),
+                    })
                     .collect()
             })
             .collect();
     }
     if let Some(terms) = affinity
         .and_then(|a| a.pod_anti_affinity.as_ref())
-        .and_then(|p| p.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|p| {
+            p.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
     {
         out.hostname_anti_affinity = terms
             .iter()
@@ -148,25 +186,39 @@ fn workload(deployment: &Deployment, src: SourceId) -> Workload {
             if let Some(secret) = &from.secret_ref
                 && secret.optional != Some(true)
             {
-                out.secret_refs.push((secret.name.clone(), format!("{field}.envFrom[{env_idx}].secretRef.name")));
+                out.secret_refs.push((
+                    secret.name.clone(),
+                    format!("{field}.envFrom[{env_idx}].secretRef.name"),
+                ));
             }
             if let Some(map) = &from.config_map_ref
                 && map.optional != Some(true)
             {
-                out.config_map_refs.push((map.name.clone(), format!("{field}.envFrom[{env_idx}].configMapRef.name")));
+                out.config_map_refs.push((
+                    map.name.clone(),
+                    format!("{field}.envFrom[{env_idx}].configMapRef.name"),
+                ));
             }
         }
         for (env_idx, env) in c.env.iter().flatten().enumerate() {
-            let Some(from) = &env.value_from else { continue };
+            let Some(from) = &env.value_from else {
+                continue;
+            };
             if let Some(key) = &from.secret_key_ref
                 && key.optional != Some(true)
             {
-                out.secret_refs.push((key.name.clone(), format!("{field}.env[{env_idx}].valueFrom.secretKeyRef.name")));
+                out.secret_refs.push((
+                    key.name.clone(),
+                    format!("{field}.env[{env_idx}].valueFrom.secretKeyRef.name"),
+                ));
             }
             if let Some(key) = &from.config_map_key_ref
                 && key.optional != Some(true)
             {
-                out.config_map_refs.push((key.name.clone(), format!("{field}.env[{env_idx}].valueFrom.configMapKeyRef.name")));
+                out.config_map_refs.push((
+                    key.name.clone(),
+                    format!("{field}.env[{env_idx}].valueFrom.configMapKeyRef.name"),
+                ));
             }
         }
         out.containers.push(container(c, field));
@@ -176,16 +228,21 @@ fn workload(deployment: &Deployment, src: SourceId) -> Workload {
         if let Some(map) = &volume.config_map
             && map.optional != Some(true)
         {
-            out.config_map_refs.push((map.name.clone(), format!("{field}.configMap.name")));
+            out.config_map_refs
+                .push((map.name.clone(), format!("{field}.configMap.name")));
         }
         if let Some(secret) = &volume.secret
             && secret.optional != Some(true)
             && let Some(name) = &secret.secret_name
         {
-            out.secret_refs.push((name.clone(), format!("{field}.secret.secretName")));
+            out.secret_refs
+                .push((name.clone(), format!("{field}.secret.secretName")));
         }
         if let Some(claim) = &volume.persistent_volume_claim {
-            out.pvc_refs.push((claim.claim_name.clone(), format!("{field}.persistentVolumeClaim.claimName")));
+            out.pvc_refs.push((
+                claim.claim_name.clone(),
+                format!("{field}.persistentVolumeClaim.claimName"),
+            ));
         }
     }
     let strategy = spec.and_then(|s| s.strategy.as_ref());
@@ -193,37 +250,85 @@ fn workload(deployment: &Deployment, src: SourceId) -> Workload {
     if !recreate {
         let rolling = strategy.and_then(|s| s.rolling_update.as_ref());
         let default = IntOrPercent::Percent(25);
-        out.max_surge = Some(rolling.and_then(|r| r.max_surge.as_ref()).and_then(int_or_percent).unwrap_or(default.clone()));
-        out.max_unavailable = Some(rolling.and_then(|r| r.max_unavailable.as_ref()).and_then(int_or_percent).unwrap_or(default));
+        out.max_surge = Some(
+            rolling
+                .and_then(|r| r.max_surge.as_ref())
+                .and_then(int_or_percent)
+                .unwrap_or(default.clone()),
+        );
+        out.max_unavailable = Some(
+            rolling
+                .and_then(|r| r.max_unavailable.as_ref())
+                .and_then(int_or_percent)
+                .unwrap_or(default),
+        );
     }
     out
 }
 
 /// Words that mark an object as serving the custom or external metrics APIs.
-const ADAPTER_HINTS: [&str; 4] = ["prometheus-adapter", "k8s-prometheus-adapter", "keda", "custom-metrics"];
+const ADAPTER_HINTS: [&str; 4] = [
+    "prometheus-adapter",
+    "k8s-prometheus-adapter",
+    "keda",
+    "custom-metrics",
+];
 
 fn lower_core(inventory: &Inventory, model: &mut Model) {
     for item in inventory.deployments() {
         let name = item.metadata.name.clone().unwrap_or_default();
-        let src = add(model, item, "Deployment", item.metadata.namespace.as_deref(), &name);
+        let src = add(
+            model,
+            item,
+            "Deployment",
+            item.metadata.namespace.as_deref(),
+            &name,
+        );
         let lowered = workload(item, src);
-        let images = lowered.containers.iter().map(|c| c.image.to_lowercase()).collect::<Vec<_>>().join(" ");
-        if ADAPTER_HINTS.iter().any(|hint| name.to_lowercase().contains(hint) || images.contains(hint)) {
+        let images = lowered
+            .containers
+            .iter()
+            .map(|c| c.image.to_lowercase())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if ADAPTER_HINTS
+            .iter()
+            .any(|hint| name.to_lowercase().contains(hint) || images.contains(hint))
+        {
             model.metrics_adapters.push(format!("Deployment {name}"));
         }
         model.workloads.push(lowered);
     }
     for item in inventory.services() {
         let name = item.metadata.name.clone().unwrap_or_default();
-        let namespace = item.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+        let namespace = item
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
         let src = add(model, item, "Service", Some(&namespace), &name);
         let selector = item.spec.as_ref().and_then(|s| s.selector.clone());
-        model.services.push(Service { src, namespace, name, selector });
+        model.services.push(Service {
+            src,
+            namespace,
+            name,
+            selector,
+        });
     }
     for item in inventory.hpas() {
         let name = item.metadata.name.clone().unwrap_or_default();
-        let namespace = item.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
-        let src = add(model, item, "HorizontalPodAutoscaler", Some(&namespace), &name);
+        let namespace = item
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
+        let src = add(
+            model,
+            item,
+            "HorizontalPodAutoscaler",
+            Some(&namespace),
+            &name,
+        );
         let Some(spec) = &item.spec else { continue };
         let metrics = spec
             .metrics
@@ -239,7 +344,11 @@ fn lower_core(inventory: &Inventory, model: &mut Model) {
                     "ContainerResource" => m.container_resource.as_ref().map(|r| r.name.clone()),
                     _ => None,
                 };
-                HpaMetric { kind: m.type_.clone(), metric_name: metric_name.unwrap_or_default(), field: format!("spec.metrics[{idx}]") }
+                HpaMetric {
+                    kind: m.type_.clone(),
+                    metric_name: metric_name.unwrap_or_default(),
+                    field: format!("spec.metrics[{idx}]"),
+                }
             })
             .collect();
         model.hpas.push(Hpa {
@@ -255,36 +364,80 @@ fn lower_core(inventory: &Inventory, model: &mut Model) {
     }
     for item in inventory.resource_quotas() {
         let name = item.metadata.name.clone().unwrap_or_default();
-        let namespace = item.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+        let namespace = item
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
         let src = add(model, item, "ResourceQuota", Some(&namespace), &name);
         let hard = quantities(item.spec.as_ref().and_then(|s| s.hard.as_ref()));
-        model.quotas.push(Quota { src, namespace, name, hard_milli: hard });
+        model.quotas.push(Quota {
+            src,
+            namespace,
+            name,
+            hard_milli: hard,
+        });
     }
     let key = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        (meta.namespace.clone().unwrap_or_else(|| "default".to_string()), meta.name.clone().unwrap_or_default())
+        (
+            meta.namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_string()),
+            meta.name.clone().unwrap_or_default(),
+        )
     };
-    model.priority_classes = inventory.priority_classes().iter().filter_map(|p| p.metadata.name.clone()).collect();
-    model.service_accounts = inventory.service_accounts().iter().map(|s| key(&s.metadata)).collect();
-    model.secrets = inventory.secrets().iter().map(|s| key(&s.metadata)).collect();
-    model.config_maps = inventory.config_maps().iter().map(|c| key(&c.metadata)).collect();
+    model.priority_classes = inventory
+        .priority_classes()
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    model.service_accounts = inventory
+        .service_accounts()
+        .iter()
+        .map(|s| key(&s.metadata))
+        .collect();
+    model.secrets = inventory
+        .secrets()
+        .iter()
+        .map(|s| key(&s.metadata))
+        .collect();
+    model.config_maps = inventory
+        .config_maps()
+        .iter()
+        .map(|c| key(&c.metadata))
+        .collect();
     for map in inventory.config_maps() {
         let name = map.metadata.name.clone().unwrap_or_default();
-        if ADAPTER_HINTS.iter().any(|hint| name.to_lowercase().contains(hint)) {
+        if ADAPTER_HINTS
+            .iter()
+            .any(|hint| name.to_lowercase().contains(hint))
+        {
             model.metrics_adapters.push(format!("ConfigMap {name}"));
         }
     }
     for item in inventory.unknown() {
         let kind = item.kind.as_deref().unwrap_or_default();
         let name = item.name.clone().unwrap_or_default();
-        let namespace = item.namespace.clone().unwrap_or_else(|| "default".to_string());
+        let namespace = item
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
         match kind {
-            "Gateway" if item.api_version.as_deref().is_some_and(|v| v.starts_with("networking.istio.io/")) => {
+            "Gateway"
+                if item
+                    .api_version
+                    .as_deref()
+                    .is_some_and(|v| v.starts_with("networking.istio.io/")) =>
+            {
                 model.gateways.insert((namespace, name));
             }
             "PersistentVolumeClaim" => {
                 model.persistent_volume_claims.insert((namespace, name));
             }
-            "APIService" if name.contains("custom.metrics.k8s.io") || name.contains("external.metrics.k8s.io") => {
+            "APIService"
+                if name.contains("custom.metrics.k8s.io")
+                    || name.contains("external.metrics.k8s.io") =>
+            {
                 model.metrics_adapters.push(format!("APIService {name}"));
             }
             _ => {}
@@ -292,9 +445,25 @@ fn lower_core(inventory: &Inventory, model: &mut Model) {
     }
     for item in inventory.argo_applications() {
         let name = item.metadata.name.clone().unwrap_or_default();
-        let src = add(model, item, "Application", item.metadata.namespace.as_deref(), &name);
-        let self_heal = item.spec.sync_policy.as_ref().and_then(|p| p.automated.as_ref()).and_then(|a| a.self_heal) == Some(true);
-        let ignores_replicas = item.spec.other.get("ignoreDifferences").is_some_and(|v| v.to_string().contains("/spec/replicas"));
+        let src = add(
+            model,
+            item,
+            "Application",
+            item.metadata.namespace.as_deref(),
+            &name,
+        );
+        let self_heal = item
+            .spec
+            .sync_policy
+            .as_ref()
+            .and_then(|p| p.automated.as_ref())
+            .and_then(|a| a.self_heal)
+            == Some(true);
+        let ignores_replicas = item
+            .spec
+            .other
+            .get("ignoreDifferences")
+            .is_some_and(|v| v.to_string().contains("/spec/replicas"));
         model.argo_applications.push(ArgoApplication {
             src,
             name,
@@ -308,36 +477,76 @@ fn lower_core(inventory: &Inventory, model: &mut Model) {
 fn lower_mesh(inventory: &Inventory, model: &mut Model) {
     for item in inventory.destination_rules() {
         let name = item.metadata.name.clone().unwrap_or_default();
-        let namespace = item.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+        let namespace = item
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
         let src = add(model, item, "DestinationRule", Some(&namespace), &name);
         let spec = &item.spec;
         let mut outlier_detections = Vec::new();
-        let outlier = |od: &crate::manifests::istio::OutlierDetection, field: String| OutlierDetection {
-            field,
-            consecutive_errors: od.consecutive_errors.map(i64::from),
-            consecutive_5xx_errors: od.consecutive_5xx_errors.map(i64::from),
-            consecutive_gateway_errors: od.consecutive_gateway_errors.map(i64::from),
-            max_ejection_percent: od.max_ejection_percent.map(i64::from),
-            min_health_percent: od.min_health_percent.map(i64::from),
-        };
-        if let Some(od) = spec.traffic_policy.as_ref().and_then(|t| t.outlier_detection.as_ref()) {
-            outlier_detections.push(outlier(od, "spec.trafficPolicy.outlierDetection".to_string()));
+        let outlier =
+            |od: &crate::manifests::istio::OutlierDetection, field: String| OutlierDetection {
+                field,
+                consecutive_errors: od.consecutive_errors.map(i64::from),
+                consecutive_5xx_errors: od.consecutive_5xx_errors.map(i64::from),
+                consecutive_gateway_errors: od.consecutive_gateway_errors.map(i64::from),
+                max_ejection_percent: od.max_ejection_percent.map(i64::from),
+                min_health_percent: od.min_health_percent.map(i64::from),
+            };
+        if let Some(od) = spec
+            .traffic_policy
+            .as_ref()
+            .and_then(|t| t.outlier_detection.as_ref())
+        {
+            outlier_detections.push(outlier(
+                od,
+                "spec.trafficPolicy.outlierDetection".to_string(),
+            ));
         }
         let mut subsets = Vec::new();
         for (idx, subset) in spec.subsets.iter().enumerate() {
             let field = format!("spec.subsets[{idx}]");
-            if let Some(od) = subset.traffic_policy.as_ref().and_then(|t| t.outlier_detection.as_ref()) {
-                outlier_detections.push(outlier(od, format!("{field}.trafficPolicy.outlierDetection")));
+            if let Some(od) = subset
+                .traffic_policy
+                .as_ref()
+                .and_then(|t| t.outlier_detection.as_ref())
+            {
+                outlier_detections.push(outlier(
+                    od,
+                    format!("{field}.trafficPolicy.outlierDetection"),
+                ));
             }
-            subsets.push(Subset { name: subset.name.clone(), labels: subset.labels.clone(), field });
+            subsets.push(Subset {
+                name: subset.name.clone(),
+                labels: subset.labels.clone(),
+                field,
+            });
         }
-        model.destination_rules.push(DestinationRule { src, namespace, name, host: spec.host.clone(), subsets, outlier_detections });
+        model.destination_rules.push(DestinationRule {
+            src,
+            namespace,
+            name,
+            host: spec.host.clone(),
+            subsets,
+            outlier_detections,
+        });
     }
     for item in inventory.virtual_services() {
         let name = item.metadata.name.clone().unwrap_or_default();
-        let namespace = item.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+        let namespace = item
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
         let src = add(model, item, "VirtualService", Some(&namespace), &name);
-        let gateways = item.spec.gateways.iter().enumerate().map(|(idx, g)| (g.clone(), format!("spec.gateways[{idx}]"))).collect();
+        let gateways = item
+            .spec
+            .gateways
+            .iter()
+            .enumerate()
+            .map(|(idx, g)| (g.clone(), format!("spec.gateways[{idx}]")))
+            .collect();
         let mut destinations = Vec::new();
         for (rule_idx, rule) in item.spec.http.iter().enumerate() {
             for (idx, route) in rule.route.iter().enumerate() {
@@ -349,11 +558,21 @@ fn lower_mesh(inventory: &Inventory, model: &mut Model) {
                 });
             }
         }
-        model.virtual_services.push(VirtualService { src, namespace, name, gateways, destinations });
+        model.virtual_services.push(VirtualService {
+            src,
+            namespace,
+            name,
+            gateways,
+            destinations,
+        });
     }
     for item in inventory.authorization_policies() {
         let name = item.metadata.name.clone().unwrap_or_default();
-        let namespace = item.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+        let namespace = item
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
         let src = add(model, item, "AuthorizationPolicy", Some(&namespace), &name);
         let rules = item
             .spec
@@ -368,12 +587,21 @@ fn lower_mesh(inventory: &Inventory, model: &mut Model) {
                     .map(|f| {
                         let s = &f.source;
                         let mut parts = Vec::new();
-                        for (what, list) in [("principals", &s.principals), ("requestPrincipals", &s.request_principals), ("namespaces", &s.namespaces), ("ipBlocks", &s.ip_blocks)] {
+                        for (what, list) in [
+                            ("principals", &s.principals),
+                            ("requestPrincipals", &s.request_principals),
+                            ("namespaces", &s.namespaces),
+                            ("ipBlocks", &s.ip_blocks),
+                        ] {
                             if !list.is_empty() {
                                 parts.push(format!("{what} {}", list.join(", ")));
                             }
                         }
-                        if parts.is_empty() { "any source".to_string() } else { parts.join(" ") }
+                        if parts.is_empty() {
+                            "any source".to_string()
+                        } else {
+                            parts.join(" ")
+                        }
                     })
                     .collect(),
                 to: rule
@@ -382,39 +610,76 @@ fn lower_mesh(inventory: &Inventory, model: &mut Model) {
                     .map(|t| {
                         let o = &t.operation;
                         let mut parts = Vec::new();
-                        for (what, list) in [("methods", &o.methods), ("paths", &o.paths), ("ports", &o.ports), ("hosts", &o.hosts)] {
+                        for (what, list) in [
+                            ("methods", &o.methods),
+                            ("paths", &o.paths),
+                            ("ports", &o.ports),
+                            ("hosts", &o.hosts),
+                        ] {
                             if !list.is_empty() {
                                 parts.push(format!("{what} {}", list.join(", ")));
                             }
                         }
-                        if parts.is_empty() { "any operation".to_string() } else { parts.join(" ") }
+                        if parts.is_empty() {
+                            "any operation".to_string()
+                        } else {
+                            parts.join(" ")
+                        }
                     })
                     .collect(),
                 has_when: !rule.when.is_empty(),
             })
             .collect();
-        let action = item.spec.action.clone().unwrap_or_else(|| "ALLOW".to_string());
-        model.authorization_policies.push(AuthorizationPolicy { src, namespace, name, action, rules });
+        let action = item
+            .spec
+            .action
+            .clone()
+            .unwrap_or_else(|| "ALLOW".to_string());
+        model.authorization_policies.push(AuthorizationPolicy {
+            src,
+            namespace,
+            name,
+            action,
+            rules,
+        });
     }
 }
 
 fn lower_monitoring(inventory: &Inventory, model: &mut Model) {
-    let mut rule_sources: Vec<(&Origin, &Arc<FieldPositions>, Option<String>, &crate::manifests::prometheus::RuleFile, &str)> = Vec::new();
+    let mut rule_sources: Vec<(
+        &Origin,
+        &Arc<FieldPositions>,
+        Option<String>,
+        &crate::manifests::prometheus::RuleFile,
+        &str,
+    )> = Vec::new();
     for file in inventory.rule_files() {
         let namespace = file.embedded_in.as_ref().and_then(|e| e.namespace.clone());
         rule_sources.push((&file.origin, &file.positions, namespace, &file.object, ""));
     }
     for rule in inventory.prometheus_rules() {
-        rule_sources.push((&rule.origin, &rule.positions, rule.metadata.namespace.clone(), &rule.spec, "spec."));
+        rule_sources.push((
+            &rule.origin,
+            &rule.positions,
+            rule.metadata.namespace.clone(),
+            &rule.spec,
+            "spec.",
+        ));
     }
     for (origin, positions, namespace, file, prefix) in rule_sources {
         for (group_idx, group) in file.groups.iter().enumerate() {
             for (rule_idx, rule) in group.rules.iter().enumerate() {
                 let Some(alert) = &rule.alert else { continue };
                 let path = format!("{prefix}groups[{group_idx}].rules[{rule_idx}]");
-                let at = positions.nearest(&path).map(|(_, span)| origin.at(span.key.unwrap_or(span.value)));
+                let at = positions
+                    .nearest(&path)
+                    .map(|(_, span)| origin.at(span.key.unwrap_or(span.value)));
                 let src = model.add_source(Source {
-                    object: ObjectRef { kind: "AlertRule".into(), namespace: namespace.clone().unwrap_or_default(), name: alert.clone() },
+                    object: ObjectRef {
+                        kind: "AlertRule".into(),
+                        namespace: namespace.clone().unwrap_or_default(),
+                        name: alert.clone(),
+                    },
                     origin: at.unwrap_or_else(|| origin.location()),
                     positions: Some((origin.clone(), Arc::clone(positions))),
                     path_prefix: String::new(),
@@ -433,8 +698,18 @@ fn lower_monitoring(inventory: &Inventory, model: &mut Model) {
     }
     for item in inventory.slos() {
         let namespace = item.metadata.as_ref().and_then(|m| m.namespace.clone());
-        let name = item.metadata.as_ref().and_then(|m| m.name.clone()).unwrap_or_else(|| item.spec.service.clone());
-        let src = add(model, item, "PrometheusServiceLevel", namespace.as_deref(), &name);
+        let name = item
+            .metadata
+            .as_ref()
+            .and_then(|m| m.name.clone())
+            .unwrap_or_else(|| item.spec.service.clone());
+        let src = add(
+            model,
+            item,
+            "PrometheusServiceLevel",
+            namespace.as_deref(),
+            &name,
+        );
         let schema = match item.form {
             crate::manifests::sloth::SloForm::Crd => "sloth.slok.dev/v1",
             crate::manifests::sloth::SloForm::Plain => "prometheus/v1",
@@ -456,7 +731,10 @@ fn lower_monitoring(inventory: &Inventory, model: &mut Model) {
                     let base = format!("{field}.sli.{block}");
                     item.written_fields
                         .iter()
-                        .find(|f| f.path == format!("{base}.{snake}") || f.path == format!("{base}.{camel}"))
+                        .find(|f| {
+                            f.path == format!("{base}.{snake}")
+                                || f.path == format!("{base}.{camel}")
+                        })
                         .map(|f| f.path.clone())
                         .unwrap_or_else(|| format!("{base}.{camel}"))
                 };
@@ -465,47 +743,77 @@ fn lower_monitoring(inventory: &Inventory, model: &mut Model) {
                     name: slo.name.clone(),
                     objective_percent: Some(slo.objective),
                     field: field.clone(),
-                    error_query: events.map(|e| (e.error_query.clone(), written("error_query", "errorQuery", "events"))),
-                    total_query: events.map(|e| (e.total_query.clone(), written("total_query", "totalQuery", "events"))),
-                    error_ratio_query: slo
-                        .sli
-                        .raw
-                        .as_ref()
-                        .map(|r| (r.error_ratio_query.clone(), written("error_ratio_query", "errorRatioQuery", "raw"))),
+                    error_query: events.map(|e| {
+                        (
+                            e.error_query.clone(),
+                            written("error_query", "errorQuery", "events"),
+                        )
+                    }),
+                    total_query: events.map(|e| {
+                        (
+                            e.total_query.clone(),
+                            written("total_query", "totalQuery", "events"),
+                        )
+                    }),
+                    error_ratio_query: slo.sli.raw.as_ref().map(|r| {
+                        (
+                            r.error_ratio_query.clone(),
+                            written("error_ratio_query", "errorRatioQuery", "raw"),
+                        )
+                    }),
                 }
             })
             .collect();
-        model.slos.push(SloObject { src, name, schema: schema.to_string(), raw_field_paths, objectives });
+        model.slos.push(SloObject {
+            src,
+            name,
+            schema: schema.to_string(),
+            raw_field_paths,
+            objectives,
+        });
     }
     for item in inventory.prometheus_configs() {
-        let name = item.embedded_in.as_ref().map(|e| e.config_map.clone()).unwrap_or_else(|| "prometheus.yml".to_string());
+        let name = item
+            .embedded_in
+            .as_ref()
+            .map(|e| e.config_map.clone())
+            .unwrap_or_else(|| "prometheus.yml".to_string());
         let namespace = item.embedded_in.as_ref().and_then(|e| e.namespace.clone());
         let src = add(model, item, "PrometheusConfig", namespace.as_deref(), &name);
         for (idx, job) in item.scrape_configs.iter().enumerate() {
-            let relabel = |rules: &[crate::manifests::prometheus::RelabelConfig]| -> Vec<RelabelConfig> {
-                rules
-                    .iter()
-                    .map(|r| RelabelConfig {
-                        source_labels: r.source_labels.clone(),
-                        regex: r.regex.clone(),
-                        action: r.action.clone(),
-                        target_label: r.target_label.clone(),
-                        replacement: r.replacement.clone(),
-                    })
-                    .collect()
-            };
+            let relabel =
+                |rules: &[crate::manifests::prometheus::RelabelConfig]| -> Vec<RelabelConfig> {
+                    rules
+                        .iter()
+                        .map(|r| RelabelConfig {
+                            source_labels: r.source_labels.clone(),
+                            regex: r.regex.clone(),
+                            action: r.action.clone(),
+                            target_label: r.target_label.clone(),
+                            replacement: r.replacement.clone(),
+                        })
+                        .collect()
+                };
             model.scrape_jobs.push(ScrapeJob {
                 src,
                 field: format!("scrape_configs[{idx}]"),
                 job_name: job.job_name.clone(),
-                kubernetes_sd_roles: job.kubernetes_sd_configs.iter().map(|k| k.role.clone()).collect(),
+                kubernetes_sd_roles: job
+                    .kubernetes_sd_configs
+                    .iter()
+                    .map(|k| k.role.clone())
+                    .collect(),
                 kubernetes_sd_namespaces: job
                     .kubernetes_sd_configs
                     .iter()
                     .flat_map(|k| k.namespaces.iter().flat_map(|n| n.names.iter().cloned()))
                     .collect(),
                 metrics_path: job.metrics_path.clone(),
-                static_targets: job.static_configs.iter().flat_map(|s| s.targets.iter().cloned()).collect(),
+                static_targets: job
+                    .static_configs
+                    .iter()
+                    .flat_map(|s| s.targets.iter().cloned())
+                    .collect(),
                 relabel_configs: relabel(&job.relabel_configs),
                 metric_relabel_configs: relabel(&job.metric_relabel_configs),
             });
@@ -513,12 +821,21 @@ fn lower_monitoring(inventory: &Inventory, model: &mut Model) {
     }
     for item in inventory.dashboards() {
         let src = add(model, item, "GrafanaDashboard", None, &item.title);
-        let prefix = if item.positions.get("dashboard").is_some() { "dashboard." } else { "" };
+        let prefix = if item.positions.get("dashboard").is_some() {
+            "dashboard."
+        } else {
+            ""
+        };
         collect_panels(model, src, &item.panels, &format!("{prefix}panels"));
     }
 }
 
-fn collect_panels(model: &mut Model, src: SourceId, panels: &[crate::manifests::grafana::Panel], base: &str) {
+fn collect_panels(
+    model: &mut Model,
+    src: SourceId,
+    panels: &[crate::manifests::grafana::Panel],
+    base: &str,
+) {
     for (idx, panel) in panels.iter().enumerate() {
         let field = format!("{base}[{idx}]");
         for (target_idx, target) in panel.targets.iter().enumerate() {
@@ -544,10 +861,22 @@ fn lower_topology(topology: &Topology) -> Vec<Node> {
             taints: node
                 .taints
                 .iter()
-                .map(|t| Taint { key: t.key.clone(), value: t.value.clone().unwrap_or_default(), effect: format!("{:?}", t.effect) })
+                .map(|t| Taint {
+                    key: t.key.clone(),
+                    value: t.value.clone().unwrap_or_default(),
+                    effect: format!("{:?}", t.effect),
+                })
                 .collect(),
-            allocatable_milli: node.allocatable.iter().map(|(name, q)| (name.clone(), q.millis)).collect(),
-            gpu_class: node.gpus.as_ref().filter(|g| g.count > 0).map(|g| g.class.clone()),
+            allocatable_milli: node
+                .allocatable
+                .iter()
+                .map(|(name, q)| (name.clone(), q.millis))
+                .collect(),
+            gpu_class: node
+                .gpus
+                .as_ref()
+                .filter(|g| g.count > 0)
+                .map(|g| g.class.clone()),
         })
         .collect()
 }
@@ -556,5 +885,7 @@ fn lower_topology(topology: &Topology) -> Vec<Node> {
 pub(super) fn field_location(source: &Source, field: &str) -> Option<Location> {
     let (origin, positions) = source.positions.as_ref()?;
     let path = format!("{}{field}", source.path_prefix);
-    positions.get(&path).map(|span| origin.at(span.key.unwrap_or(span.value)))
+    positions
+        .get(&path)
+        .map(|span| origin.at(span.key.unwrap_or(span.value)))
 }

@@ -56,12 +56,27 @@ pub fn lint(inventory: &Inventory, topology: Option<&Topology>) -> Vec<Finding> 
 
 /// Runs every check over an already lowered model.
 pub fn lint_model(model: &Model) -> Vec<Finding> {
-    let mut out = Sink { model, findings: Vec::new() };
+    let mut out = Sink {
+        model,
+        findings: Vec::new(),
+    };
     checks::run_all(model, &mut out);
     let mut findings = out.findings;
     findings.sort_by(|a, b| {
-        (std::cmp::Reverse(a.severity), &a.location, a.check, &a.object, &a.message)
-            .cmp(&(std::cmp::Reverse(b.severity), &b.location, b.check, &b.object, &b.message))
+        (
+            std::cmp::Reverse(a.severity),
+            &a.location,
+            a.check,
+            &a.object,
+            &a.message,
+        )
+            .cmp(&(
+                std::cmp::Reverse(b.severity),
+                &b.location,
+                b.check,
+                &b.object,
+                &b.message,
+            ))
     });
     findings.dedup();
     findings

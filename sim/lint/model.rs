@@ -118,7 +118,9 @@ impl Requirement {
             "DoesNotExist" => value.is_none(),
             // Gt/Lt compare integers; a non-integer label or operand never matches.
             "Gt" | "Lt" => {
-                let (Some(label), Some(operand)) = (value, self.values.first()) else { return false };
+                let (Some(label), Some(operand)) = (value, self.values.first()) else {
+                    return false;
+                };
                 match (label.parse::<i64>(), operand.parse::<i64>()) {
                     (Ok(l), Ok(o)) if self.operator == "Gt" => l > o,
                     (Ok(l), Ok(o)) => l < o,
@@ -134,7 +136,9 @@ impl LabelSelector {
     /// Whether `labels` satisfies every `matchLabels` pair and every expression. An empty
     /// selector matches everything, as in Kubernetes.
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
             && self.match_expressions.iter().all(|req| req.matches(labels))
     }
 }
@@ -149,7 +153,11 @@ pub fn show_labels(labels: &Labels) -> String {
     if labels.is_empty() {
         return "(none)".to_string();
     }
-    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A pod toleration.
@@ -263,19 +271,27 @@ impl Workload {
     }
 
     pub fn gpu_count(&self) -> i128 {
-        self.pod_requests_milli().get(GPU_RESOURCE).copied().unwrap_or(0) / 1000
+        self.pod_requests_milli()
+            .get(GPU_RESOURCE)
+            .copied()
+            .unwrap_or(0)
+            / 1000
     }
 
     /// Whether the pods repel each other per node: a required hostname term selecting them.
     pub fn one_pod_per_node(&self) -> bool {
-        self.hostname_anti_affinity.iter().any(|sel| sel.matches(&self.pod_labels))
+        self.hostname_anti_affinity
+            .iter()
+            .any(|sel| sel.matches(&self.pod_labels))
     }
 }
 
 /// The extended resource name NVIDIA's device plugin advertises.
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 
-fn sum_resources<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, i128>>) -> BTreeMap<String, i128> {
+fn sum_resources<'a>(
+    maps: impl Iterator<Item = &'a BTreeMap<String, i128>>,
+) -> BTreeMap<String, i128> {
     let mut total = BTreeMap::new();
     for map in maps {
         for (name, milli) in map {
@@ -496,7 +512,10 @@ impl Node {
     pub fn admits(&self, workload: &Workload) -> bool {
         let selector_ok = contains_all(&self.labels, &workload.node_selector);
         let affinity_ok = workload.required_node_terms.is_empty()
-            || workload.required_node_terms.iter().any(|term| term.iter().all(|req| req.matches(&self.labels)));
+            || workload
+                .required_node_terms
+                .iter()
+                .any(|term| term.iter().all(|req| req.matches(&self.labels)));
         let taints_ok = self
             .taints
             .iter()
@@ -511,6 +530,10 @@ impl Node {
             .pod_requests_milli()
             .iter()
             .filter(|(_, milli)| **milli > 0)
-            .all(|(name, milli)| self.allocatable_milli.get(name).is_some_and(|alloc| alloc >= milli))
+            .all(|(name, milli)| {
+                self.allocatable_milli
+                    .get(name)
+                    .is_some_and(|alloc| alloc >= milli)
+            })
     }
 }

@@ -12,13 +12,16 @@ const WINDOW_PLACEHOLDER: &str = r"\{\{\s*\.window\s*\}\}";
 
 /// Parses an expression, accepting Sloth's `{{ .window }}` placeholder.
 pub fn parse(text: &str) -> Result<Expr, String> {
-    let placeholder = regex::Regex::new(WINDOW_PLACEHOLDER).expect("the placeholder pattern is valid");
+    let placeholder =
+        regex::Regex::new(WINDOW_PLACEHOLDER).expect("the placeholder pattern is valid");
     parser::parse(&placeholder.replace_all(text, "5m"))
 }
 
 /// Whether the text holds Sloth's `{{ .window }}` placeholder.
 pub fn has_window_placeholder(text: &str) -> bool {
-    regex::Regex::new(WINDOW_PLACEHOLDER).expect("the placeholder pattern is valid").is_match(text)
+    regex::Regex::new(WINDOW_PLACEHOLDER)
+        .expect("the placeholder pattern is valid")
+        .is_match(text)
 }
 
 /// A vector selector as written: metric name and label matchers.
@@ -39,7 +42,10 @@ pub struct LabelMatch {
 impl Selector {
     /// The value of an `=` matcher on `label`.
     pub fn equal(&self, label: &str) -> Option<&str> {
-        self.matchers.iter().find(|m| m.label == label && m.op == "=").map(|m| m.value.as_str())
+        self.matchers
+            .iter()
+            .find(|m| m.label == label && m.op == "=")
+            .map(|m| m.value.as_str())
     }
 }
 
@@ -65,7 +71,11 @@ pub fn selectors(expr: &Expr) -> Vec<Selector> {
                 metric = Some(m.value.clone());
                 continue;
             }
-            matchers.push(LabelMatch { label: m.name.clone(), op, value: m.value.clone() });
+            matchers.push(LabelMatch {
+                label: m.name.clone(),
+                op,
+                value: m.value.clone(),
+            });
         }
         out.push(Selector { metric, matchers });
     });
@@ -107,9 +117,13 @@ pub fn walk(expr: &Expr, visit: &mut dyn FnMut(&Expr)) {
 pub enum TimeUnit {
     /// A rate: `rate()`, `irate()`, `deriv()` give per-second values; `factor` is what they
     /// were multiplied by afterwards (3600 makes it per hour).
-    PerSecond { factor: f64 },
+    PerSecond {
+        factor: f64,
+    },
     /// An amount over a window: `increase()` over `window_secs`.
-    PerWindow { window_secs: f64 },
+    PerWindow {
+        window_secs: f64,
+    },
     /// Not a rate of anything (a gauge, a ratio of two rates, a quantile).
     NotARate,
     Unknown,
@@ -123,19 +137,26 @@ pub fn time_unit(expr: &Expr) -> TimeUnit {
         Expr::Aggregate(agg) => {
             let op = agg.op.to_string();
             match op.as_str() {
-                "sum" | "avg" | "max" | "min" | "topk" | "bottomk" | "quantile" => time_unit(&agg.expr),
+                "sum" | "avg" | "max" | "min" | "topk" | "bottomk" | "quantile" => {
+                    time_unit(&agg.expr)
+                }
                 _ => TimeUnit::NotARate,
             }
         }
         Expr::Call(call) => match call.func.name {
             "rate" | "irate" | "deriv" => TimeUnit::PerSecond { factor: 1.0 },
             "increase" => match call.args.args.first().map(|a| a.as_ref()) {
-                Some(Expr::MatrixSelector(ms)) => TimeUnit::PerWindow { window_secs: ms.range.as_secs_f64() },
+                Some(Expr::MatrixSelector(ms)) => TimeUnit::PerWindow {
+                    window_secs: ms.range.as_secs_f64(),
+                },
                 _ => TimeUnit::Unknown,
             },
-            "abs" | "ceil" | "floor" | "round" | "clamp" | "clamp_max" | "clamp_min" | "sort" | "sort_desc" => {
-                call.args.args.first().map_or(TimeUnit::Unknown, |a| time_unit(a))
-            }
+            "abs" | "ceil" | "floor" | "round" | "clamp" | "clamp_max" | "clamp_min" | "sort"
+            | "sort_desc" => call
+                .args
+                .args
+                .first()
+                .map_or(TimeUnit::Unknown, |a| time_unit(a)),
             "histogram_quantile" => TimeUnit::NotARate,
             _ => TimeUnit::Unknown,
         },
@@ -152,12 +173,16 @@ pub fn time_unit(expr: &Expr) -> TimeUnit {
             };
             let divide = bin.op.id() == T_DIV;
             match (lhs, number(&bin.rhs), number(&bin.lhs), rhs) {
-                (TimeUnit::PerSecond { factor }, Some(k), _, _) => {
-                    TimeUnit::PerSecond { factor: if divide { factor / k } else { factor * k } }
+                (TimeUnit::PerSecond { factor }, Some(k), _, _) => TimeUnit::PerSecond {
+                    factor: if divide { factor / k } else { factor * k },
+                },
+                (_, _, Some(k), TimeUnit::PerSecond { factor }) if !divide => {
+                    TimeUnit::PerSecond { factor: factor * k }
                 }
-                (_, _, Some(k), TimeUnit::PerSecond { factor }) if !divide => TimeUnit::PerSecond { factor: factor * k },
                 // A rate over a rate is a ratio.
-                (TimeUnit::PerSecond { .. }, _, _, TimeUnit::PerSecond { .. }) if divide => TimeUnit::NotARate,
+                (TimeUnit::PerSecond { .. }, _, _, TimeUnit::PerSecond { .. }) if divide => {
+                    TimeUnit::NotARate
+                }
                 _ => TimeUnit::Unknown,
             }
         }
@@ -205,7 +230,9 @@ pub fn zero_denominator_reason(rhs: &Expr) -> Option<String> {
         return reason;
     }
     for selector in selectors(rhs) {
-        let Some(metric) = selector.metric.as_deref() else { continue };
+        let Some(metric) = selector.metric.as_deref() else {
+            continue;
+        };
         if metric == "container_spec_memory_limit_bytes" || metric == "container_spec_cpu_quota" {
             return Some(format!(
                 "`{metric}` is 0 for a container without a limit (and for the pod-level and pause cgroups), so the ratio is +Inf there"
@@ -270,7 +297,9 @@ fn ratio_polarity(expr: &Expr) -> Option<(bool, String)> {
             is_total(&bin.rhs).then_some((true, le))
         }
         Expr::Binary(bin) if bin.op.id() == T_SUB => match bin.lhs.as_ref() {
-            Expr::NumberLiteral(n) if n.val == 1.0 => ratio_polarity(&bin.rhs).map(|(good, le)| (!good, le)),
+            Expr::NumberLiteral(n) if n.val == 1.0 => {
+                ratio_polarity(&bin.rhs).map(|(good, le)| (!good, le))
+            }
             _ => None,
         },
         _ => None,
@@ -282,7 +311,9 @@ fn inner_selector(expr: &Expr) -> Option<Selector> {
     match expr {
         Expr::Paren(p) => inner_selector(&p.expr),
         Expr::Aggregate(agg) => inner_selector(&agg.expr),
-        Expr::Call(call) if matches!(call.func.name, "rate" | "irate" | "increase") => inner_selector(call.args.args.first()?),
+        Expr::Call(call) if matches!(call.func.name, "rate" | "irate" | "increase") => {
+            inner_selector(call.args.args.first()?)
+        }
         Expr::VectorSelector(_) | Expr::MatrixSelector(_) => selectors(expr).into_iter().next(),
         _ => None,
     }
@@ -297,7 +328,13 @@ fn bucket_le(expr: &Expr) -> Option<String> {
 
 /// Whether an expression is (a sum of rates of) a total: `_count`, `_total` or the `+Inf` bucket.
 fn is_total(expr: &Expr) -> bool {
-    let Some(selector) = inner_selector(expr) else { return false };
-    let Some(metric) = selector.metric.as_deref() else { return false };
-    metric.ends_with("_count") || metric.ends_with("_total") || (metric.ends_with("_bucket") && selector.equal("le") == Some("+Inf"))
+    let Some(selector) = inner_selector(expr) else {
+        return false;
+    };
+    let Some(metric) = selector.metric.as_deref() else {
+        return false;
+    };
+    metric.ends_with("_count")
+        || metric.ends_with("_total")
+        || (metric.ends_with("_bucket") && selector.equal("le") == Some("+Inf"))
 }

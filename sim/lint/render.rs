@@ -23,7 +23,11 @@ pub fn render_text(summary: &InventorySummary, findings: &[Finding]) -> String {
     let mut out = String::from("inventory:\n");
     for (kind, namespaces) in summary {
         for (namespace, count) in namespaces {
-            let ns = if namespace.is_empty() { "(cluster)" } else { namespace.as_str() };
+            let ns = if namespace.is_empty() {
+                "(cluster)"
+            } else {
+                namespace.as_str()
+            };
             out.push_str(&format!("  {kind:<28} {ns:<24} {count}\n"));
         }
     }

@@ -12,8 +12,12 @@ use crate::manifests::{load_dir, topology::load_topology};
 /// Lints a fixture folder, with a topology file of `fixtures/lint/` when named.
 fn lint_fixture(dir: &str, topology: Option<&str>) -> Vec<Finding> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lint");
-    let inventory = load_dir(root.join(dir)).unwrap_or_else(|err| panic!("fixture {dir} loads: {err:?}"));
-    let topology = topology.map(|name| load_topology(root.join(name)).unwrap_or_else(|err| panic!("topology {name} loads: {err:?}")));
+    let inventory =
+        load_dir(root.join(dir)).unwrap_or_else(|err| panic!("fixture {dir} loads: {err:?}"));
+    let topology = topology.map(|name| {
+        load_topology(root.join(name))
+            .unwrap_or_else(|err| panic!("topology {name} loads: {err:?}"))
+    });
     lint(&inventory, topology.as_ref())
 }
 
@@ -22,11 +26,20 @@ fn check(check: &str, severity: Severity, topology: Option<&str>) {
     let bad = lint_fixture(&format!("{check}/bad"), topology);
     let hits: Vec<&Finding> = bad.iter().filter(|f| f.check == check).collect();
     assert!(!hits.is_empty(), "{check}/bad raises {check}; got {bad:#?}");
-    assert!(hits.iter().all(|f| f.severity == severity), "{check} is a {severity}: {hits:#?}");
-    assert!(hits.iter().all(|f| f.location.line > 0), "{check} points at a line: {hits:#?}");
+    assert!(
+        hits.iter().all(|f| f.severity == severity),
+        "{check} is a {severity}: {hits:#?}"
+    );
+    assert!(
+        hits.iter().all(|f| f.location.line > 0),
+        "{check} points at a line: {hits:#?}"
+    );
     let good = lint_fixture(&format!("{check}/good"), topology);
     let false_hits: Vec<&Finding> = good.iter().filter(|f| f.check == check).collect();
-    assert!(false_hits.is_empty(), "{check}/good raises nothing of {check}: {false_hits:#?}");
+    assert!(
+        false_hits.is_empty(),
+        "{check}/good raises nothing of {check}: {false_hits:#?}"
+    );
 }
 
 const THREE_NODES: Option<&str> = Some("topology-3-general.yaml");
@@ -59,9 +72,16 @@ fn without_a_topology_anti_affinity_states_the_nodes_needed() {
     // Goal: without a topology the check still says how many nodes are needed.
     // Method: lint the bad folder with no topology and read the warning.
     let findings = lint_fixture("anti-affinity-exceeds-nodes/bad", None);
-    let hit = findings.iter().find(|f| f.check == "anti-affinity-exceeds-nodes").expect("a finding");
+    let hit = findings
+        .iter()
+        .find(|f| f.check == "anti-affinity-exceeds-nodes")
+        .expect("a finding");
     assert_eq!(hit.severity, Severity::Warning);
-    assert!(hit.message.contains("at least 5 schedulable nodes"), "{}", hit.message);
+    assert!(
+        hit.message.contains("at least 5 schedulable nodes"),
+        "{}",
+        hit.message
+    );
 }
 
 #[test]
@@ -77,9 +97,23 @@ fn a_quota_below_the_hpa_ceiling_is_an_error() {
     // Method: bad 10 x 2 CPU (plus a 2-replica worker) against 8 CPU; good 2 x 2 + 2 x 2.
     check("quota-blocks-hpa-ceiling", Severity::Error, None);
     let findings = lint_fixture("quota-blocks-hpa-ceiling/bad", None);
-    let messages: Vec<&str> = findings.iter().filter(|f| f.check == "quota-blocks-hpa-ceiling").map(|f| f.message.as_str()).collect();
-    assert!(messages.iter().any(|m| m.contains("10 x 2 requests.cpu per pod = 20") && m.contains("beyond 4")), "{messages:#?}");
-    assert!(messages.iter().any(|m| m.contains("needs requests.cpu 24 (web 10 x 2 + worker 2 x 2)")), "{messages:#?}");
+    let messages: Vec<&str> = findings
+        .iter()
+        .filter(|f| f.check == "quota-blocks-hpa-ceiling")
+        .map(|f| f.message.as_str())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("10 x 2 requests.cpu per pod = 20") && m.contains("beyond 4")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("needs requests.cpu 24 (web 10 x 2 + worker 2 x 2)")),
+        "{messages:#?}"
+    );
 }
 
 #[test]
@@ -95,7 +129,12 @@ fn a_per_hour_annotation_over_a_rate_is_an_error() {
     // Method: bad is the plan's HighLLMCosts shape; good multiplies by 3600.
     check("alert-unit-mismatch", Severity::Error, None);
     let findings = lint_fixture("alert-unit-mismatch/bad", None);
-    assert!(findings.iter().any(|f| f.message.contains("360000 per hour")), "{findings:#?}");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.message.contains("360000 per hour")),
+        "{findings:#?}"
+    );
 }
 
 #[test]
@@ -136,7 +175,11 @@ fn a_gpu_deployment_without_probes_is_a_warning() {
 fn a_node_selector_leaving_out_a_gpu_class_is_a_warning() {
     // Goal: a GPU class of the topology that the GPU Deployment cannot use is found.
     // Method: A100 + H100 nodes; bad selects class A100, good selects the shared gpu label.
-    check("node-selector-excludes-gpu-class", Severity::Warning, TWO_GPU_CLASSES);
+    check(
+        "node-selector-excludes-gpu-class",
+        Severity::Warning,
+        TWO_GPU_CLASSES,
+    );
 }
 
 #[test]
@@ -145,10 +188,21 @@ fn consecutive_errors_is_reported_with_what_really_runs() {
     // Method: bad sets consecutiveErrors, good consecutive5xxErrors; read the message.
     check("istio-ignored-field", Severity::Warning, None);
     let findings = lint_fixture("istio-ignored-field/bad", None);
-    let hit = findings.iter().find(|f| f.check == "istio-ignored-field").expect("a finding");
+    let hit = findings
+        .iter()
+        .find(|f| f.check == "istio-ignored-field")
+        .expect("a finding");
     assert!(hit.message.contains("since Istio 1.7"), "{}", hit.message);
-    assert!(hit.message.contains("consecutive_5xx=5 at 100%"), "{}", hit.message);
-    assert!(hit.message.contains("consecutive_gateway_failure is off"), "{}", hit.message);
+    assert!(
+        hit.message.contains("consecutive_5xx=5 at 100%"),
+        "{}",
+        hit.message
+    );
+    assert!(
+        hit.message.contains("consecutive_gateway_failure is off"),
+        "{}",
+        hit.message
+    );
 }
 
 #[test]
@@ -157,9 +211,21 @@ fn a_series_no_scrape_job_produces_is_an_error() {
     // Method: bad reads kube_* and matches job="web" under a labelmap pods job; good matches app.
     check("series-never-produced", Severity::Error, None);
     let findings = lint_fixture("series-never-produced/bad", None);
-    let messages: Vec<&str> = findings.iter().filter(|f| f.check == "series-never-produced").map(|f| f.message.as_str()).collect();
-    assert!(messages.iter().any(|m| m.contains("kube-state-metrics")), "{messages:#?}");
-    assert!(messages.iter().any(|m| m.contains("job=\"web\"") && m.contains("app=\"web\"")), "{messages:#?}");
+    let messages: Vec<&str> = findings
+        .iter()
+        .filter(|f| f.check == "series-never-produced")
+        .map(|f| f.message.as_str())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("kube-state-metrics")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("job=\"web\"") && m.contains("app=\"web\"")),
+        "{messages:#?}"
+    );
 }
 
 #[test]
@@ -195,12 +261,16 @@ fn findings_come_out_in_the_same_order_every_time() {
     // Goal: determinism of the output. Method: lint the plan twice and compare.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let inventory = load_dir(root.join("fixtures/sophia")).expect("the plan loads");
-    let topology = load_topology(root.join("fixtures/sophia/topology.yaml")).expect("the topology loads");
+    let topology =
+        load_topology(root.join("fixtures/sophia/topology.yaml")).expect("the topology loads");
     let first = lint(&inventory, Some(&topology));
     let second = lint(&inventory, Some(&topology));
     assert_eq!(first, second);
     let mut sorted = first.clone();
-    sorted.sort_by(|a, b| (std::cmp::Reverse(a.severity), &a.location).cmp(&(std::cmp::Reverse(b.severity), &b.location)));
+    sorted.sort_by(|a, b| {
+        (std::cmp::Reverse(a.severity), &a.location)
+            .cmp(&(std::cmp::Reverse(b.severity), &b.location))
+    });
     assert_eq!(first, sorted, "errors first, then by position");
 }
 
@@ -208,26 +278,51 @@ fn findings_come_out_in_the_same_order_every_time() {
 fn label_selector_expressions_follow_apimachinery() {
     // Goal: In/NotIn/Exists/DoesNotExist behave as in Kubernetes.
     // Method: evaluate each operator on a label set with and without the key.
-    let labels = [("app".to_string(), "web".to_string())].into_iter().collect();
-    let req = |op: &str, values: &[&str]| Requirement { key: "app".into(), operator: op.into(), values: values.iter().map(|v| v.to_string()).collect() };
+    let labels = [("app".to_string(), "web".to_string())]
+        .into_iter()
+        .collect();
+    let req = |op: &str, values: &[&str]| Requirement {
+        key: "app".into(),
+        operator: op.into(),
+        values: values.iter().map(|v| v.to_string()).collect(),
+    };
     assert!(req("In", &["web", "api"]).matches(&labels));
     assert!(!req("NotIn", &["web"]).matches(&labels));
     assert!(req("Exists", &[]).matches(&labels));
     assert!(!req("DoesNotExist", &[]).matches(&labels));
     assert!(req("NotIn", &["web"]).matches(&Default::default()));
     let empty = LabelSelector::default();
-    assert!(empty.matches(&labels), "an empty selector matches everything");
+    assert!(
+        empty.matches(&labels),
+        "an empty selector matches everything"
+    );
 }
 
 #[test]
 fn a_toleration_matches_taints_as_the_scheduler_does() {
     // Goal: the toleration test of kubernetes.md §2.3. Method: Exists, Equal and effect cases.
-    let taint = Taint { key: "nvidia.com/gpu".into(), value: String::new(), effect: "NoSchedule".into() };
-    let exists = Toleration { key: "nvidia.com/gpu".into(), operator: "Exists".into(), ..Default::default() };
+    let taint = Taint {
+        key: "nvidia.com/gpu".into(),
+        value: String::new(),
+        effect: "NoSchedule".into(),
+    };
+    let exists = Toleration {
+        key: "nvidia.com/gpu".into(),
+        operator: "Exists".into(),
+        ..Default::default()
+    };
     assert!(exists.tolerates(&taint));
-    let wrong_effect = Toleration { effect: "NoExecute".into(), ..exists.clone() };
+    let wrong_effect = Toleration {
+        effect: "NoExecute".into(),
+        ..exists.clone()
+    };
     assert!(!wrong_effect.tolerates(&taint));
-    let equal_other = Toleration { key: "nvidia.com/gpu".into(), operator: "Equal".into(), value: "x".into(), effect: String::new() };
+    let equal_other = Toleration {
+        key: "nvidia.com/gpu".into(),
+        operator: "Equal".into(),
+        value: "x".into(),
+        effect: String::new(),
+    };
     assert!(!equal_other.tolerates(&taint));
 }
 
@@ -236,9 +331,15 @@ fn a_sum_of_rates_over_an_hour_is_still_per_second() {
     // Goal: the plan's HighLLMCosts computes dollars per second whatever the range.
     // Method: the unit of `sum(rate(x[1h])) > 100` is per second with factor 1.
     let expr = promql::parse("sum(rate(llm_api_cost_dollars[1h])) > 100").unwrap();
-    assert_eq!(promql::time_unit(&expr), promql::TimeUnit::PerSecond { factor: 1.0 });
+    assert_eq!(
+        promql::time_unit(&expr),
+        promql::TimeUnit::PerSecond { factor: 1.0 }
+    );
     let per_hour = promql::parse("sum(rate(llm_api_cost_dollars[1h])) * 3600 > 100").unwrap();
-    assert_eq!(promql::time_unit(&per_hour), promql::TimeUnit::PerSecond { factor: 3600.0 });
+    assert_eq!(
+        promql::time_unit(&per_hour),
+        promql::TimeUnit::PerSecond { factor: 3600.0 }
+    );
 }
 
 #[test]
@@ -253,7 +354,8 @@ fn bucket_under_a_bound_over_the_count_is_a_good_ratio() {
     // Goal: detect the plan's inverted latency SLI. Method: le="1" bucket over _count.
     let expr = promql::parse("sum(rate(h_bucket{le=\"1\"}[5m])) / sum(rate(h_count[5m]))").unwrap();
     assert_eq!(promql::good_ratio_bucket(&expr).as_deref(), Some("1"));
-    let errors = promql::parse("sum(rate(h_count[5m])) - sum(rate(h_bucket{le=\"1\"}[5m]))").unwrap();
+    let errors =
+        promql::parse("sum(rate(h_count[5m])) - sum(rate(h_bucket{le=\"1\"}[5m]))").unwrap();
     assert_eq!(promql::good_ratio_bucket(&errors), None);
 }
 
@@ -263,7 +365,11 @@ fn or_vector_zero_in_a_denominator_is_reported() {
     // Method: the reason names the `or vector(0)`; a plain gauge denominator has none.
     let expr = promql::parse("count(a) / (count(b) or vector(0))").unwrap();
     let (_, rhs) = promql::divisions(&expr).remove(0);
-    assert!(promql::zero_denominator_reason(&rhs).unwrap().contains("vector(0)"));
+    assert!(
+        promql::zero_denominator_reason(&rhs)
+            .unwrap()
+            .contains("vector(0)")
+    );
     let gauges = promql::parse("a / b").unwrap();
     let (_, rhs) = promql::divisions(&gauges).remove(0);
     assert_eq!(promql::zero_denominator_reason(&rhs), None);

@@ -5,7 +5,13 @@ use super::*;
 use crate::telemetry::store::{Labels, Sample, Store};
 
 fn samples(points: &[(i64, f64)]) -> Vec<Sample> {
-    points.iter().map(|&(t_s, value)| Sample { t_ms: t_s * 1000, value }).collect()
+    points
+        .iter()
+        .map(|&(t_s, value)| Sample {
+            t_ms: t_s * 1000,
+            value,
+        })
+        .collect()
 }
 
 fn store_with(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> Store {
@@ -13,7 +19,9 @@ fn store_with(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> Store {
     for (labels, points) in series {
         let labels = Labels::from_pairs(labels.iter().copied());
         for &(t_s, v) in points.iter() {
-            store.append(&labels, t_s * 1000, v).expect("points are in time order");
+            store
+                .append(&labels, t_s * 1000, v)
+                .expect("points are in time order");
         }
     }
     store
@@ -21,7 +29,10 @@ fn store_with(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> Store {
 
 fn vector(value: Value) -> Vec<(String, f64)> {
     match value {
-        Value::Vector(v) => v.into_iter().map(|s| (s.labels.to_string(), s.value)).collect(),
+        Value::Vector(v) => v
+            .into_iter()
+            .map(|s| (s.labels.to_string(), s.value))
+            .collect(),
         other => panic!("expected a vector, got {other:?}"),
     }
 }
@@ -31,7 +42,13 @@ fn increase_clamps_to_the_zero_point_before_the_threshold_test_as_in_2_42() {
     // Goal: 2.42's order of the zero clamp (spec §6.1 [ver]). Method: a counter first seen 120s
     // into a 360s window with value 8, rising 10 per minute. toZero = 240 * 8 / 40 = 48 lies
     // between avg/2 = 30 and 1.1 * avg = 66, so 2.42 extrapolates by 48 (2.51+ would use 30).
-    let window = samples(&[(120, 8.0), (180, 18.0), (240, 28.0), (300, 38.0), (360, 48.0)]);
+    let window = samples(&[
+        (120, 8.0),
+        (180, 18.0),
+        (240, 28.0),
+        (300, 38.0),
+        (360, 48.0),
+    ]);
     let increase = extrapolated_rate(&window, 0, 360_000, true, false).expect("five samples");
     assert_eq!(increase, 40.0 * (240.0 + 48.0) / 240.0);
 }
@@ -50,27 +67,60 @@ fn a_counter_reset_counts_the_value_before_the_drop() {
     // Goal: reset handling (spec §6.1 step 2). Method: 10, 20, 5, 15 over a window the samples
     // fill exactly: the increase is (15 - 10) + 20 = 25; delta() ignores resets and gives 5.
     let window = samples(&[(0, 10.0), (60, 20.0), (120, 5.0), (180, 15.0)]);
-    assert_eq!(extrapolated_rate(&window, 0, 180_000, true, false), Some(25.0));
-    assert_eq!(extrapolated_rate(&window, 0, 180_000, false, false), Some(5.0));
-    assert_eq!(extrapolated_rate(&window[..1], 0, 180_000, true, true), None);
+    assert_eq!(
+        extrapolated_rate(&window, 0, 180_000, true, false),
+        Some(25.0)
+    );
+    assert_eq!(
+        extrapolated_rate(&window, 0, 180_000, false, false),
+        Some(5.0)
+    );
+    assert_eq!(
+        extrapolated_rate(&window[..1], 0, 180_000, true, true),
+        None
+    );
 }
 
 #[test]
 fn histogram_quantile_needs_an_inf_bucket_and_caps_at_the_last_finite_bound() {
     // Goal: the +Inf bucket rules of spec §9. Method: no +Inf bucket gives NaN; a rank in the
     // +Inf bucket gives the highest finite bound; q outside [0, 1] gives -Inf/+Inf.
-    let mut no_inf = vec![Bucket { upper_bound: 1.0, count: 5.0 }, Bucket { upper_bound: 2.0, count: 10.0 }];
+    let mut no_inf = vec![
+        Bucket {
+            upper_bound: 1.0,
+            count: 5.0,
+        },
+        Bucket {
+            upper_bound: 2.0,
+            count: 10.0,
+        },
+    ];
     assert!(bucket_quantile(0.5, &mut no_inf).is_nan());
     let buckets = vec![
-        Bucket { upper_bound: f64::INFINITY, count: 100.0 },
-        Bucket { upper_bound: 1.0, count: 50.0 },
-        Bucket { upper_bound: 2.5, count: 90.0 },
+        Bucket {
+            upper_bound: f64::INFINITY,
+            count: 100.0,
+        },
+        Bucket {
+            upper_bound: 1.0,
+            count: 50.0,
+        },
+        Bucket {
+            upper_bound: 2.5,
+            count: 90.0,
+        },
     ];
     assert_eq!(bucket_quantile(0.99, &mut buckets.clone()), 2.5);
     assert_eq!(bucket_quantile(0.5, &mut buckets.clone()), 1.0);
     assert_eq!(bucket_quantile(1.5, &mut buckets.clone()), f64::INFINITY);
-    assert_eq!(bucket_quantile(-0.5, &mut buckets.clone()), f64::NEG_INFINITY);
-    let mut only_inf = vec![Bucket { upper_bound: f64::INFINITY, count: 3.0 }];
+    assert_eq!(
+        bucket_quantile(-0.5, &mut buckets.clone()),
+        f64::NEG_INFINITY
+    );
+    let mut only_inf = vec![Bucket {
+        upper_bound: f64::INFINITY,
+        count: 3.0,
+    }];
     assert!(bucket_quantile(0.5, &mut only_inf).is_nan());
 }
 
@@ -80,7 +130,10 @@ fn the_lookback_includes_a_sample_exactly_five_minutes_old() {
     // and at 300.001s.
     let store = store_with(&[(&[("__name__", "x")], &[(0, 1.0)])]);
     let engine = Engine::new(&store);
-    assert_eq!(vector(engine.eval_instant("x", 300_000).expect("valid")).len(), 1);
+    assert_eq!(
+        vector(engine.eval_instant("x", 300_000).expect("valid")).len(),
+        1
+    );
     assert!(vector(engine.eval_instant("x", 300_001).expect("valid")).is_empty());
 }
 
@@ -89,10 +142,19 @@ fn a_stale_marker_hides_the_series_at_once_but_not_from_range_functions() {
     // Goal: staleness (spec §5). Method: samples at 0s and 30s, a stale marker at 60s. At 90s
     // the instant selector is empty, while count_over_time still sees the two real samples.
     let mut store = store_with(&[(&[("__name__", "x")], &[(0, 1.0), (30, 2.0)])]);
-    store.mark_stale(&Labels::from_pairs([("__name__", "x")]), 60_000).expect("after the last sample");
+    store
+        .mark_stale(&Labels::from_pairs([("__name__", "x")]), 60_000)
+        .expect("after the last sample");
     let engine = Engine::new(&store);
     assert!(vector(engine.eval_instant("x", 90_000).expect("valid")).is_empty());
-    assert_eq!(vector(engine.eval_instant("count_over_time(x[5m])", 90_000).expect("valid")), [("{}".to_string(), 2.0)]);
+    assert_eq!(
+        vector(
+            engine
+                .eval_instant("count_over_time(x[5m])", 90_000)
+                .expect("valid")
+        ),
+        [("{}".to_string(), 2.0)]
+    );
 }
 
 #[test]
@@ -101,11 +163,35 @@ fn empty_inputs_give_empty_results_not_zero() {
     // operators over a missing metric, and the `or vector(0)` idiom.
     let store = store_with(&[(&[("__name__", "x")], &[(0, 1.0)])]);
     let engine = Engine::new(&store);
-    for expr in ["sum(missing)", "count(missing)", "missing / x", "x / missing", "missing and x", "topk(2, missing)"] {
-        assert!(vector(engine.eval_instant(expr, 0).expect("valid")).is_empty(), "{expr}");
+    for expr in [
+        "sum(missing)",
+        "count(missing)",
+        "missing / x",
+        "x / missing",
+        "missing and x",
+        "topk(2, missing)",
+    ] {
+        assert!(
+            vector(engine.eval_instant(expr, 0).expect("valid")).is_empty(),
+            "{expr}"
+        );
     }
-    assert_eq!(vector(engine.eval_instant("count(missing) or vector(0)", 0).expect("valid")), [("{}".to_string(), 0.0)]);
-    assert_eq!(vector(engine.eval_instant("absent(missing{job=\"a\"})", 0).expect("valid")), [("{job=\"a\"}".to_string(), 1.0)]);
+    assert_eq!(
+        vector(
+            engine
+                .eval_instant("count(missing) or vector(0)", 0)
+                .expect("valid")
+        ),
+        [("{}".to_string(), 0.0)]
+    );
+    assert_eq!(
+        vector(
+            engine
+                .eval_instant("absent(missing{job=\"a\"})", 0)
+                .expect("valid")
+        ),
+        [("{job=\"a\"}".to_string(), 1.0)]
+    );
 }
 
 #[test]
@@ -119,13 +205,38 @@ fn duplicate_series_and_ambiguous_matches_are_errors_with_upstreams_wording() {
         (&[("__name__", "c"), ("x", "1"), ("y", "2")], &[(0, 4.0)]),
     ]);
     let engine = Engine::new(&store);
-    let err = engine.eval_instant("-{__name__=~\"a|b\"}", 0).expect_err("same labels without names");
-    assert_eq!(err.to_string(), "vector cannot contain metrics with the same labelset");
-    let err = engine.eval_instant("c / on(x) a", 0).expect_err("two left matches");
-    assert!(err.to_string().starts_with("multiple matches for labels: many-to-one matching must be explicit"), "{err}");
-    let err = engine.eval_instant("a / on(x) c", 0).expect_err("duplicates on the right");
-    assert!(err.to_string().contains("many-to-many matching not allowed"), "{err}");
-    assert_eq!(vector(engine.eval_instant("c / on(x) group_left a", 0).expect("valid")).len(), 2);
+    let err = engine
+        .eval_instant("-{__name__=~\"a|b\"}", 0)
+        .expect_err("same labels without names");
+    assert_eq!(
+        err.to_string(),
+        "vector cannot contain metrics with the same labelset"
+    );
+    let err = engine
+        .eval_instant("c / on(x) a", 0)
+        .expect_err("two left matches");
+    assert!(
+        err.to_string()
+            .starts_with("multiple matches for labels: many-to-one matching must be explicit"),
+        "{err}"
+    );
+    let err = engine
+        .eval_instant("a / on(x) c", 0)
+        .expect_err("duplicates on the right");
+    assert!(
+        err.to_string()
+            .contains("many-to-many matching not allowed"),
+        "{err}"
+    );
+    assert_eq!(
+        vector(
+            engine
+                .eval_instant("c / on(x) group_left a", 0)
+                .expect("valid")
+        )
+        .len(),
+        2
+    );
 }
 
 #[test]
@@ -134,9 +245,15 @@ fn constructs_beyond_prometheus_2_42_are_named_errors_not_empty_results() {
     // (which follows Prometheus 3) knows but 2.42 does not.
     let store = store_with(&[(&[("__name__", "x"), ("a", "1")], &[(0, 1.0)])]);
     let engine = Engine::new(&store);
-    for (expr, named) in [("sort_by_label(x, \"a\")", "sort_by_label"), ("limitk(1, x)", "limitk"), ("mad_over_time(x[5m])", "mad_over_time")] {
+    for (expr, named) in [
+        ("sort_by_label(x, \"a\")", "sort_by_label"),
+        ("limitk(1, x)", "limitk"),
+        ("mad_over_time(x[5m])", "mad_over_time"),
+    ] {
         match engine.eval_instant(expr, 0) {
-            Err(PromqlError::Unsupported { construct }) => assert!(construct.contains(named), "{construct}"),
+            Err(PromqlError::Unsupported { construct }) => {
+                assert!(construct.contains(named), "{construct}")
+            }
             other => panic!("{expr}: expected an unsupported error, got {other:?}"),
         }
     }
@@ -151,16 +268,32 @@ fn a_range_query_returns_series_ordered_by_label_set_with_one_point_per_step() {
         (&[("__name__", "x"), ("i", "a")], &[(0, 5.0)]),
     ]);
     let engine = Engine::new(&store);
-    let Value::Matrix(m) = engine.eval_range("x * 2", 0, 120_000, 60_000).expect("valid") else {
+    let Value::Matrix(m) = engine
+        .eval_range("x * 2", 0, 120_000, 60_000)
+        .expect("valid")
+    else {
         panic!("a range query returns a matrix");
     };
-    let got: Vec<(String, Vec<(i64, f64)>)> =
-        m.into_iter().map(|s| (s.labels.to_string(), s.samples.iter().map(|p| (p.t_ms, p.value)).collect())).collect();
+    let got: Vec<(String, Vec<(i64, f64)>)> = m
+        .into_iter()
+        .map(|s| {
+            (
+                s.labels.to_string(),
+                s.samples.iter().map(|p| (p.t_ms, p.value)).collect(),
+            )
+        })
+        .collect();
     assert_eq!(
         got,
         [
-            ("{i=\"a\"}".to_string(), vec![(0, 10.0), (60_000, 10.0), (120_000, 10.0)]),
-            ("{i=\"b\"}".to_string(), vec![(0, 2.0), (60_000, 4.0), (120_000, 4.0)]),
+            (
+                "{i=\"a\"}".to_string(),
+                vec![(0, 10.0), (60_000, 10.0), (120_000, 10.0)]
+            ),
+            (
+                "{i=\"b\"}".to_string(),
+                vec![(0, 2.0), (60_000, 4.0), (120_000, 4.0)]
+            ),
         ]
     );
 }
@@ -175,16 +308,27 @@ fn count_values_labels_values_the_way_go_formats_floats() {
         (&[("__name__", "x"), ("i", "4")], &[(0, f64::INFINITY)]),
     ]);
     let engine = Engine::new(&store);
-    let got = vector(engine.eval_instant("count_values(\"v\", x)", 0).expect("valid"));
+    let got = vector(
+        engine
+            .eval_instant("count_values(\"v\", x)", 0)
+            .expect("valid"),
+    );
     assert_eq!(
         got,
-        [("{v=\"1\"}".to_string(), 2.0), ("{v=\"0.5\"}".to_string(), 1.0), ("{v=\"+Inf\"}".to_string(), 1.0)]
+        [
+            ("{v=\"1\"}".to_string(), 2.0),
+            ("{v=\"0.5\"}".to_string(), 1.0),
+            ("{v=\"+Inf\"}".to_string(), 1.0)
+        ]
     );
 }
 
 /// A counter sampled every `interval_s`, with resets to `reset_to` at the flagged steps.
 fn counter_series() -> impl Strategy<Value = (Vec<(f64, bool, f64)>, i64)> {
-    (prop::collection::vec((0.0f64..100.0, any::<bool>(), 0.0f64..10.0), 2..40), 1i64..120)
+    (
+        prop::collection::vec((0.0f64..100.0, any::<bool>(), 0.0f64..10.0), 2..40),
+        1i64..120,
+    )
 }
 
 proptest! {

@@ -28,10 +28,11 @@ pub(super) fn run(model: &Model, out: &mut Sink<'_>) {
 
 /// The HPA that scales a Deployment, if any.
 pub(super) fn hpa_of<'m>(model: &'m Model, workload: &Workload) -> Option<&'m Hpa> {
-    model
-        .hpas
-        .iter()
-        .find(|h| h.namespace == workload.namespace && h.target_kind == "Deployment" && h.target_name == workload.name)
+    model.hpas.iter().find(|h| {
+        h.namespace == workload.namespace
+            && h.target_kind == "Deployment"
+            && h.target_name == workload.name
+    })
 }
 
 /// The most replicas a Deployment can have: its HPA's ceiling, else its replicas (default 1).
@@ -54,7 +55,11 @@ fn hpa_target_exists(model: &Model, hpa: &Hpa, out: &mut Sink<'_>) {
     if hpa.target_kind != "Deployment" {
         return;
     }
-    if model.workloads.iter().any(|w| w.namespace == hpa.namespace && w.name == hpa.target_name) {
+    if model
+        .workloads
+        .iter()
+        .any(|w| w.namespace == hpa.namespace && w.name == hpa.target_name)
+    {
         return;
     }
     out.push(
@@ -97,13 +102,18 @@ fn hpa_metrics_have_an_adapter(model: &Model, hpa: &Hpa, out: &mut Sink<'_>) {
     }
 }
 
-fn argo_self_heal_fights_the_hpa(model: &Model, workload: &Workload, hpa: Option<&Hpa>, out: &mut Sink<'_>) {
-    let (Some(_), Some(replicas)) = (hpa, workload.replicas) else { return };
-    let Some(app) = model
-        .argo_applications
-        .iter()
-        .find(|app| app.self_heal && !app.ignores_replicas && app.destination_namespace == workload.namespace)
-    else {
+fn argo_self_heal_fights_the_hpa(
+    model: &Model,
+    workload: &Workload,
+    hpa: Option<&Hpa>,
+    out: &mut Sink<'_>,
+) {
+    let (Some(_), Some(replicas)) = (hpa, workload.replicas) else {
+        return;
+    };
+    let Some(app) = model.argo_applications.iter().find(|app| {
+        app.self_heal && !app.ignores_replicas && app.destination_namespace == workload.namespace
+    }) else {
         return;
     };
     out.push(
@@ -121,25 +131,45 @@ fn argo_self_heal_fights_the_hpa(model: &Model, workload: &Workload, hpa: Option
 
 /// The nodes a pod of the workload can land on, ignoring other pods.
 fn eligible_nodes<'n>(workload: &Workload, nodes: &'n [Node]) -> Vec<&'n Node> {
-    nodes.iter().filter(|n| n.admits(workload) && n.fits_empty(workload)).collect()
+    nodes
+        .iter()
+        .filter(|n| n.admits(workload) && n.fits_empty(workload))
+        .collect()
 }
 
 fn node_names(nodes: &[&Node]) -> String {
     if nodes.is_empty() {
         return "none".to_string();
     }
-    nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+    nodes
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn anti_affinity_fits_the_nodes(model: &Model, workload: &Workload, hpa: Option<&Hpa>, out: &mut Sink<'_>) {
+fn anti_affinity_fits_the_nodes(
+    model: &Model,
+    workload: &Workload,
+    hpa: Option<&Hpa>,
+    out: &mut Sink<'_>,
+) {
     if !workload.one_pod_per_node() {
         return;
     }
     let most = ceiling(workload, hpa);
     let fewest = floor(workload, hpa);
     let (src, field, who) = match hpa {
-        Some(hpa) => (hpa.src, "spec.maxReplicas".to_string(), format!("HPA {} can scale it to {most}", hpa.name)),
-        None => (workload.src, "spec.replicas".to_string(), format!("it asks for {most} replicas")),
+        Some(hpa) => (
+            hpa.src,
+            "spec.maxReplicas".to_string(),
+            format!("HPA {} can scale it to {most}", hpa.name),
+        ),
+        None => (
+            workload.src,
+            "spec.replicas".to_string(),
+            format!("it asks for {most} replicas"),
+        ),
     };
     let Some(nodes) = &model.nodes else {
         out.push(
@@ -224,8 +254,13 @@ fn gpu_classes_left_out(workload: &Workload, nodes: &[Node], out: &mut Sink<'_>)
     let eligible = eligible_nodes(workload, nodes);
     let mut excluded: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for node in nodes {
-        let Some(class) = node.gpu_class.as_deref() else { continue };
-        if eligible.iter().any(|n| n.gpu_class.as_deref() == Some(class)) {
+        let Some(class) = node.gpu_class.as_deref() else {
+            continue;
+        };
+        if eligible
+            .iter()
+            .any(|n| n.gpu_class.as_deref() == Some(class))
+        {
             continue;
         }
         excluded.entry(class).or_default().push(&node.name);
@@ -248,7 +283,11 @@ fn gpu_classes_left_out(workload: &Workload, nodes: &[Node], out: &mut Sink<'_>)
 }
 
 /// The quota resource names that charge a pod's requests and limits (kubernetes.md §3.1).
-fn charged(resource: &str, requests: &BTreeMap<String, i128>, limits: &BTreeMap<String, i128>) -> Option<i128> {
+fn charged(
+    resource: &str,
+    requests: &BTreeMap<String, i128>,
+    limits: &BTreeMap<String, i128>,
+) -> Option<i128> {
     let get = |map: &BTreeMap<String, i128>, name: &str| map.get(name).copied().unwrap_or(0);
     match resource {
         "requests.cpu" | "cpu" => Some(get(requests, "cpu")),
@@ -256,22 +295,40 @@ fn charged(resource: &str, requests: &BTreeMap<String, i128>, limits: &BTreeMap<
         "limits.cpu" => Some(get(limits, "cpu")),
         "limits.memory" => Some(get(limits, "memory")),
         "pods" => Some(1000),
-        other => other.strip_prefix("requests.").filter(|name| *name != "storage").map(|name| get(requests, name)),
+        other => other
+            .strip_prefix("requests.")
+            .filter(|name| *name != "storage")
+            .map(|name| get(requests, name)),
     }
 }
 
 fn quota_holds_the_ceilings(model: &Model, out: &mut Sink<'_>) {
     for quota in &model.quotas {
-        let workloads: Vec<&Workload> = model.workloads.iter().filter(|w| w.namespace == quota.namespace).collect();
+        let workloads: Vec<&Workload> = model
+            .workloads
+            .iter()
+            .filter(|w| w.namespace == quota.namespace)
+            .collect();
         // A quota on cpu or memory rejects pods whose containers leave that value unset.
         for workload in &workloads {
-            for (resource, kind) in [("requests.cpu", "cpu"), ("cpu", "cpu"), ("requests.memory", "memory"), ("memory", "memory"), ("limits.cpu", "cpu"), ("limits.memory", "memory")] {
+            for (resource, kind) in [
+                ("requests.cpu", "cpu"),
+                ("cpu", "cpu"),
+                ("requests.memory", "memory"),
+                ("memory", "memory"),
+                ("limits.cpu", "cpu"),
+                ("limits.memory", "memory"),
+            ] {
                 if !quota.hard_milli.contains_key(resource) {
                     continue;
                 }
                 let limits = resource.starts_with("limits.");
                 for container in &workload.containers {
-                    let map = if limits { &container.limits_milli } else { &container.requests_milli };
+                    let map = if limits {
+                        &container.limits_milli
+                    } else {
+                        &container.requests_milli
+                    };
                     if map.contains_key(kind) {
                         continue;
                     }
@@ -296,18 +353,32 @@ fn quota_holds_the_ceilings(model: &Model, out: &mut Sink<'_>) {
             for workload in &workloads {
                 let hpa = hpa_of(model, workload);
                 let n_pods = ceiling(workload, hpa);
-                let Some(per_pod) = charged(resource, &workload.pod_requests_milli(), &workload.pod_limits_milli()) else { continue };
+                let Some(per_pod) = charged(
+                    resource,
+                    &workload.pod_requests_milli(),
+                    &workload.pod_limits_milli(),
+                ) else {
+                    continue;
+                };
                 if per_pod == 0 {
                     continue;
                 }
                 let need = per_pod * i128::from(n_pods);
                 let entry = totals.entry(resource.as_str()).or_default();
                 entry.0 += need;
-                entry.1.push(format!("{} {n_pods} x {}", workload.name, show_quantity(resource, per_pod)));
+                entry.1.push(format!(
+                    "{} {n_pods} x {}",
+                    workload.name,
+                    show_quantity(resource, per_pod)
+                ));
                 if need > *hard {
                     let allowed = hard / per_pod;
                     let (src, field, who) = match hpa {
-                        Some(hpa) => (hpa.src, "spec.maxReplicas", format!("HPA {} ceiling", hpa.name)),
+                        Some(hpa) => (
+                            hpa.src,
+                            "spec.maxReplicas",
+                            format!("HPA {} ceiling", hpa.name),
+                        ),
                         None => (workload.src, "spec.replicas", "replicas".to_string()),
                     };
                     out.push(

@@ -20,11 +20,17 @@ pub(super) fn run(model: &Model, out: &mut Sink<'_>) {
 
 /// The Deployments whose pods a Service selects.
 pub(super) fn backing_workloads<'m>(model: &'m Model, service: &Service) -> Vec<&'m Workload> {
-    let Some(selector) = &service.selector else { return Vec::new() };
+    let Some(selector) = &service.selector else {
+        return Vec::new();
+    };
     model
         .workloads
         .iter()
-        .filter(|w| w.namespace == service.namespace && !selector.is_empty() && contains_all(&w.pod_labels, selector))
+        .filter(|w| {
+            w.namespace == service.namespace
+                && !selector.is_empty()
+                && contains_all(&w.pod_labels, selector)
+        })
         .collect()
 }
 
@@ -64,7 +70,10 @@ fn subsets_select_pods(model: &Model, dr: &DestinationRule, out: &mut Sink<'_>) 
         return;
     }
     for subset in &dr.subsets {
-        let selected: Vec<&&Workload> = backing.iter().filter(|w| contains_all(&w.pod_labels, &subset.labels)).collect();
+        let selected: Vec<&&Workload> = backing
+            .iter()
+            .filter(|w| contains_all(&w.pod_labels, &subset.labels))
+            .collect();
         if !selected.is_empty() {
             continue;
         }
@@ -74,7 +83,12 @@ fn subsets_select_pods(model: &Model, dr: &DestinationRule, out: &mut Sink<'_>) 
                 let shown: Vec<String> = subset
                     .labels
                     .keys()
-                    .map(|k| format!("{k}={}", w.pod_labels.get(k).map_or("(absent)", String::as_str)))
+                    .map(|k| {
+                        format!(
+                            "{k}={}",
+                            w.pod_labels.get(k).map_or("(absent)", String::as_str)
+                        )
+                    })
                     .collect();
                 format!("Deployment {} has {}", w.name, shown.join(", "))
             })
@@ -129,9 +143,14 @@ fn routes_reach_something(model: &Model, out: &mut Sink<'_>) {
                 }
                 Err(()) => continue,
             };
-            let Some(subset_name) = &dest.subset else { continue };
+            let Some(subset_name) = &dest.subset else {
+                continue;
+            };
             let rules = rules_for(model, service);
-            let subset = rules.iter().flat_map(|dr| dr.subsets.iter()).find(|s| &s.name == subset_name);
+            let subset = rules
+                .iter()
+                .flat_map(|dr| dr.subsets.iter())
+                .find(|s| &s.name == subset_name);
             let share = route_share(vs, &dest.field, dest.weight);
             match subset {
                 None => out.push(
@@ -168,9 +187,17 @@ fn routes_reach_something(model: &Model, out: &mut Sink<'_>) {
 }
 
 /// Describes the traffic share of one destination among its rule's destinations.
-fn route_share(vs: &crate::lint::model::VirtualService, field: &str, weight: Option<i64>) -> String {
+fn route_share(
+    vs: &crate::lint::model::VirtualService,
+    field: &str,
+    weight: Option<i64>,
+) -> String {
     let rule = field.split(".route[").next().unwrap_or(field);
-    let siblings: Vec<_> = vs.destinations.iter().filter(|d| d.field.split(".route[").next() == Some(rule)).collect();
+    let siblings: Vec<_> = vs
+        .destinations
+        .iter()
+        .filter(|d| d.field.split(".route[").next() == Some(rule))
+        .collect();
     // A single destination takes all the traffic of its rule whatever its weight (mesh.md §6.3).
     if siblings.len() <= 1 {
         return format!("all traffic of {rule}");
@@ -186,7 +213,16 @@ fn ignored_outlier_fields(model: &Model, dr: &DestinationRule, out: &mut Sink<'_
     let hosts = match resolve_service(model, &dr.host, &dr.namespace) {
         Ok(Some(service)) => {
             let backing = backing_workloads(model, service);
-            if backing.is_empty() { None } else { Some(backing.iter().map(|w| i64::from(w.replicas.unwrap_or(1))).sum::<i64>()) }
+            if backing.is_empty() {
+                None
+            } else {
+                Some(
+                    backing
+                        .iter()
+                        .map(|w| i64::from(w.replicas.unwrap_or(1)))
+                        .sum::<i64>(),
+                )
+            }
         }
         _ => None,
     };
@@ -285,13 +321,29 @@ fn authorization_rules_combine(model: &Model, out: &mut Sink<'_>) {
         if policy.action != "ALLOW" {
             continue;
         }
-        let only_from: Vec<_> = policy.rules.iter().filter(|r| !r.from.is_empty() && r.to.is_empty() && !r.has_when).collect();
-        let only_to: Vec<_> = policy.rules.iter().filter(|r| r.from.is_empty() && !r.to.is_empty() && !r.has_when).collect();
+        let only_from: Vec<_> = policy
+            .rules
+            .iter()
+            .filter(|r| !r.from.is_empty() && r.to.is_empty() && !r.has_when)
+            .collect();
+        let only_to: Vec<_> = policy
+            .rules
+            .iter()
+            .filter(|r| r.from.is_empty() && !r.to.is_empty() && !r.has_when)
+            .collect();
         if only_from.is_empty() || only_to.is_empty() {
             continue;
         }
-        let sources = only_from.iter().flat_map(|r| r.from.iter().cloned()).collect::<Vec<_>>().join(" or ");
-        let operations = only_to.iter().flat_map(|r| r.to.iter().cloned()).collect::<Vec<_>>().join(" or ");
+        let sources = only_from
+            .iter()
+            .flat_map(|r| r.from.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let operations = only_to
+            .iter()
+            .flat_map(|r| r.to.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" or ");
         out.push(
             Severity::Warning,
             "authorization-rules-split",

@@ -20,7 +20,11 @@ pub(super) fn run_all(model: &Model, out: &mut Sink<'_>) {
 /// Resolves an Istio or DNS host written in `from_namespace` to a Service of the inventory:
 /// `name`, `name.ns`, `name.ns.svc` and `name.ns.svc.cluster.local`. Returns `Err(())` for a host
 /// that is not in the cluster's Service form (an external name, a wildcard).
-pub(super) fn resolve_service<'m>(model: &'m Model, host: &str, from_namespace: &str) -> Result<Option<&'m Service>, ()> {
+pub(super) fn resolve_service<'m>(
+    model: &'m Model,
+    host: &str,
+    from_namespace: &str,
+) -> Result<Option<&'m Service>, ()> {
     let host = host.strip_suffix(".cluster.local").unwrap_or(host);
     let host = host.strip_suffix(".svc").unwrap_or(host);
     let parts: Vec<&str> = host.split('.').collect();
@@ -29,7 +33,10 @@ pub(super) fn resolve_service<'m>(model: &'m Model, host: &str, from_namespace: 
         [name, namespace] if !name.contains('*') => (*name, *namespace),
         _ => return Err(()),
     };
-    Ok(model.services.iter().find(|s| s.name == name && s.namespace == namespace))
+    Ok(model
+        .services
+        .iter()
+        .find(|s| s.name == name && s.namespace == namespace))
 }
 
 /// Shows a quantity in milli-units in the unit a reader expects for the resource.

@@ -13,24 +13,52 @@ use crate::lint::model::{Model, RelabelConfig, ScrapeJob, SourceId, Workload};
 use crate::lint::promql::{self, Selector, TimeUnit, strip};
 
 pub(super) fn run(model: &Model, out: &mut Sink<'_>) {
-    let jobs: Vec<JobView> = model.scrape_jobs.iter().map(|job| JobView::new(model, job)).collect();
+    let jobs: Vec<JobView> = model
+        .scrape_jobs
+        .iter()
+        .map(|job| JobView::new(model, job))
+        .collect();
     let have_scrape_config = !jobs.is_empty();
     for alert in &model.alerts {
-        let Some(expr) = parse_or_report(alert.src, &alert.expr_field, &alert.expr, out) else { continue };
+        let Some(expr) = parse_or_report(alert.src, &alert.expr_field, &alert.expr, out) else {
+            continue;
+        };
         let what = format!("alert {}", alert.name);
         units_match_annotations(alert, &expr, out);
         if have_scrape_config {
-            series_are_produced(model, &jobs, alert.src, &alert.expr_field, &what, &expr, Severity::Error, out);
+            series_are_produced(
+                model,
+                &jobs,
+                alert.src,
+                &alert.expr_field,
+                &what,
+                &expr,
+                Severity::Error,
+                out,
+            );
         }
-        denominators_can_be_zero(alert.src, &alert.expr_field, &what, &expr, Severity::Warning, out);
+        denominators_can_be_zero(
+            alert.src,
+            &alert.expr_field,
+            &what,
+            &expr,
+            Severity::Warning,
+            out,
+        );
     }
     for slo in &model.slos {
         sloth_field_spelling(slo, out);
         for objective in &slo.objectives {
             let what = format!("SLO {}", objective.name);
-            let queries = [&objective.error_query, &objective.total_query, &objective.error_ratio_query];
+            let queries = [
+                &objective.error_query,
+                &objective.total_query,
+                &objective.error_ratio_query,
+            ];
             for (text, field) in queries.into_iter().flatten() {
-                let Some(expr) = parse_or_report(slo.src, field, text, out) else { continue };
+                let Some(expr) = parse_or_report(slo.src, field, text, out) else {
+                    continue;
+                };
                 if !promql::has_window_placeholder(text) {
                     out.push(
                         Severity::Error,
@@ -48,7 +76,12 @@ pub(super) fn run(model: &Model, out: &mut Sink<'_>) {
                     let burn = objective
                         .objective_percent
                         .filter(|o| *o < 100.0)
-                        .map(|o| format!(", a burn rate of about {:.0}x while the SLO is met", (o / 100.0) / ((100.0 - o) / 100.0)))
+                        .map(|o| {
+                            format!(
+                                ", a burn rate of about {:.0}x while the SLO is met",
+                                (o / 100.0) / ((100.0 - o) / 100.0)
+                            )
+                        })
                         .unwrap_or_default();
                     out.push(
                         Severity::Error,
@@ -62,12 +95,22 @@ pub(super) fn run(model: &Model, out: &mut Sink<'_>) {
                     );
                 }
                 if have_scrape_config {
-                    series_are_produced(model, &jobs, slo.src, field, &what, &expr, Severity::Error, out);
+                    series_are_produced(
+                        model,
+                        &jobs,
+                        slo.src,
+                        field,
+                        &what,
+                        &expr,
+                        Severity::Error,
+                        out,
+                    );
                 }
                 denominators_can_be_zero(slo.src, field, &what, &expr, Severity::Warning, out);
             }
             // For an events SLI Sloth divides error_query by total_query itself.
-            if let (Some(_), Some((total, field))) = (&objective.error_query, &objective.total_query)
+            if let (Some(_), Some((total, field))) =
+                (&objective.error_query, &objective.total_query)
                 && let Ok(expr) = promql::parse(total)
                 && let Some(reason) = promql::zero_denominator_reason(&expr)
             {
@@ -83,10 +126,21 @@ pub(super) fn run(model: &Model, out: &mut Sink<'_>) {
         }
     }
     for query in &model.dashboard_queries {
-        let Some(expr) = parse_or_report(query.src, &query.field, &query.expr, out) else { continue };
+        let Some(expr) = parse_or_report(query.src, &query.field, &query.expr, out) else {
+            continue;
+        };
         let what = format!("panel \"{}\"", query.panel);
         if have_scrape_config {
-            series_are_produced(model, &jobs, query.src, &query.field, &what, &expr, Severity::Warning, out);
+            series_are_produced(
+                model,
+                &jobs,
+                query.src,
+                &query.field,
+                &what,
+                &expr,
+                Severity::Warning,
+                out,
+            );
         }
         denominators_can_be_zero(query.src, &query.field, &what, &expr, Severity::Info, out);
     }
@@ -111,7 +165,10 @@ fn parse_or_report(src: SourceId, field: &str, text: &str, out: &mut Sink<'_>) -
 
 /// A time unit stated in an annotation, in seconds (`/hour` is 3600).
 fn stated_rate_unit(text: &str) -> Option<(f64, String)> {
-    let per = Regex::new(r"(?i)(?:/\s*|\bper\s+)(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d)\b").expect("valid pattern");
+    let per = Regex::new(
+        r"(?i)(?:/\s*|\bper\s+)(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d)\b",
+    )
+    .expect("valid pattern");
     let caps = per.captures(text)?;
     let word = caps.get(1).expect("group 1 exists").as_str().to_lowercase();
     let secs = match word.chars().next() {
@@ -121,7 +178,10 @@ fn stated_rate_unit(text: &str) -> Option<(f64, String)> {
         Some('d') => 86400.0,
         _ => return None,
     };
-    Some((secs, caps.get(0).expect("match exists").as_str().to_string()))
+    Some((
+        secs,
+        caps.get(0).expect("match exists").as_str().to_string(),
+    ))
 }
 
 fn per_word(secs: f64) -> &'static str {
@@ -148,8 +208,10 @@ fn threshold(expr: &Expr) -> Option<f64> {
 
 fn units_match_annotations(alert: &crate::lint::model::Alert, expr: &Expr, out: &mut Sink<'_>) {
     let unit = promql::time_unit(expr);
-    let window_phrase =
-        Regex::new(r"(?i)\btimes\b.*\b(?:in|over|during) the (?:last|past) ([0-9]+\s*(?:minutes?|hours?|m|h))").expect("valid pattern");
+    let window_phrase = Regex::new(
+        r"(?i)\btimes\b.*\b(?:in|over|during) the (?:last|past) ([0-9]+\s*(?:minutes?|hours?|m|h))",
+    )
+    .expect("valid pattern");
     for (key, text) in &alert.annotations {
         if !text.contains("$value") {
             continue;
@@ -160,7 +222,11 @@ fn units_match_annotations(alert: &crate::lint::model::Alert, expr: &Expr, out: 
                 if let Some((stated_secs, phrase)) = stated_rate_unit(text)
                     && (factor - stated_secs).abs() > 1e-9 * stated_secs
                 {
-                    let computed = if (factor - 1.0).abs() < 1e-12 { "second".to_string() } else { format!("{} seconds", factor) };
+                    let computed = if (factor - 1.0).abs() < 1e-12 {
+                        "second".to_string()
+                    } else {
+                        format!("{} seconds", factor)
+                    };
                     let severity_threshold = threshold(expr).map(|t| {
                         format!(
                             "; the threshold {t} is then per {computed} too, i.e. {} per {}",
@@ -217,10 +283,19 @@ fn units_match_annotations(alert: &crate::lint::model::Alert, expr: &Expr, out: 
     }
 }
 
-fn denominators_can_be_zero(src: SourceId, field: &str, what: &str, expr: &Expr, severity: Severity, out: &mut Sink<'_>) {
+fn denominators_can_be_zero(
+    src: SourceId,
+    field: &str,
+    what: &str,
+    expr: &Expr,
+    severity: Severity,
+    out: &mut Sink<'_>,
+) {
     let mut seen = BTreeSet::new();
     for (_, rhs) in promql::divisions(expr) {
-        let Some(reason) = promql::zero_denominator_reason(&rhs) else { continue };
+        let Some(reason) = promql::zero_denominator_reason(&rhs) else {
+            continue;
+        };
         if !seen.insert(reason.clone()) {
             continue;
         }
@@ -251,7 +326,10 @@ fn exporter_of(metric: &str) -> Option<&'static str> {
         ("kubelet_", "kubelet"),
         ("apiserver_", "kube-apiserver"),
     ];
-    FAMILIES.iter().find(|(prefix, _)| metric.starts_with(prefix)).map(|(_, exporter)| *exporter)
+    FAMILIES
+        .iter()
+        .find(|(prefix, _)| metric.starts_with(prefix))
+        .map(|(_, exporter)| *exporter)
 }
 
 /// The words that identify an exporter in a job name, a target or a workload name.
@@ -285,7 +363,9 @@ struct JobView {
 
 /// Prometheus's label-name sanitization of annotation and label keys.
 fn sanitize(key: &str) -> String {
-    key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    key.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 fn anchored(regex: &str) -> Option<Regex> {
@@ -295,10 +375,24 @@ fn anchored(regex: &str) -> Option<Regex> {
 /// The value of a discovery meta label for a pod of the workload, if the lint can know it.
 fn pod_meta(workload: &Workload, label: &str) -> Option<String> {
     if let Some(key) = label.strip_prefix("__meta_kubernetes_pod_annotation_") {
-        return Some(workload.pod_annotations.iter().find(|(k, _)| sanitize(k) == key).map(|(_, v)| v.clone()).unwrap_or_default());
+        return Some(
+            workload
+                .pod_annotations
+                .iter()
+                .find(|(k, _)| sanitize(k) == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+        );
     }
     if let Some(key) = label.strip_prefix("__meta_kubernetes_pod_label_") {
-        return Some(workload.pod_labels.iter().find(|(k, _)| sanitize(k) == key).map(|(_, v)| v.clone()).unwrap_or_default());
+        return Some(
+            workload
+                .pod_labels
+                .iter()
+                .find(|(k, _)| sanitize(k) == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+        );
     }
     if label == "__meta_kubernetes_namespace" {
         return Some(workload.namespace.clone());
@@ -313,9 +407,15 @@ fn keeps_pod(relabels: &[RelabelConfig], workload: &Workload) -> bool {
         if action != "keep" && action != "drop" {
             continue;
         }
-        let values: Option<Vec<String>> = rule.source_labels.iter().map(|l| pod_meta(workload, l)).collect();
+        let values: Option<Vec<String>> = rule
+            .source_labels
+            .iter()
+            .map(|l| pod_meta(workload, l))
+            .collect();
         let Some(values) = values else { continue };
-        let Some(regex) = anchored(rule.regex.as_deref().unwrap_or("(.*)")) else { continue };
+        let Some(regex) = anchored(rule.regex.as_deref().unwrap_or("(.*)")) else {
+            continue;
+        };
         let matched = regex.is_match(&values.join(";"));
         if (action == "keep") != matched {
             return false;
@@ -333,8 +433,18 @@ impl JobView {
             text.push(' ');
             text.push_str(&target.to_lowercase());
         }
-        for exporter in ["kube-state-metrics", "cadvisor", "node-exporter", "dcgm-exporter", "kubelet", "kube-apiserver"] {
-            if exporter_hints(exporter).iter().any(|hint| text.contains(hint)) {
+        for exporter in [
+            "kube-state-metrics",
+            "cadvisor",
+            "node-exporter",
+            "dcgm-exporter",
+            "kubelet",
+            "kube-apiserver",
+        ] {
+            if exporter_hints(exporter)
+                .iter()
+                .any(|hint| text.contains(hint))
+            {
                 exporters.insert(exporter);
             }
         }
@@ -347,13 +457,18 @@ impl JobView {
             match role.as_str() {
                 "node" => {
                     exporters.insert("kubelet");
-                    if job.metrics_path.as_deref().is_some_and(|p| p.contains("cadvisor")) {
+                    if job
+                        .metrics_path
+                        .as_deref()
+                        .is_some_and(|p| p.contains("cadvisor"))
+                    {
                         exporters.insert("cadvisor");
                     }
                 }
                 "pod" | "endpoints" | "endpointslice" | "service" => {
                     for workload in &model.workloads {
-                        let in_scope = job.kubernetes_sd_namespaces.is_empty() || job.kubernetes_sd_namespaces.contains(&workload.namespace);
+                        let in_scope = job.kubernetes_sd_namespaces.is_empty()
+                            || job.kubernetes_sd_namespaces.contains(&workload.namespace);
                         if !in_scope || !keeps_pod(&job.relabel_configs, workload) {
                             continue;
                         }
@@ -361,7 +476,10 @@ impl JobView {
                         let name = workload.name.to_lowercase();
                         let mut is_exporter = false;
                         for exporter in ["kube-state-metrics", "node-exporter", "dcgm-exporter"] {
-                            if exporter_hints(exporter).iter().any(|hint| name.contains(hint)) {
+                            if exporter_hints(exporter)
+                                .iter()
+                                .any(|hint| name.contains(hint))
+                            {
                                 exporters.insert(exporter);
                                 is_exporter = true;
                             }
@@ -370,11 +488,17 @@ impl JobView {
                             apps = true;
                         }
                         for rule in &job.relabel_configs {
-                            if rule.action.as_deref().map(str::to_lowercase).as_deref() != Some("labelmap") {
+                            if rule.action.as_deref().map(str::to_lowercase).as_deref()
+                                != Some("labelmap")
+                            {
                                 continue;
                             }
-                            let Some(regex) = anchored(rule.regex.as_deref().unwrap_or("(.*)")) else { continue };
-                            let replacement = rule.replacement.clone().unwrap_or_else(|| "$1".to_string());
+                            let Some(regex) = anchored(rule.regex.as_deref().unwrap_or("(.*)"))
+                            else {
+                                continue;
+                            };
+                            let replacement =
+                                rule.replacement.clone().unwrap_or_else(|| "$1".to_string());
                             for key in workload.pod_labels.keys() {
                                 let meta = format!("__meta_kubernetes_pod_label_{}", sanitize(key));
                                 if let Some(caps) = regex.captures(&meta) {
@@ -390,7 +514,12 @@ impl JobView {
             }
         }
         let mut job_values = Some(BTreeSet::from([job.job_name.clone()]));
-        if job.relabel_configs.iter().any(|r| r.target_label.as_deref() == Some("job")) || labelmapped.contains("job") {
+        if job
+            .relabel_configs
+            .iter()
+            .any(|r| r.target_label.as_deref() == Some("job"))
+            || labelmapped.contains("job")
+        {
             job_values = None;
         }
         let name_filters = job
@@ -417,9 +546,21 @@ impl JobView {
             summary.push_str(" scrapes nothing in the inventory");
         }
         for (keep, _, raw) in &name_filters {
-            summary.push_str(&format!(" and {} only `{raw}`", if *keep { "keeps" } else { "drops" }));
+            summary.push_str(&format!(
+                " and {} only `{raw}`",
+                if *keep { "keeps" } else { "drops" }
+            ));
         }
-        JobView { name: job.job_name.clone(), job_values, apps, exporters, name_filters, labelmapped, scraped_pods, summary }
+        JobView {
+            name: job.job_name.clone(),
+            job_values,
+            apps,
+            exporters,
+            name_filters,
+            labelmapped,
+            scraped_pods,
+            summary,
+        }
     }
 
     fn produces(&self, metric: &str) -> bool {
@@ -427,20 +568,30 @@ impl JobView {
             Some(exporter) => self.exporters.contains(exporter),
             None => self.apps,
         };
-        source_ok && self.name_filters.iter().all(|(keep, re, _)| re.is_match(metric) == *keep)
+        source_ok
+            && self
+                .name_filters
+                .iter()
+                .all(|(keep, re, _)| re.is_match(metric) == *keep)
     }
 
     fn job_label_matches(&self, selector: &Selector) -> bool {
-        let Some(values) = &self.job_values else { return true };
-        selector.matchers.iter().filter(|m| m.label == "job").all(|m| {
-            let regex = anchored(&m.value);
-            values.iter().any(|v| match m.op {
-                "=" => v == &m.value,
-                "!=" => v != &m.value,
-                "=~" => regex.as_ref().is_some_and(|r| r.is_match(v)),
-                _ => regex.as_ref().is_some_and(|r| !r.is_match(v)),
+        let Some(values) = &self.job_values else {
+            return true;
+        };
+        selector
+            .matchers
+            .iter()
+            .filter(|m| m.label == "job")
+            .all(|m| {
+                let regex = anchored(&m.value);
+                values.iter().any(|v| match m.op {
+                    "=" => v == &m.value,
+                    "!=" => v != &m.value,
+                    "=~" => regex.as_ref().is_some_and(|r| r.is_match(v)),
+                    _ => regex.as_ref().is_some_and(|r| !r.is_match(v)),
+                })
             })
-        })
     }
 }
 
@@ -455,7 +606,11 @@ fn series_are_produced(
     severity: Severity,
     out: &mut Sink<'_>,
 ) {
-    let scraped = jobs.iter().map(|j| j.summary.clone()).collect::<Vec<_>>().join("; ");
+    let scraped = jobs
+        .iter()
+        .map(|j| j.summary.clone())
+        .collect::<Vec<_>>()
+        .join("; ");
     let mut reported = BTreeSet::new();
     // `absent(x)` is meant to hold when x is missing, so its argument is not required.
     let mut absent_args = BTreeSet::new();
@@ -471,8 +626,16 @@ fn series_are_produced(
         }
     });
     for selector in promql::selectors(expr) {
-        let Some(metric) = selector.metric.clone() else { continue };
-        if absent_args.contains(&format!("{selector:?}")) && promql::selectors(expr).iter().filter(|s| **s == selector).count() == 1 {
+        let Some(metric) = selector.metric.clone() else {
+            continue;
+        };
+        if absent_args.contains(&format!("{selector:?}"))
+            && promql::selectors(expr)
+                .iter()
+                .filter(|s| **s == selector)
+                .count()
+                == 1
+        {
             continue;
         }
         let producers: Vec<&JobView> = jobs.iter().filter(|j| j.produces(&metric)).collect();
@@ -505,20 +668,39 @@ fn series_are_produced(
         if producers.iter().any(|j| j.job_label_matches(&selector)) {
             continue;
         }
-        let job_matchers: Vec<String> = selector.matchers.iter().filter(|m| m.label == "job").map(|m| format!("job{}\"{}\"", m.op, m.value)).collect();
+        let job_matchers: Vec<String> = selector
+            .matchers
+            .iter()
+            .filter(|m| m.label == "job")
+            .map(|m| format!("job{}\"{}\"", m.op, m.value))
+            .collect();
         if !reported.insert(format!("job {metric} {job_matchers:?}")) {
             continue;
         }
-        let values: Vec<String> = producers.iter().filter_map(|j| j.job_values.as_ref()).flatten().map(|v| format!("`{v}`")).collect();
+        let values: Vec<String> = producers
+            .iter()
+            .filter_map(|j| j.job_values.as_ref())
+            .flatten()
+            .map(|v| format!("`{v}`"))
+            .collect();
         // Suggest the pod label that carries the name the matcher wanted, if labelmap copies one.
-        let wanted = selector.matchers.iter().find(|m| m.label == "job" && m.op == "=").map(|m| m.value.clone());
+        let wanted = selector
+            .matchers
+            .iter()
+            .find(|m| m.label == "job" && m.op == "=")
+            .map(|m| m.value.clone());
         let suggestion = wanted.as_ref().and_then(|value| {
             producers.iter().find_map(|j| {
                 model
                     .workloads
                     .iter()
                     .filter(|w| j.scraped_pods.contains(&w.name))
-                    .find_map(|w| w.pod_labels.iter().find(|(k, v)| *v == value && j.labelmapped.contains(*k)).map(|(k, v)| format!("{k}=\"{v}\"")))
+                    .find_map(|w| {
+                        w.pod_labels
+                            .iter()
+                            .find(|(k, v)| *v == value && j.labelmapped.contains(*k))
+                            .map(|(k, v)| format!("{k}=\"{v}\""))
+                    })
             })
         });
         let producer_names: Vec<&str> = producers.iter().map(|j| j.name.as_str()).collect();
@@ -566,7 +748,12 @@ fn sloth_field_spelling(slo: &crate::lint::model::SloObject, out: &mut Sink<'_>)
                     "the API server prunes unknown fields, so Sloth receives the SLO without it and rejects or mis-generates it",
                 )
             } else {
-                (camel, snake, "the prometheus/v1 spec (snake_case)", "Sloth ignores the key, so the SLO is rejected or mis-generated")
+                (
+                    camel,
+                    snake,
+                    "the prometheus/v1 spec (snake_case)",
+                    "Sloth ignores the key, so the SLO is rejected or mis-generated",
+                )
             };
             if key != wrong {
                 continue;

@@ -31,7 +31,13 @@ fn images_are_pinned(workload: &Workload, out: &mut Sink<'_>) {
         }
         let floating = matches!(tag, None | Some("latest"));
         // Kubernetes defaults the policy to Always for `latest` or no tag, else IfNotPresent.
-        let policy = container.image_pull_policy.clone().unwrap_or_else(|| if floating { "Always".into() } else { "IfNotPresent".into() });
+        let policy = container.image_pull_policy.clone().unwrap_or_else(|| {
+            if floating {
+                "Always".into()
+            } else {
+                "IfNotPresent".into()
+            }
+        });
         if policy != "IfNotPresent" {
             continue;
         }
@@ -42,7 +48,8 @@ fn images_are_pinned(workload: &Workload, out: &mut Sink<'_>) {
         let how = if container.image_pull_policy.is_some() {
             "imagePullPolicy: IfNotPresent".to_string()
         } else {
-            "the default imagePullPolicy IfNotPresent (the tag is not literally `latest`)".to_string()
+            "the default imagePullPolicy IfNotPresent (the tag is not literally `latest`)"
+                .to_string()
         };
         out.push(
             Severity::Warning,
@@ -63,11 +70,14 @@ fn gpu_pods_have_probes(workload: &Workload, out: &mut Sink<'_>) {
         return;
     }
     for container in &workload.containers {
-        let missing: Vec<&str> = [("livenessProbe", container.has_liveness_probe), ("readinessProbe", container.has_readiness_probe)]
-            .into_iter()
-            .filter(|(_, present)| !present)
-            .map(|(name, _)| name)
-            .collect();
+        let missing: Vec<&str> = [
+            ("livenessProbe", container.has_liveness_probe),
+            ("readinessProbe", container.has_readiness_probe),
+        ]
+        .into_iter()
+        .filter(|(_, present)| !present)
+        .map(|(name, _)| name)
+        .collect();
         if missing.is_empty() {
             continue;
         }
@@ -118,9 +128,24 @@ fn references_exist(model: &Model, workload: &Workload, out: &mut Sink<'_>) {
         );
     }
     let kinds = [
-        ("Secret", &workload.secret_refs, &model.secrets, "the container cannot start (CreateContainerConfigError)"),
-        ("ConfigMap", &workload.config_map_refs, &model.config_maps, "the pod cannot start"),
-        ("PersistentVolumeClaim", &workload.pvc_refs, &model.persistent_volume_claims, "the pod stays Pending"),
+        (
+            "Secret",
+            &workload.secret_refs,
+            &model.secrets,
+            "the container cannot start (CreateContainerConfigError)",
+        ),
+        (
+            "ConfigMap",
+            &workload.config_map_refs,
+            &model.config_maps,
+            "the pod cannot start",
+        ),
+        (
+            "PersistentVolumeClaim",
+            &workload.pvc_refs,
+            &model.persistent_volume_claims,
+            "the pod stays Pending",
+        ),
     ];
     for (kind, refs, defined, effect) in kinds {
         for (name, field) in refs {

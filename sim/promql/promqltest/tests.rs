@@ -8,17 +8,33 @@ fn parse_text(text: &str) -> Result<TestFile, Diagnostic> {
 
 fn run_text(text: &str) -> Vec<Outcome> {
     let file = parse_text(text).expect("well-formed test file");
-    run(&file).expect("loads succeed").into_iter().map(|r| r.outcome).collect()
+    run(&file)
+        .expect("loads succeed")
+        .into_iter()
+        .map(|r| r.outcome)
+        .collect()
 }
 
 #[test]
 fn the_expanding_notation_follows_upstream() {
     // Goal: `a+bxN` gives N+1 values, `_xN` N empty slots, `axN` N+1 copies, `stale` a marker.
     // Method: expand each form.
-    assert_eq!(expand_item("1+2x3").expect("valid"), [Some(1.0), Some(3.0), Some(5.0), Some(7.0)]);
-    assert_eq!(expand_item("10-5x2").expect("valid"), [Some(10.0), Some(5.0), Some(0.0)]);
-    assert_eq!(expand_item("-2+4x1").expect("valid"), [Some(-2.0), Some(2.0)]);
-    assert_eq!(expand_item("0x2").expect("valid"), [Some(0.0), Some(0.0), Some(0.0)]);
+    assert_eq!(
+        expand_item("1+2x3").expect("valid"),
+        [Some(1.0), Some(3.0), Some(5.0), Some(7.0)]
+    );
+    assert_eq!(
+        expand_item("10-5x2").expect("valid"),
+        [Some(10.0), Some(5.0), Some(0.0)]
+    );
+    assert_eq!(
+        expand_item("-2+4x1").expect("valid"),
+        [Some(-2.0), Some(2.0)]
+    );
+    assert_eq!(
+        expand_item("0x2").expect("valid"),
+        [Some(0.0), Some(0.0), Some(0.0)]
+    );
     assert_eq!(expand_item("_x3").expect("valid"), [None, None, None]);
     assert_eq!(expand_item("1e3").expect("valid"), [Some(1000.0)]);
     let stale = expand_item("stale").expect("valid");
