@@ -2,5 +2,6 @@
 
 mod hpa;
 mod lint;
+mod mesh;
 mod promql;
 mod tidy;
