@@ -27,5 +27,6 @@ pub mod live;
 pub mod manifests;
 pub mod mesh;
 pub mod promql;
+pub mod scenario;
 pub mod telemetry;
 pub mod workload;

@@ -517,7 +517,7 @@ impl Inventory {
         summary
     }
 
-    fn merge(&mut self, other: Inventory) {
+    pub fn merge(&mut self, other: Inventory) {
         self.files.extend(other.files);
         self.namespaces.extend(other.namespaces);
         self.resource_quotas.extend(other.resource_quotas);
@@ -1377,6 +1377,63 @@ impl LineMapper {
                 column: inner.column + indent,
             },
             None => self.start,
+        }
+    }
+}
+
+/// Reads a file of exactly one YAML or JSON document as `T` (a twin input format: a scenario,
+/// service profiles), with the same limits, text checks and `file:line:col` diagnostics as
+/// the manifests. `T` should deny unknown fields where its schema is closed.
+pub fn load_typed<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<Sourced<T>, ManifestError> {
+    let path = path.as_ref();
+    let text = read_text(path).map_err(|diag| ManifestError::from_diagnostics(vec![diag]))?;
+    typed_from_str(path, &text)
+}
+
+/// [`load_typed`] on text, as if read from the file `name`.
+pub fn typed_from_str<T: DeserializeOwned>(name: &Path, text: &str) -> Result<Sourced<T>, ManifestError> {
+    let fail = |diags: Vec<Diagnostic>| ManifestError::from_diagnostics(diags);
+    check_text(name, text.as_bytes()).map_err(|diag| fail(vec![diag]))?;
+    let documents = yaml::parse_documents(text).map_err(|err| fail(vec![yaml_error_diagnostic(name, &err, |p| p)]))?;
+    let [document] = documents.as_slice() else {
+        let here = Location { file: name.to_path_buf(), ..Default::default() };
+        return Err(fail(vec![Diagnostic::error(here, "", format!("expected exactly one document, found {}", documents.len()))]));
+    };
+    let ctx = DocContext { file: name, document: document.index, positions: Arc::new(document.positions.clone()), start: document.start };
+    let object = decode::<T>(&ctx, &document.value, "").map_err(|diag| fail(vec![diag]))?;
+    Ok(ctx.sourced(object))
+}
+
+/// Deserializes a block of a parsed document (`value`, found at `base`) as `T`, with its
+/// diagnostics placed by `positions`; for formats that embed another (a scenario's topology).
+pub fn decode_block<T: DeserializeOwned>(file: &Path, document: usize, positions: Arc<FieldPositions>, value: &Value, base: &str) -> Result<T, Diagnostic> {
+    let ctx = DocContext { file, document, positions, start: Position::default() };
+    decode::<T>(&ctx, value, base)
+}
+
+impl Inventory {
+    /// Applies a JSON merge patch (RFC 7386) to the object of `kind` named `name` (in
+    /// `namespace` when given). Supported kinds: Deployment, HorizontalPodAutoscaler,
+    /// DestinationRule, VirtualService, ResourceQuota, Service. Returns why it could not.
+    pub fn patch(&mut self, kind: &str, name: &str, namespace: Option<&str>, patch: &Value) -> Result<(), String> {
+        fn apply<T: Serialize + DeserializeOwned>(items: &mut [Sourced<T>], meta: impl Fn(&T) -> &ObjectMeta, name: &str, namespace: Option<&str>, patch: &Value) -> Result<(), String> {
+            let item = items
+                .iter_mut()
+                .find(|i| meta(&i.object).name.as_deref() == Some(name) && namespace.is_none_or(|ns| meta(&i.object).namespace.as_deref() == Some(ns)))
+                .ok_or_else(|| format!("no object named {name:?} to patch"))?;
+            let mut value = serde_json::to_value(&item.object).map_err(|e| e.to_string())?;
+            json_patch::merge(&mut value, patch);
+            item.object = serde_path_to_error::deserialize(value).map_err(|e| format!("the patched object is invalid: {}: {}", e.path(), e.inner()))?;
+            Ok(())
+        }
+        match kind {
+            "Deployment" => apply(&mut self.deployments, |d| &d.metadata, name, namespace, patch),
+            "HorizontalPodAutoscaler" => apply(&mut self.hpas, |d| &d.metadata, name, namespace, patch),
+            "DestinationRule" => apply(&mut self.destination_rules, |d| &d.metadata, name, namespace, patch),
+            "VirtualService" => apply(&mut self.virtual_services, |d| &d.metadata, name, namespace, patch),
+            "ResourceQuota" => apply(&mut self.resource_quotas, |d| &d.metadata, name, namespace, patch),
+            "Service" => apply(&mut self.services, |d| &d.metadata, name, namespace, patch),
+            other => Err(format!("patching a {other} is not supported (Deployment, HorizontalPodAutoscaler, DestinationRule, VirtualService, ResourceQuota, Service)")),
         }
     }
 }
