@@ -24,8 +24,8 @@
 
 use rand::Rng;
 
-use super::HostId;
 use super::policy::OutlierConfig;
+use super::{HostId, MeshError};
 use crate::engine::{SimDuration, SimRng, SimTime};
 
 /// What one upstream attempt reported to its host's monitor.
@@ -159,13 +159,11 @@ pub struct OutlierDetector {
 }
 
 impl OutlierDetector {
-    /// A detector for `n_hosts` hosts. The config must be valid ([`OutlierConfig::validate`]).
-    pub fn new(config: OutlierConfig, n_hosts: u32, rng: SimRng) -> Self {
-        config
-            .validate()
-            .expect("outlier config is validated when the policy is built");
+    /// A detector for `n_hosts` hosts; refuses a config Envoy would refuse.
+    pub fn new(config: OutlierConfig, n_hosts: u32, rng: SimRng) -> Result<Self, MeshError> {
+        config.validate()?;
         let max_ejection_time = config.effective_max_ejection_time();
-        OutlierDetector {
+        Ok(OutlierDetector {
             config,
             max_ejection_time,
             hosts: vec![HostMonitor::default(); n_hosts as usize],
@@ -173,7 +171,7 @@ impl OutlierDetector {
             removed_count: 0,
             rng,
             stats: OutlierStats::default(),
-        }
+        })
     }
 
     pub fn config(&self) -> &OutlierConfig {

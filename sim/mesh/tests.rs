@@ -116,8 +116,8 @@ fn consecutive_errors_meant_gateway_errors_before_istio_1_7_and_nothing_since() 
         }
     );
 
-    let mut legacy_detector = OutlierDetector::new(legacy, 2, rng("legacy"));
-    let mut modern_detector = OutlierDetector::new(modern, 2, rng("modern"));
+    let mut legacy_detector = OutlierDetector::new(legacy, 2, rng("legacy")).unwrap();
+    let mut modern_detector = OutlierDetector::new(modern, 2, rng("modern")).unwrap();
     let mut legacy_events = Vec::new();
     let mut modern_events = Vec::new();
     for i in 0..5 {
@@ -348,7 +348,7 @@ fn an_outlier_config_with_max_below_base_is_refused() {
 // outlier detection
 
 fn detector(config: OutlierConfig, n_hosts: u32) -> OutlierDetector {
-    OutlierDetector::new(config, n_hosts, rng("outlier"))
+    OutlierDetector::new(config, n_hosts, rng("outlier")).expect("valid config")
 }
 
 fn all_out() -> OutlierConfig {
@@ -739,6 +739,68 @@ fn local_origin_failures_count_apart_only_in_split_mode() {
     assert!(split.is_ejected(HostId(0)));
 }
 
+#[test]
+fn partial_enforcement_ejects_that_share_of_detections() {
+    // Goal: §3.4 "eject with probability enforcing %". Method: enforcement 30 %, 2000
+    // independent single-host detectors each reaching five 500s; about 30 % eject (within
+    // 4 binomial standard deviations), the rest log `NotEnforced`.
+    let config = OutlierConfig {
+        enforcing_consecutive_5xx: 30,
+        ..all_out()
+    };
+    let mut rng_tree_stream = rng("enforcement");
+    let mut ejected = 0;
+    for _ in 0..2000 {
+        let stream_seed = rand::Rng::next_u64(&mut rng_tree_stream);
+        let mut detector = OutlierDetector::new(
+            config.clone(),
+            1,
+            RngTree::new(stream_seed).stream("outlier"),
+        )
+        .unwrap();
+        let events = report_all(&mut detector, 0, &[500; 5], ms(0));
+        assert_eq!(events.len(), 1);
+        match events[0].action {
+            OutlierAction::Ejected => ejected += 1,
+            OutlierAction::NotEnforced => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let sigma = (2000.0f64 * 0.3 * 0.7).sqrt();
+    assert!(
+        (f64::from(ejected) - 600.0).abs() < 4.0 * sigma,
+        "{ejected} of 2000 ejected"
+    );
+}
+
+#[test]
+fn jitter_lengthens_an_ejection_by_at_most_its_maximum() {
+    // Goal: §3.5 jitter. Method: base 10 s, jitter up to 5 s; the unejection instant of
+    // 200 ejections lies in [10 s, 15 s] after the ejection and is not always the same.
+    let config = OutlierConfig {
+        base_ejection_time: SimDuration::from_secs(10),
+        max_ejection_time_jitter: SimDuration::from_secs(5),
+        ..all_out()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..200u64 {
+        let mut detector =
+            OutlierDetector::new(config.clone(), 1, RngTree::new(seed).stream("outlier")).unwrap();
+        report_all(&mut detector, 0, &[500; 5], ms(0));
+        let eligible = detector.eligible_for_unejection_at(HostId(0)).unwrap();
+        assert!(
+            eligible >= SimTime::from_secs(10) && eligible <= SimTime::from_secs(15),
+            "{eligible}"
+        );
+        seen.insert(eligible);
+    }
+    assert!(
+        seen.len() > 100,
+        "jitter varies: {} distinct values",
+        seen.len()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // merge window
 
@@ -889,19 +951,14 @@ fn weighted_round_robin_follows_the_weights_and_random_ignores_them() {
         shares(&counts).iter().all(|s| (s - 1.0 / 3.0).abs() < 0.02),
         "{counts:?}"
     );
-    for policy in [LbPolicy::RoundRobin] {
-        let mut lb = LoadBalancer::new(policy, 50.0, rng("weighted"));
-        let mut counts = [0u32; 3];
-        for _ in 0..8000 {
-            counts[pick_host(&mut lb, &hosts, &[0; 3]).index()] += 1;
-        }
-        let share = shares(&counts);
-        for (index, expected) in [0.125, 0.25, 0.625].iter().enumerate() {
-            assert!(
-                (share[index] - expected).abs() < 0.02,
-                "{policy:?}: {counts:?}"
-            );
-        }
+    let mut lb = LoadBalancer::new(LbPolicy::RoundRobin, 50.0, rng("weighted"));
+    let mut counts = [0u32; 3];
+    for _ in 0..8000 {
+        counts[pick_host(&mut lb, &hosts, &[0; 3]).index()] += 1;
+    }
+    let share = shares(&counts);
+    for (index, expected) in [0.125, 0.25, 0.625].iter().enumerate() {
+        assert!((share[index] - expected).abs() < 0.02, "{counts:?}");
     }
 }
 
@@ -1009,6 +1066,20 @@ fn the_plan_pool_queues_fifty_and_overflows_ten_of_sixty() {
     }
     assert_eq!(overflowed, 10);
     assert_eq!(pools.pending(), 50);
+    // The queued 50 are then served: each finishing request hands its connection on.
+    let mut served_from_queue = 0;
+    for outcome in started {
+        let PoolOutcome::Started { conn, .. } = outcome else {
+            continue;
+        };
+        pools.finished(conn, &mut out);
+        served_from_queue += settle(&mut pools, drain(&mut out))
+            .iter()
+            .filter(|o| matches!(o, PoolOutcome::Started { request, .. } if *request >= 100))
+            .count();
+    }
+    assert_eq!(served_from_queue, 50);
+    assert_eq!(pools.pending(), 0);
     assert_eq!(pools.stats().upstream_rq_pending_overflow, 10);
     assert_eq!(
         pools.stats().upstream_cx_overflow,
@@ -1578,5 +1649,94 @@ fn deny_wins_over_allow_and_operations_check_methods_and_paths() {
         )
         .status(),
         403
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// upstream: the parts wired together
+
+use super::policy::ClusterPolicy;
+use super::upstream::{Upstream, UpstreamEvent};
+
+/// Sends one request and finishes it at `now` with the status its host gives; returns the
+/// host it went to.
+fn round_trip(
+    upstream: &mut Upstream<u32>,
+    now: SimTime,
+    status_of: impl Fn(HostId) -> u16,
+    out: &mut Vec<UpstreamEvent<u32>>,
+) -> HostId {
+    let host = upstream.send(0, out).expect("a host");
+    let mut pending: Vec<UpstreamEvent<u32>> = std::mem::take(out);
+    while let Some(event) = pending.pop() {
+        match event {
+            UpstreamEvent::Connect { conn } => upstream.connected(conn, &mut pending),
+            UpstreamEvent::Started { host, conn, .. } => {
+                upstream.finished(now, host, conn, AttemptResult::Status(status_of(host)), out);
+            }
+            other => out.push(other),
+        }
+    }
+    host
+}
+
+#[test]
+fn a_membership_change_delivers_held_health_changes_at_once() {
+    // Goal: §3.8's "membership changes are never held", through `Upstream`. Method: round
+    // robin over 3 hosts, host 0 always 503. Its first ejection is delivered at once; the
+    // sweep at 2 s unejects it (delivered at once, over 1 s after the last delivery); it is
+    // ejected again within 1 s, which is held; adding a host at 2.5 s then delivers the held
+    // ejection immediately, along with the new host.
+    let policy = ClusterPolicy {
+        lb: LbPolicy::RoundRobin,
+        outlier: Some(OutlierConfig {
+            interval: SimDuration::from_secs(2),
+            base_ejection_time: SimDuration::from_secs(1),
+            ..all_out()
+        }),
+        healthy_panic_threshold_percent: 0.0,
+        ..ClusterPolicy::default()
+    };
+    let mut upstream: Upstream<u32> =
+        Upstream::new(&policy, 3, &RngTree::new(9).child("mesh")).unwrap();
+    let status_of = |host: HostId| if host == HostId(0) { 503 } else { 200 };
+    let mut out = Vec::new();
+    let mut t = 0;
+    while !upstream.detector().unwrap().is_ejected(HostId(0)) {
+        t += 10;
+        round_trip(&mut upstream, ms(t), status_of, &mut out);
+    }
+    assert!(t < 200, "five failures take 15 round-robin requests");
+    assert!(
+        !upstream.hosts().is_healthy(HostId(0)),
+        "the first ejection is delivered at once"
+    );
+    upstream.sweep(ms(2_000), &mut out);
+    assert!(
+        upstream.hosts().is_healthy(HostId(0)),
+        "the unejection is delivered at once"
+    );
+    let mut t = 2_000;
+    while !upstream.detector().unwrap().is_ejected(HostId(0)) {
+        t += 10;
+        round_trip(&mut upstream, ms(t), status_of, &mut out);
+    }
+    assert!(
+        upstream.hosts().is_healthy(HostId(0)),
+        "the re-ejection is held"
+    );
+    assert_eq!(out, vec![UpstreamEvent::DeliverAt(ms(t + 1_000))]);
+    let new_host = upstream.add_host(ms(2_500));
+    assert_eq!(new_host, HostId(3));
+    assert!(
+        !upstream.hosts().is_healthy(HostId(0)),
+        "delivered with the membership change"
+    );
+    assert!(upstream.hosts().is_healthy(new_host));
+    assert_eq!(upstream.merge().stats().update_merge_cancelled, 1);
+    upstream.merge_timer(ms(t + 1_000));
+    assert!(
+        !upstream.hosts().is_healthy(HostId(0)),
+        "the cancelled timer changes nothing"
     );
 }

@@ -22,7 +22,7 @@ use super::merge::{Delivery, UpdateMerge};
 use super::outlier::{AttemptResult, OutlierAction, OutlierDetector, OutlierEvent};
 use super::policy::ClusterPolicy;
 use super::pool::{ConnId, ConnectionPools, PoolOutcome};
-use super::{HostId, ResponseFlag};
+use super::{HostId, MeshError, ResponseFlag};
 use crate::engine::{ChildTree, SimDuration, SimTime};
 
 /// What the caller must act on.
@@ -60,8 +60,16 @@ pub struct Upstream<T> {
 impl<T> Upstream<T> {
     /// A cluster of `n_hosts` equal-weight hosts under `policy`, drawing from `rng`'s
     /// `lb` and `outlier` streams.
-    pub fn new(policy: &ClusterPolicy, n_hosts: u32, rng: &ChildTree) -> Self {
-        Upstream {
+    pub fn new(policy: &ClusterPolicy, n_hosts: u32, rng: &ChildTree) -> Result<Self, MeshError> {
+        let detector = match &policy.outlier {
+            Some(config) => Some(OutlierDetector::new(
+                config.clone(),
+                n_hosts,
+                rng.stream("outlier"),
+            )?),
+            None => None,
+        };
+        Ok(Upstream {
             hosts: HostSet::uniform(n_hosts),
             lb: LoadBalancer::new(
                 policy.lb,
@@ -73,10 +81,7 @@ impl<T> Upstream<T> {
                 policy.max_requests_per_connection,
                 n_hosts,
             ),
-            detector: policy
-                .outlier
-                .clone()
-                .map(|config| OutlierDetector::new(config, n_hosts, rng.stream("outlier"))),
+            detector,
             merge: UpdateMerge::default(),
             panic_threshold_percent: policy.healthy_panic_threshold_percent,
             health: Vec::with_capacity(n_hosts as usize),
@@ -84,7 +89,23 @@ impl<T> Upstream<T> {
             sweep_events: Vec::new(),
             outlier_log: Vec::new(),
             keep_log: false,
+        })
+    }
+
+    /// A new endpoint joins the cluster at `now` (a membership change): it starts healthy,
+    /// with an empty pool and clean outlier counters, and the balancer sees it at once.
+    pub fn add_host(&mut self, now: SimTime) -> HostId {
+        let host = self.hosts.push(1);
+        let pool_host = self.pools.add_host();
+        debug_assert_eq!(host, pool_host);
+        if let Some(detector) = self.detector.as_mut() {
+            let detector_host = detector.add_host();
+            debug_assert_eq!(host, detector_host);
         }
+        self.merge.membership_changed(now);
+        // A membership update carries every host's current health, held changes included.
+        self.deliver();
+        host
     }
 
     /// Removes a host from the endpoints (its pod stopped being Ready or went away): the

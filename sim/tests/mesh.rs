@@ -174,7 +174,8 @@ fn fold(digest: u64, value: u64) -> u64 {
 fn run_cluster(case: &ClusterCase) -> ClusterRun {
     let tree = RngTree::new(case.seed);
     let mut upstream: Upstream<u64> =
-        Upstream::new(&case.policy, case.n_hosts, &tree.child("mesh/cluster"));
+        Upstream::new(&case.policy, case.n_hosts, &tree.child("mesh/cluster"))
+            .expect("valid policy");
     let mut responses: SimRng = tree.stream("test/responses");
     let mut engine: Engine<MeshEvent> = Engine::new();
     let mut run = ClusterRun {
