@@ -29,6 +29,10 @@ enum Command {
     Explain(commands::explain::ExplainCommand),
     /// PromQL tools: run Prometheus promqltest files over twin's evaluator
     Promql(commands::promql::PromqlArgs),
+    /// Run one scenario and check its expectations
+    Run(commands::run::RunArgs),
+    /// Run every scenario of a folder (default scenarios/) and print the summary
+    Rehearse(commands::rehearse::RehearseArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +41,8 @@ fn main() -> ExitCode {
         Command::Lint(args) => commands::lint::run(args),
         Command::Explain(args) => commands::explain::run(args),
         Command::Promql(args) => commands::promql::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Rehearse(args) => commands::rehearse::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -4,6 +4,8 @@ pub mod explain;
 pub mod explain_hpa;
 pub mod lint;
 pub mod promql;
+pub mod rehearse;
+pub mod run;
 
 use twin::diag::Diagnostics;
 

@@ -8,4 +8,4 @@ pub mod build;
 pub mod schema;
 pub mod world;
 
-pub use build::{RunResult, ScenarioError, load, run};
+pub use build::{Loaded, RunResult, ScenarioError, load, run};
