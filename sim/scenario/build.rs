@@ -188,8 +188,10 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
     for d in inventory.deployments() {
         let dmodel = lower::deployment(inventory, d).map_err(lower_err)?;
         let name = dmodel.name.clone();
-        let profile = loaded.profiles.profiles.get(&name).ok_or_else(|| {
-            one(Diagnostic::error(loaded.profiles.field_location("profiles"), "profiles", format!("no profile for Deployment {name}")))
+        // A Deployment without a profile of its own (a canary copy) takes its app's profile.
+        let app = dmodel.template.labels.get("app").cloned().unwrap_or_default();
+        let profile = loaded.profiles.profiles.get(&name).or_else(|| loaded.profiles.profiles.get(&app)).ok_or_else(|| {
+            one(Diagnostic::error(loaded.profiles.field_location("profiles"), "profiles", format!("no profile for Deployment {name} (nor for its app label {app:?})")))
         })?;
         let (model, behaviour) = model(loaded, "profileOverrides", profile, file.profile_overrides.get(&name))?;
         let annotations = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.annotations.clone()).unwrap_or_default();
@@ -319,30 +321,31 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
     let mut faults = Vec::new();
     for (idx, f) in file.faults.iter().enumerate() {
         let field = format!("faults[{idx}]");
-        let at = SimTime::ZERO + f.at.0;
+        let at = SimTime::ZERO + f.at().0;
         let node_index = |name: &str| cluster.state.node_by_name(name).ok_or_else(|| loaded.error(&format!("{field}.node"), format!("no node named {name} in the topology")));
-        let action = match &f.fault {
-            Fault::PodKill { deployment, index } => FaultAction::PodKill { deployment: deployment_index(deployment, &format!("{field}.deployment"))?, index: *index },
-            Fault::NodeLoss { node } => FaultAction::NodeLoss { node: node_index(node)? },
-            Fault::GpuFault { node, device } => FaultAction::GpuFault { node: node_index(node)?, device: *device },
-            Fault::BadRelease { deployment, labels, profile } => {
+        let action = match f {
+            Fault::PodKill { deployment, index, .. } => FaultAction::PodKill { deployment: deployment_index(deployment, &format!("{field}.deployment"))?, index: *index },
+            Fault::NodeLoss { node, .. } => FaultAction::NodeLoss { node: node_index(node)? },
+            Fault::GpuFault { node, device, .. } => FaultAction::GpuFault { node: node_index(node)?, device: *device },
+            Fault::BadRelease { deployment, labels, profile, .. } => {
                 let d = deployment_index(deployment, &format!("{field}.deployment"))?;
-                let base = loaded.profiles.profiles.get(deployment).ok_or_else(|| loaded.error(&field, format!("no profile for {deployment}")))?;
+                let app = cluster.deployments[d].model.template.labels.get("app").cloned().unwrap_or_default();
+                let base = loaded.profiles.profiles.get(deployment).or_else(|| loaded.profiles.profiles.get(&app)).ok_or_else(|| loaded.error(&field, format!("no profile for {deployment}")))?;
                 let (m, behaviour) = model(loaded, &format!("{field}.profile"), base, Some(profile))?;
                 FaultAction::NewRevision { deployment: d, labels: labels.clone(), model: Box::new(m), behaviour }
             }
             Fault::Latency { deployment, extra, .. } => FaultAction::Latency { deployment: deployment_index(deployment, &format!("{field}.deployment"))?, extra: extra.0 },
-            Fault::MemoryLeak { deployment, per_second } => {
+            Fault::MemoryLeak { deployment, per_second, .. } => {
                 if per_second.0 <= 0.0 {
                     return Err(loaded.error(&format!("{field}.perSecond"), "a leak grows memory: give a positive rate"));
                 }
                 FaultAction::MemoryLeak { deployment: deployment_index(deployment, &format!("{field}.deployment"))?, bytes_per_sec: per_second.0 }
             }
-            Fault::CostSurge { deployment, factor } => FaultAction::CostSurge { deployment: deployment_index(deployment, &format!("{field}.deployment"))?, factor: *factor },
-            Fault::MetricsOutage { lasting } => FaultAction::MetricsOutage { until: at + lasting.0 },
-            Fault::ScrapeGap { lasting } => FaultAction::ScrapeGap { until: at + lasting.0 },
-            Fault::CrashLoop { deployment, after } => FaultAction::CrashLoop { deployment: deployment_index(deployment, &format!("{field}.deployment"))?, after: after.0 },
-            Fault::RolloutUndo { deployment } => FaultAction::RolloutUndo { deployment: deployment_index(deployment, &format!("{field}.deployment"))? },
+            Fault::CostSurge { deployment, factor, .. } => FaultAction::CostSurge { deployment: deployment_index(deployment, &format!("{field}.deployment"))?, factor: *factor },
+            Fault::MetricsOutage { lasting, .. } => FaultAction::MetricsOutage { until: at + lasting.0 },
+            Fault::ScrapeGap { lasting, .. } => FaultAction::ScrapeGap { until: at + lasting.0 },
+            Fault::CrashLoop { deployment, after, .. } => FaultAction::CrashLoop { deployment: deployment_index(deployment, &format!("{field}.deployment"))?, after: after.0 },
+            Fault::RolloutUndo { deployment, .. } => FaultAction::RolloutUndo { deployment: deployment_index(deployment, &format!("{field}.deployment"))? },
         };
         faults.push((at, action));
     }
@@ -353,7 +356,7 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
             ExpectationSpec::AlertFires { alert, .. } | ExpectationSpec::AlertNeverFires { alert } if !alert_names.contains(alert) => {
                 return Err(loaded.error(&format!("{field}.alert"), format!("no alerting rule named {alert} in the manifests' rule files")));
             }
-            ExpectationSpec::ReplicasReach { deployment, .. } | ExpectationSpec::ReplicasNeverExceed { deployment, .. } | ExpectationSpec::P99Below { deployment, .. } => {
+            ExpectationSpec::ReplicasReach { deployment, .. } | ExpectationSpec::ReplicasNeverExceed { deployment, .. } | ExpectationSpec::P99Below { deployment, .. } | ExpectationSpec::HostsEjected { deployment, .. } => {
                 deployment_index(deployment, &format!("{field}.deployment"))?;
             }
             ExpectationSpec::SloBudgetBelow { slo, .. } if !inventory.slos().iter().any(|s| s.spec.slos.iter().any(|o| &o.name == slo)) => {
@@ -431,6 +434,32 @@ fn slo_budgets(inventory: &Inventory, world: &World, end: SimTime) -> Vec<(Strin
     out
 }
 
+/// Pods of a Deployment that outlier detection ejected at least once, and the most hosts a
+/// detector of a cluster serving them held ejected at once (each client-side cluster has its
+/// own detector; the count is the detector's own, so removed hosts leave it).
+fn ejected_pods(world: &World, deployment: &str) -> (usize, usize) {
+    use crate::mesh::outlier::OutlierAction;
+    let mut pods = BTreeSet::new();
+    let mut most = 0;
+    let belongs = |key| world.cluster.pods.get(&key).is_none_or(|p| world.deployment_names.get(p.deployment).map(String::as_str) == Some(deployment));
+    for c in &world.clusters {
+        let mut serves = false;
+        for e in c.outlier_log() {
+            let Some(key) = c.pod_of(e.host) else { continue };
+            if belongs(key) {
+                serves = true;
+                if e.action == OutlierAction::Ejected {
+                    pods.insert(key);
+                }
+            }
+        }
+        if serves {
+            most = most.max(c.most_ejected);
+        }
+    }
+    (pods.len(), most)
+}
+
 fn fires(world: &World, alert: &str) -> Option<f64> {
     world.alert_transitions.iter().filter(|t| t.to == crate::promql::rules::AlertState::Firing && t.labels.get("alertname").map(String::as_str) == Some(alert)).map(|t| t.at_ms as f64 / 1000.0).reduce(f64::min)
 }
@@ -486,6 +515,15 @@ fn check(file: &ScenarioFile, world: &World, slo_budget: &[(String, f64)], end: 
             ExpectationSpec::SloBudgetBelow { slo, fraction } => {
                 let used = slo_budget.iter().find(|(n, _)| n == slo).map_or(0.0, |(_, u)| *u);
                 (format!("SLO {slo} uses less than {fraction} of its 30-day budget"), used < *fraction, format!("used {used:.4}"))
+            }
+            ExpectationSpec::HostsEjected { deployment: d, min, max_at_once } => {
+                let (n, at_once) = ejected_pods(world, d);
+                let ok = min.is_none_or(|m| n >= m) && max_at_once.is_none_or(|m| at_once <= m);
+                (
+                    format!("outlier detection ejects at least {} pod(s) of {d}, at most {} at once", min.unwrap_or(0), max_at_once.map_or("any".to_string(), |m| m.to_string())),
+                    ok,
+                    format!("{n} distinct pod(s) ejected, {at_once} at most at once"),
+                )
             }
             ExpectationSpec::NoRequestsLost {} => {
                 let in_flight = world.arrivals - world.ended;

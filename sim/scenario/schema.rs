@@ -66,7 +66,7 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub load: Vec<LoadSpec>,
     #[serde(default)]
-    pub faults: Vec<FaultSpec>,
+    pub faults: Vec<Fault>,
     #[serde(default)]
     pub expectations: Vec<ExpectationSpec>,
 }
@@ -137,7 +137,7 @@ pub struct HeaderShare {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, tag = "type")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields, tag = "type")]
 pub enum ProcessSpec {
     Constant { rate: f64 },
     Poisson { rate: f64 },
@@ -148,24 +148,17 @@ pub enum ProcessSpec {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FaultSpec {
-    pub at: Dur,
-    #[serde(flatten)]
-    pub fault: Fault,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, tag = "type")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields, tag = "type")]
 pub enum Fault {
     /// Deletes the `index`-th pod (creation order) of a Deployment.
-    PodKill { deployment: String, #[serde(default)] index: usize },
+    PodKill { at: Dur, deployment: String, #[serde(default)] index: usize },
     /// The node stops answering.
-    NodeLoss { node: String },
+    NodeLoss { at: Dur, node: String },
     /// One GPU device of a node fails: the pods on it fail and are rescheduled.
-    GpuFault { node: String, device: usize },
+    GpuFault { at: Dur, node: String, device: usize },
     /// A new revision of a Deployment whose pods behave differently (and carry extra labels).
     BadRelease {
+        at: Dur,
         deployment: String,
         #[serde(default)]
         labels: BTreeMap<String, String>,
@@ -173,23 +166,23 @@ pub enum Fault {
         profile: ProfilePatch,
     },
     /// Every request of a Deployment takes this much longer, until `until`.
-    Latency { deployment: String, extra: Dur, until: Option<Dur> },
+    Latency { at: Dur, deployment: String, extra: Dur, until: Option<Dur> },
     /// A Deployment's pods grow their memory by `rate` bytes per second until OOM-killed.
-    MemoryLeak { deployment: String, per_second: Qty },
+    MemoryLeak { at: Dur, deployment: String, per_second: Qty },
     /// LLM cost per request multiplied by `factor` from now on.
-    CostSurge { deployment: String, factor: f64 },
+    CostSurge { at: Dur, deployment: String, factor: f64 },
     /// The metrics pipeline the HPAs read stops answering for `lasting`.
-    MetricsOutage { lasting: Dur },
+    MetricsOutage { at: Dur, lasting: Dur },
     /// Prometheus scrapes nothing for `lasting`.
-    ScrapeGap { lasting: Dur },
+    ScrapeGap { at: Dur, lasting: Dur },
     /// A Deployment's containers exit this long after each start (a crash loop).
-    CrashLoop { deployment: String, after: Dur },
+    CrashLoop { at: Dur, deployment: String, after: Dur },
     /// `kubectl rollout undo` on a Deployment.
-    RolloutUndo { deployment: String },
+    RolloutUndo { at: Dur, deployment: String },
 }
 
 #[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, tag = "type")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields, tag = "type")]
 pub enum ExpectationSpec {
     /// The alert fires (reaches firing) no later than `within` after the start (or `after`).
     AlertFires { alert: String, within: Dur, after: Option<Dur> },
@@ -209,6 +202,9 @@ pub enum ExpectationSpec {
     ErrorShare { target: String, min: Option<f64>, max: Option<f64> },
     /// The error budget an SLO uses over the run stays below `fraction` of its 30-day budget.
     SloBudgetBelow { slo: String, fraction: f64 },
+    /// Outlier detection ejects at least `min` distinct pods of a Deployment over the run, and
+    /// never more than `max_at_once` of them at the same time.
+    HostsEjected { deployment: String, min: Option<usize>, max_at_once: Option<usize> },
     /// Every request ends with exactly one counted outcome.
     NoRequestsLost {},
 }
@@ -281,4 +277,23 @@ pub struct ProfilesFile {
     pub api_version: String,
     pub kind: String,
     pub profiles: BTreeMap<String, Profile>,
+}
+
+impl Fault {
+    /// When the fault strikes, from the start of the run.
+    pub fn at(&self) -> Dur {
+        match self {
+            Fault::PodKill { at, .. }
+            | Fault::NodeLoss { at, .. }
+            | Fault::GpuFault { at, .. }
+            | Fault::BadRelease { at, .. }
+            | Fault::Latency { at, .. }
+            | Fault::MemoryLeak { at, .. }
+            | Fault::CostSurge { at, .. }
+            | Fault::MetricsOutage { at, .. }
+            | Fault::ScrapeGap { at, .. }
+            | Fault::CrashLoop { at, .. }
+            | Fault::RolloutUndo { at, .. } => *at,
+        }
+    }
 }

@@ -127,6 +127,8 @@ pub struct MeshCluster {
     hosts: Vec<PodKey>,
     by_pod: BTreeMap<PodKey, HostId>,
     sweep_armed: bool,
+    /// The most hosts the detector held ejected at once.
+    pub most_ejected: usize,
 }
 
 /// Where one load stream's requests go.
@@ -318,7 +320,9 @@ impl World {
             sched.at(SimTime::ZERO + hpa.sync_period, Event::HpaSync { hpa: idx as u16 });
         }
         for (idx, group) in self.groups.iter().enumerate() {
-            if let Some(first) = group.evaluation_times_ns(0, i64::MAX / 4).first() {
+            // The first slot after start-up lies within two intervals of it.
+            let horizon = 2 * group.interval_ms.max(1) * 1_000_000;
+            if let Some(first) = group.evaluation_times_ns(0, horizon).first() {
                 sched.at(SimTime::from_nanos(*first as u64), Event::RuleEval { group: idx as u16 });
             }
         }
@@ -466,6 +470,8 @@ impl World {
 
     fn apply_upstream(&mut self, sched: &mut Scheduler<Event>, cluster: u16, out: &mut Vec<UpstreamEvent<Request>>) {
         let now = sched.now();
+        let c = &mut self.clusters[cluster as usize];
+        c.most_ejected = c.most_ejected.max(c.ejected());
         for event in out.drain(..) {
             match event {
                 UpstreamEvent::Started { mut request, host, conn } => {
@@ -976,7 +982,7 @@ fn format_le(le: f64) -> String {
 
 impl MeshCluster {
     pub fn new(service: String, subset: Option<String>, selector: BTreeMap<String, String>, upstream: Upstream<Request>) -> Self {
-        MeshCluster { service, subset, selector, upstream, hosts: Vec::new(), by_pod: BTreeMap::new(), sweep_armed: false }
+        MeshCluster { service, subset, selector, upstream, hosts: Vec::new(), by_pod: BTreeMap::new(), sweep_armed: false, most_ejected: 0 }
     }
 
     /// Hosts ejected right now, as the detector sees them.
