@@ -27,5 +27,7 @@ pub mod live;
 pub mod manifests;
 pub mod mesh;
 pub mod promql;
+pub mod report;
+pub mod scenario;
 pub mod telemetry;
 pub mod workload;

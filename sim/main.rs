@@ -29,8 +29,12 @@ enum Command {
     Explain(commands::explain::ExplainCommand),
     /// PromQL tools: run Prometheus promqltest files over twin's evaluator
     Promql(commands::promql::PromqlArgs),
-    /// Rules: run promtool rule unit-test files over the rule engine.
+    /// Prometheus rule tools: run promtool unit-test files
     Rules(commands::rules::RulesArgs),
+    /// Run one scenario and check its expectations
+    Run(commands::run::RunArgs),
+    /// Run every scenario of a folder (default scenarios/) and print the summary
+    Rehearse(commands::rehearse::RehearseArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,8 @@ fn main() -> ExitCode {
         Command::Explain(args) => commands::explain::run(args),
         Command::Promql(args) => commands::promql::run(args),
         Command::Rules(args) => commands::rules::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Rehearse(args) => commands::rehearse::run(args),
     };
     match outcome {
         Ok(code) => code,

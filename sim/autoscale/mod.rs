@@ -12,4 +12,5 @@
 //! `kubernetesVersion`, in which case the older rules of Appendix C apply.
 
 pub mod case_file;
+pub mod controller;
 pub mod hpa;

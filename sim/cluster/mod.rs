@@ -22,11 +22,13 @@
 pub mod case;
 pub mod gpu;
 pub mod kubelet;
+pub mod lower;
 pub mod model;
 pub mod quantity;
 pub mod quota;
 pub mod replicaset;
 pub mod rollout;
+pub mod runtime;
 pub mod schedule;
 pub mod state;
 

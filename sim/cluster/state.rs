@@ -347,6 +347,13 @@ impl ClusterState {
         }
     }
 
+    /// Replaces a node's taints (the node lifecycle controller's unreachable taints).
+    pub fn set_taints(&mut self, node: usize, taints: Vec<crate::cluster::model::Taint>) {
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.taints = taints;
+        }
+    }
+
     /// Removes a bound pod (deleted or preempted) and frees what it held.
     pub fn remove(&mut self, id: PodId) -> Option<BoundPod> {
         let slot = self

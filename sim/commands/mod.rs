@@ -4,7 +4,9 @@ pub mod explain;
 pub mod explain_hpa;
 pub mod lint;
 pub mod promql;
+pub mod rehearse;
 pub mod rules;
+pub mod run;
 
 use twin::diag::Diagnostics;
 
@@ -13,7 +15,12 @@ use twin::diag::Diagnostics;
 pub fn render_error(err: &anyhow::Error) -> String {
     for cause in err.chain() {
         if let Some(diags) = cause.downcast_ref::<Diagnostics>() {
-            return diags.0.iter().map(|d| d.render_from_disk()).collect::<Vec<_>>().join("\n");
+            return diags
+                .0
+                .iter()
+                .map(|d| d.render_from_disk())
+                .collect::<Vec<_>>()
+                .join("\n");
         }
         if let Some(diag) = cause.downcast_ref::<twin::diag::Diagnostic>() {
             return diag.render_from_disk();

@@ -35,6 +35,9 @@ const OVERPROVISIONING_FACTOR: f64 = 1.4;
 pub struct HostSet {
     weights: Vec<u32>,
     healthy: Vec<bool>,
+    /// Whether the host is still an endpoint; a removed host keeps its index (ids are never
+    /// reused) but the balancer, panic mode included, never sees it again.
+    members: Vec<bool>,
     generation: u64,
 }
 
@@ -51,9 +54,11 @@ impl HostSet {
             "EDS weights are at least 1"
         );
         let healthy = vec![true; weights.len()];
+        let members = vec![true; weights.len()];
         HostSet {
             weights,
             healthy,
+            members,
             generation: 0,
         }
     }
@@ -70,8 +75,25 @@ impl HostSet {
         self.healthy[host.index()]
     }
 
+    /// Healthy hosts among the current members.
     pub fn healthy_count(&self) -> usize {
-        self.healthy.iter().filter(|&&h| h).count()
+        self.healthy.iter().zip(&self.members).filter(|(h, m)| **h && **m).count()
+    }
+
+    /// Hosts that are still endpoints.
+    pub fn member_count(&self) -> usize {
+        self.members.iter().filter(|&&m| m).count()
+    }
+
+    pub fn is_member(&self, host: HostId) -> bool {
+        self.members[host.index()]
+    }
+
+    /// Removes a host from the endpoints (an EDS membership change, seen at once).
+    pub fn remove(&mut self, host: HostId) {
+        if std::mem::replace(&mut self.members[host.index()], false) {
+            self.generation += 1;
+        }
     }
 
     /// Delivers a new health view (one bool per host), as a host-set update does.
@@ -92,13 +114,14 @@ impl HostSet {
         assert!(weight >= 1, "EDS weights are at least 1");
         self.weights.push(weight);
         self.healthy.push(true);
+        self.members.push(true);
         self.generation += 1;
         HostId(self.weights.len() as u32 - 1)
     }
 
     /// Whether the cluster is in panic with this health view (§4.1).
     pub fn in_panic(&self, threshold_percent: f64) -> bool {
-        let total = self.len();
+        let total = self.member_count();
         if total == 0 {
             return false;
         }
@@ -233,7 +256,7 @@ impl LoadBalancer {
         self.panic = hosts.in_panic(self.panic_threshold_percent);
         self.candidates.clear();
         for index in 0..hosts.len() {
-            if self.panic || hosts.healthy[index] {
+            if hosts.members[index] && (self.panic || hosts.healthy[index]) {
                 self.candidates.push(HostId(index as u32));
             }
         }

@@ -29,6 +29,7 @@
 pub mod authz;
 pub mod istio;
 pub mod lb;
+pub mod lower;
 pub mod merge;
 pub mod outlier;
 pub mod policy;
@@ -65,6 +66,8 @@ pub enum ResponseFlag {
     NoHealthyUpstream,
     /// `UO`: a circuit breaker overflowed (503).
     UpstreamOverflow,
+    /// `UC`: the upstream connection closed mid-request (the pod died with it in flight).
+    UpstreamConnectionTermination,
 }
 
 impl ResponseFlag {
@@ -74,6 +77,7 @@ impl ResponseFlag {
             ResponseFlag::NoRouteFound => "NR",
             ResponseFlag::NoHealthyUpstream => "UH",
             ResponseFlag::UpstreamOverflow => "UO",
+            ResponseFlag::UpstreamConnectionTermination => "UC",
         }
     }
 
@@ -81,7 +85,9 @@ impl ResponseFlag {
     pub fn status(self) -> u16 {
         match self {
             ResponseFlag::NoRouteFound => 404,
-            ResponseFlag::NoHealthyUpstream | ResponseFlag::UpstreamOverflow => 503,
+            ResponseFlag::NoHealthyUpstream
+            | ResponseFlag::UpstreamOverflow
+            | ResponseFlag::UpstreamConnectionTermination => 503,
         }
     }
 }

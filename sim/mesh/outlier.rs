@@ -141,6 +141,8 @@ struct HostMonitor {
     current_success: u64,
     previous_total: u64,
     previous_success: u64,
+    /// The host left the endpoints; it is never reported on again.
+    removed: bool,
 }
 
 /// The detector of one cluster.
@@ -150,6 +152,8 @@ pub struct OutlierDetector {
     max_ejection_time: SimDuration,
     hosts: Vec<HostMonitor>,
     ejected_count: u32,
+    /// Hosts that left the endpoints (they keep their index; ids are never reused).
+    removed_count: usize,
     rng: SimRng,
     stats: OutlierStats,
 }
@@ -164,6 +168,7 @@ impl OutlierDetector {
             max_ejection_time,
             hosts: vec![HostMonitor::default(); n_hosts as usize],
             ejected_count: 0,
+            removed_count: 0,
             rng,
             stats: OutlierStats::default(),
         })
@@ -214,6 +219,20 @@ impl OutlierDetector {
         Some(ejected_at + self.ejection_duration(monitor))
     }
 
+    /// Removes a host (it left the endpoints): it no longer counts toward the ejection limit,
+    /// and an ejection it was serving ends with it, as Envoy drops the host's monitor.
+    pub fn remove_host(&mut self, host: HostId) {
+        let monitor = &mut self.hosts[host.index()];
+        if monitor.removed {
+            return;
+        }
+        monitor.removed = true;
+        if std::mem::replace(&mut monitor.ejected, false) {
+            self.ejected_count -= 1;
+        }
+        self.removed_count += 1;
+    }
+
     /// Adds a host (an EDS membership change); it starts in service with clean counters.
     pub fn add_host(&mut self) -> HostId {
         self.hosts.push(HostMonitor::default());
@@ -232,6 +251,9 @@ impl OutlierDetector {
     #[inline]
     pub fn report(&mut self, now: SimTime, host: HostId, result: AttemptResult) -> Reported {
         let mut reported = Reported::default();
+        if self.hosts[host.index()].removed {
+            return reported;
+        }
         if self.config.split_external_local_origin_errors {
             match result {
                 AttemptResult::Status(status) => self.put_status(now, host, status, &mut reported),
@@ -352,7 +374,7 @@ impl OutlierDetector {
             DetectionType::SuccessRate => stats.ejections_detected_success_rate += 1,
             DetectionType::FailurePercentage => stats.ejections_detected_failure_percentage += 1,
         }
-        let total = self.hosts.len() as u64;
+        let total = (self.hosts.len() - self.removed_count) as u64;
         let max_percent = u64::from(self.config.max_ejection_percent.min(100));
         // Integer form of `100 * (ejected + 1) / total <= max`, exact where Envoy's double is.
         let allowed = 100 * (u64::from(self.ejected_count) + 1) <= max_percent * total

@@ -152,6 +152,16 @@ impl<T> Upstream<T> {
         self
     }
 
+    /// Removes a host from the endpoints (its pod stopped being Ready or went away): the
+    /// balancer stops picking it at once, requests already on it finish, and the detector
+    /// forgets it.
+    pub fn remove_host(&mut self, host: HostId) {
+        self.hosts.remove(host);
+        if let Some(detector) = self.detector.as_mut() {
+            detector.remove_host(host);
+        }
+    }
+
     /// Keeps every outlier event (ejections, overflows, unejections) for [`Upstream::outlier_log`].
     pub fn with_outlier_log(mut self) -> Self {
         self.keep_log = true;

@@ -97,6 +97,13 @@ impl<T> PodQueue<T> {
         Admission::Queued
     }
 
+    /// The pod died: every waiting request is handed back (oldest first) and no slot is held.
+    /// The caller fails the requests that were in service itself.
+    pub fn drain(&mut self) -> Vec<T> {
+        self.in_service = 0;
+        self.backlog.drain(..).map(|(_, item)| item).collect()
+    }
+
     /// A request in service finishes at `now`; the oldest waiting request, if any, takes its
     /// slot and is returned. Completing with nothing in service is a bug in the caller.
     #[inline]

@@ -1,0 +1,330 @@
+use super::*;
+use crate::cluster::lower;
+use crate::cluster::schedule::KubernetesVersion;
+use crate::engine::Engine;
+use crate::manifests::{load_dir, topology::load_topology};
+
+/// The plan's cluster on the topology fixture, with both Deployments added at time 0.
+struct Sophia {
+    engine: Engine<ClusterEvent>,
+    cluster: ClusterRuntime,
+}
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+impl Sophia {
+    fn new() -> Sophia {
+        Sophia::with_models(|_| {})
+    }
+
+    /// The plan with each lowered Deployment changed by `edit` before it is added.
+    fn with_models(edit: impl Fn(&mut crate::cluster::lower::DeploymentModel)) -> Sophia {
+        let inventory = load_dir(root().join("fixtures/sophia")).expect("the plan loads");
+        let topology = load_topology(root().join("fixtures/sophia/topology.yaml"))
+            .expect("the topology loads");
+        let sharing = lower::gpu_sharing(inventory.gpu_sharing().first().map(|s| &s.object));
+        let config = SchedulerConfig {
+            kubernetes_version: KubernetesVersion::parse(&topology.kubernetes_version)
+                .expect("a version"),
+            ..SchedulerConfig::default()
+        };
+        let mut cluster = ClusterRuntime::new(
+            lower::nodes(&topology, sharing),
+            lower::quotas(&inventory).expect("quotas lower"),
+            config,
+        )
+        .expect("nodes");
+        let mut engine = Engine::new();
+        let mut out = Vec::new();
+        for d in inventory.deployments() {
+            let mut model = lower::deployment(&inventory, d).expect("deployment lowers");
+            edit(&mut model);
+            cluster.add_deployment(SimTime::ZERO, model, AppBehaviour::default(), &mut out);
+        }
+        for (at, ev) in out {
+            engine.scheduler().at(at, ev);
+        }
+        Sophia { engine, cluster }
+    }
+
+    fn run_until(&mut self, secs: u64) {
+        let cluster = &mut self.cluster;
+        let mut out = Vec::new();
+        self.engine
+            .run_until(SimTime::from_secs(secs), |sched, ev| {
+                cluster.handle(sched.now(), ev, &mut out);
+                for (at, ev) in out.drain(..) {
+                    sched.at(at, ev);
+                }
+            });
+    }
+
+    /// Applies an action taken between events (a scale, a node loss) and schedules its timers.
+    fn act(
+        &mut self,
+        action: impl FnOnce(&mut ClusterRuntime, SimTime, &mut Vec<(SimTime, ClusterEvent)>),
+    ) {
+        let now = self.engine.now();
+        let mut out = Vec::new();
+        action(&mut self.cluster, now, &mut out);
+        for (at, ev) in out {
+            self.engine.scheduler().at(at, ev);
+        }
+    }
+
+    fn deployment(&self, name: &str) -> usize {
+        self.cluster
+            .deployments
+            .iter()
+            .position(|d| d.model.name == name)
+            .expect("deployment exists")
+    }
+
+    fn nodes_of(&self, name: &str) -> Vec<String> {
+        let d = self.deployment(name);
+        let mut nodes: Vec<String> = self
+            .cluster
+            .pods
+            .values()
+            .filter(|p| p.deployment == d && !p.is_terminating())
+            .filter_map(|p| p.node.map(|n| self.cluster.state.nodes()[n].name.clone()))
+            .collect();
+        nodes.sort();
+        nodes
+    }
+}
+
+#[test]
+fn the_coordinators_three_replicas_land_on_three_distinct_general_nodes_and_become_ready() {
+    // Goal: issue 3's first Sophia check. Method: the plan on the topology fixture; after the
+    // 5 s start and the readiness probe's 20 s initial delay (ticks every 5 s from binding,
+    // first at 25 s), all three are Ready.
+    let mut sophia = Sophia::new();
+    sophia.run_until(60);
+    assert_eq!(
+        sophia.nodes_of("agno-coordinator"),
+        vec!["general-0", "general-1", "general-2"]
+    );
+    let d = sophia.deployment("agno-coordinator");
+    let ready: Vec<_> = sophia
+        .cluster
+        .ready_pods(d)
+        .map(|p| p.ready_since)
+        .collect();
+    assert_eq!(ready, vec![Some(SimTime::from_secs(25)); 3]);
+}
+
+#[test]
+fn the_gpu_pods_land_only_on_the_a100_node_with_their_toleration() {
+    let mut sophia = Sophia::new();
+    sophia.run_until(60);
+    assert_eq!(sophia.nodes_of("mcp-agents-gpu"), vec!["a100-0", "a100-0"]);
+    // No probes: Ready as soon as the container runs.
+    let d = sophia.deployment("mcp-agents-gpu");
+    assert_eq!(sophia.cluster.ready_pods(d).count(), 2);
+}
+
+#[test]
+fn a_fourth_coordinator_replica_stays_pending_with_the_anti_affinity_message() {
+    // Goal: required anti-affinity on kubernetes.io/hostname with 3 general nodes. The two GPU
+    // nodes are tainted; the 1.29 scheduler prints the taint with its key and empty value.
+    let mut sophia = Sophia::new();
+    sophia.run_until(60);
+    let d = sophia.deployment("agno-coordinator");
+    sophia.act(|c, now, out| c.scale(now, d, 4, out));
+    sophia.run_until(120);
+    let pending: Vec<_> = sophia.cluster.pending().collect();
+    assert_eq!(pending.len(), 1);
+    let PodStatus::Pending { message } = &pending[0].status else {
+        panic!("pending")
+    };
+    assert!(
+        message.starts_with("0/5 nodes are available: 2 node(s) had untolerated taint {nvidia.com/gpu: }, 3 node(s) didn't match pod anti-affinity rules."),
+        "{message}"
+    );
+    assert!(
+        sophia
+            .cluster
+            .records
+            .iter()
+            .any(|r| r.reason == "FailedScheduling" && r.message == *message)
+    );
+}
+
+#[test]
+fn a_ninth_single_gpu_pod_is_refused_by_the_eight_gpu_quota() {
+    // Goal: quota admission on pod creation. MPS with 4 clients advertises 32 units on the
+    // A100 node, so the node has room; the namespace's requests.nvidia.com/gpu: 8 does not.
+    let mut sophia = Sophia::new();
+    sophia.run_until(30);
+    let d = sophia.deployment("mcp-agents-gpu");
+    sophia.act(|c, now, out| c.scale(now, d, 9, out));
+    sophia.run_until(90);
+    assert_eq!(sophia.nodes_of("mcp-agents-gpu").len(), 8);
+    let failed: Vec<_> = sophia
+        .cluster
+        .records
+        .iter()
+        .filter(|r| r.reason == "FailedCreate")
+        .collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "recorded once while the message stays the same"
+    );
+    assert!(
+        failed[0]
+            .message
+            .contains("exceeded quota: sophia-resource-quota"),
+        "{}",
+        failed[0].message
+    );
+    assert!(
+        failed[0].message.contains("requests.nvidia.com/gpu"),
+        "{}",
+        failed[0].message
+    );
+    // Scaling back makes room: the refusal ends.
+    sophia.act(|c, now, out| c.scale(now, d, 8, out));
+    sophia.run_until(120);
+    assert!(
+        sophia.cluster.deployments[d].replica_sets[0]
+            .failed_create
+            .is_none()
+    );
+}
+
+#[test]
+fn losing_the_a100_node_leaves_the_gpu_pods_pending() {
+    // Goal: node loss → NotReady at once → eviction after the 300 s default toleration →
+    // replacements that fit nowhere, since the nodeSelector excludes the H100 node.
+    let mut sophia = Sophia::new();
+    sophia.run_until(60);
+    let a100 = sophia.cluster.state.node_by_name("a100-0").expect("node");
+    sophia.act(|c, now, out| c.lose_node(now, a100, out));
+    let d = sophia.deployment("mcp-agents-gpu");
+    assert_eq!(
+        sophia.cluster.ready_pods(d).count(),
+        0,
+        "Ready drops with the node"
+    );
+    sophia.run_until(359);
+    assert_eq!(
+        sophia.cluster.pending().count(),
+        0,
+        "still bound before the toleration ends"
+    );
+    sophia.run_until(361);
+    let pending: Vec<_> = sophia
+        .cluster
+        .pending()
+        .filter(|p| p.deployment == d)
+        .collect();
+    assert_eq!(pending.len(), 2);
+    let PodStatus::Pending { message } = &pending[0].status else {
+        panic!("pending")
+    };
+    assert!(message.starts_with("0/5 nodes are available:"), "{message}");
+    assert!(
+        message.contains("node(s) didn't match Pod's node affinity/selector"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_crash_looping_container_restarts_on_the_back_off_sequence() {
+    // Goal: the kubelet's back-off in the runtime: exits 1 s after each start; restarts at
+    // 0, 10, 20, 40 s after each exit.
+    let mut sophia = Sophia::new();
+    let d = sophia.deployment("mcp-agents-gpu");
+    sophia.cluster.deployments[d].replica_sets[0]
+        .behaviour
+        .crash_after = Some(SimDuration::from_secs(1));
+    sophia.act(|c, now, out| c.scale(now, d, 3, out));
+    sophia.run_until(200);
+    let crashing = sophia
+        .cluster
+        .pods
+        .values()
+        .find(|p| p.deployment == d && p.behaviour.crash_after.is_some())
+        .expect("new pod");
+    let name = crashing.name.clone();
+    let starts: Vec<u64> = sophia
+        .cluster
+        .records
+        .iter()
+        .filter(|r| r.reason == "Started" && r.object == format!("pod/{name}"))
+        .map(|r| r.at.as_nanos() / 1_000_000_000)
+        .collect();
+    // Created at 0, started at 5 (profile startup), exits at 6, 6+0 → 6, exits 7, +10 → 17,
+    // exits 18, +20 → 38, exits 39, +40 → 79, exits 80, +80 → 160.
+    assert_eq!(starts, vec![5, 6, 17, 38, 79, 160]);
+    assert!(sophia.cluster.records.iter().any(|r| {
+        r.reason == "BackOff"
+            && r.message
+                .starts_with("back-off 20s restarting failed container=mcp-agents")
+    }));
+}
+
+#[test]
+fn a_rolling_update_never_drops_below_replicas_minus_max_unavailable() {
+    // Goal: the plan's maxSurge 1 / maxUnavailable 0 on the coordinator, on a cluster where
+    // anti-affinity does not bind (the surge pod needs a fourth node). Method: roll out a new
+    // template and check availability and total pods after every event.
+    // Drop the anti-affinity so the surge fits on 3 nodes.
+    let mut sophia = Sophia::with_models(|m| m.template.pod_anti_affinity_required.clear());
+    let d = sophia.deployment("agno-coordinator");
+    let mut template = sophia.cluster.deployments[d].model.template.clone();
+    sophia.run_until(60);
+    template.labels.insert("version".into(), "v2".into());
+    sophia.act(|c, now, out| c.roll_out(now, d, template, AppBehaviour::default(), out));
+    let mut t = 60;
+    while t < 400 {
+        t += 1;
+        sophia.run_until(t);
+        let now = SimTime::from_secs(t);
+        let available: i32 = (0..sophia.cluster.deployments[d].replica_sets.len())
+            .map(|rs| sophia.cluster.available(now, d, rs))
+            .sum();
+        let total = sophia
+            .cluster
+            .pods
+            .values()
+            .filter(|p| p.deployment == d && !p.is_terminating())
+            .count();
+        assert!(available >= 3, "available {available} at {t}s");
+        assert!(total <= 4, "total {total} at {t}s");
+    }
+    let rs = &sophia.cluster.deployments[d].replica_sets;
+    assert_eq!((rs[0].replicas, rs[1].replicas), (0, 3));
+    assert_eq!(
+        sophia
+            .cluster
+            .ready_pods(d)
+            .filter(|p| p.replica_set == 1)
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn fenceposts_round_as_upstream() {
+    assert_eq!(
+        fenceposts(IntOrPercent::Percent(25), IntOrPercent::Percent(25), 10),
+        (3, 2)
+    );
+    assert_eq!(
+        fenceposts(IntOrPercent::Percent(25), IntOrPercent::Percent(25), 1),
+        (1, 0)
+    );
+    assert_eq!(
+        fenceposts(IntOrPercent::Int(0), IntOrPercent::Percent(10), 3),
+        (0, 1)
+    );
+    assert_eq!(
+        fenceposts(IntOrPercent::Int(1), IntOrPercent::Int(0), 3),
+        (1, 0)
+    );
+}

@@ -1,0 +1,49 @@
+//! `twin run SCENARIO`: one rehearsal, its verdict and its report.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+
+#[derive(Clone, Copy, Default, ValueEnum)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The scenario file (docs/scenarios.md).
+    pub scenario: PathBuf,
+    /// Overrides the scenario's seed; the same seed gives the same report, byte for byte.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// `text` for people, `json` for the stable report (docs/report.md).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Also write the JSON report to DIR/<scenario>.json.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let loaded = twin::scenario::build::load(&args.scenario).with_context(|| format!("loading {}", args.scenario.display()))?;
+    let result = twin::scenario::run(&loaded, args.seed).with_context(|| format!("building {}", args.scenario.display()))?;
+    let report = twin::report::json(&result);
+    let text = serde_json::to_string_pretty(&report).context("rendering the report")?;
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("{}.json", result.name));
+        std::fs::write(&path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))?;
+    }
+    match args.format {
+        Format::Json => println!("{text}"),
+        Format::Text => {
+            print!("{}", twin::report::text(&result));
+            println!("  rerun: twin run {} --seed {}", args.scenario.display(), result.seed);
+        }
+    }
+    Ok(if result.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

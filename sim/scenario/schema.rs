@@ -1,0 +1,299 @@
+//! The scenario file (`apiVersion: twin.sophia.dev/v1`, `kind: Scenario`) and the service
+//! profiles file (`kind: ServiceProfiles`), as serde types. Every field is documented with an
+//! example in `docs/scenarios.md`. Unknown fields are refused; durations are Kubernetes or
+//! Prometheus strings (`30s`, `5m`, `1h30m`), refused when malformed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::engine::{SimDuration, parse_duration};
+
+/// The only apiVersion twin's own files carry.
+pub const API_VERSION: &str = "twin.sophia.dev/v1";
+
+/// A duration written as a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub SimDuration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_duration(&text).map(Dur).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A Kubernetes quantity written as a string or a number (`900Mi`, `50m`, `0.5`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Qty(pub f64);
+
+impl<'de> Deserialize<'de> for Qty {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let text = match &value {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            other => return Err(serde::de::Error::custom(format!("expected a quantity, found {other}"))),
+        };
+        let q = crate::manifests::quantity::parse_quantity(&text).map_err(serde::de::Error::custom)?;
+        Ok(Qty(q.millis as f64 / 1000.0))
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScenarioFile {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub description: String,
+    pub duration: Dur,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Folders and files of manifests, relative to the scenario file.
+    pub manifests: Vec<String>,
+    /// A topology file, relative to the scenario file.
+    pub topology: String,
+    /// A service profiles file, relative to the scenario file.
+    pub profiles: String,
+    /// Per-Deployment changes to the profiles (only the fields given).
+    #[serde(default)]
+    pub profile_overrides: BTreeMap<String, ProfilePatch>,
+    #[serde(default)]
+    pub patches: Vec<Patch>,
+    #[serde(default)]
+    pub assumptions: Assumptions,
+    #[serde(default)]
+    pub load: Vec<LoadSpec>,
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+    #[serde(default)]
+    pub expectations: Vec<ExpectationSpec>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// A JSON merge patch (RFC 7386) over one named object of the inventory.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Patch {
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub patch: serde_json::Value,
+}
+
+/// Choices the plan leaves open, each stated in the report.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Assumptions {
+    /// Assume a custom-metrics adapter serves the HPAs' Pods metrics (the plan ships none; the
+    /// default is upstream's behaviour without one: the metric is unavailable).
+    #[serde(default)]
+    pub metrics_adapter: bool,
+    /// Assume kube-state-metrics and cAdvisor are scraped (the plan's Prometheus config scrapes
+    /// neither, so the series the crash-loop and memory alerts read do not exist by default).
+    #[serde(default)]
+    pub cluster_exporters: bool,
+    /// Assume the pods' `job` label is their `app` label (the plan's relabeling sets
+    /// `job="kubernetes-pods"`, so `job="agno-coordinator"` selectors match nothing).
+    #[serde(default)]
+    pub job_from_app_label: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadSpec {
+    /// A VirtualService host (routed through it) or a Deployment name (straight to its pods).
+    pub target: String,
+    pub process: ProcessSpec,
+    /// When the stream starts and stops (default: the whole run).
+    pub from: Option<Dur>,
+    pub until: Option<Dur>,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// Headers set on a share of the requests: name → {value, share in [0, 1]}.
+    #[serde(default)]
+    pub headers: BTreeMap<String, HeaderShare>,
+    pub principal: Option<String>,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+fn default_path() -> String {
+    "/".into()
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderShare {
+    pub value: String,
+    pub share: f64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields, tag = "type")]
+pub enum ProcessSpec {
+    Constant { rate: f64 },
+    Poisson { rate: f64 },
+    Step { before: f64, after: f64, at: Dur },
+    Ramp { from: f64, to: f64, start: Dur, over: Dur },
+    Spike { base: f64, peak: f64, start: Dur, lasting: Dur },
+    Diurnal { peak: f64, trough: f64, period: Dur, phase: Dur },
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields, tag = "type")]
+pub enum Fault {
+    /// Deletes the `index`-th pod (creation order) of a Deployment.
+    PodKill { at: Dur, deployment: String, #[serde(default)] index: usize },
+    /// The node stops answering.
+    NodeLoss { at: Dur, node: String },
+    /// One GPU device of a node fails: the pods on it fail and are rescheduled.
+    GpuFault { at: Dur, node: String, device: usize },
+    /// A new revision of a Deployment whose pods behave differently (and carry extra labels).
+    BadRelease {
+        at: Dur,
+        deployment: String,
+        #[serde(default)]
+        labels: BTreeMap<String, String>,
+        #[serde(default)]
+        profile: ProfilePatch,
+    },
+    /// Every request of a Deployment takes this much longer, until `until`.
+    Latency { at: Dur, deployment: String, extra: Dur, until: Option<Dur> },
+    /// A Deployment's pods grow their memory by `rate` bytes per second until OOM-killed.
+    MemoryLeak { at: Dur, deployment: String, per_second: Qty },
+    /// LLM cost per request multiplied by `factor` from now on.
+    CostSurge { at: Dur, deployment: String, factor: f64 },
+    /// The metrics pipeline the HPAs read stops answering for `lasting`.
+    MetricsOutage { at: Dur, lasting: Dur },
+    /// Prometheus scrapes nothing for `lasting`.
+    ScrapeGap { at: Dur, lasting: Dur },
+    /// A Deployment's containers exit this long after each start (a crash loop).
+    CrashLoop { at: Dur, deployment: String, after: Dur },
+    /// `kubectl rollout undo` on a Deployment.
+    RolloutUndo { at: Dur, deployment: String },
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields, tag = "type")]
+pub enum ExpectationSpec {
+    /// The alert fires (reaches firing) no later than `within` after the start (or `after`).
+    AlertFires { alert: String, within: Dur, after: Option<Dur> },
+    /// The alert never fires.
+    AlertNeverFires { alert: String },
+    /// The Deployment's spec.replicas reaches at least `count`.
+    ReplicasReach { deployment: String, count: i32 },
+    /// The Deployment's spec.replicas never exceeds `count`.
+    ReplicasNeverExceed { deployment: String, count: i32 },
+    /// No pod stays Pending longer than `longest`.
+    PendingAtMost { longest: Dur },
+    /// Some pod stays Pending at least `longest` (a scenario that shows a problem).
+    PendingAtLeast { longest: Dur },
+    /// The p99 latency of the requests answered by a Deployment stays below `below`.
+    P99Below { deployment: String, below: Dur },
+    /// The share of requests to a target answered with 5xx lies in [`min`, `max`].
+    ErrorShare { target: String, min: Option<f64>, max: Option<f64> },
+    /// The error budget an SLO uses over the run stays below `fraction` of its 30-day budget.
+    SloBudgetBelow { slo: String, fraction: f64 },
+    /// Outlier detection ejects at least `min` distinct pods of a Deployment over the run, and
+    /// never more than `max_at_once` of them at the same time.
+    HostsEjected { deployment: String, min: Option<usize>, max_at_once: Option<usize> },
+    /// Every request ends with exactly one counted outcome.
+    NoRequestsLost {},
+}
+
+/// A service profile: how one Deployment's pods behave.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Profile {
+    pub service_time: ServiceTimeSpec,
+    /// Requests served at once per pod (worker slots).
+    pub concurrency: u32,
+    /// Image pull plus container start.
+    pub startup: Dur,
+    /// CPU per request [CPU seconds] and the idle baseline [cores].
+    pub cpu_per_request: Qty,
+    pub cpu_baseline: Qty,
+    /// Memory at rest [bytes] and per request in flight [bytes].
+    pub memory_baseline: Qty,
+    pub memory_per_in_flight: Qty,
+    /// Share of requests answered with `error_status`.
+    pub error_rate: f64,
+    #[serde(default = "default_error_status")]
+    pub error_status: u16,
+    /// LLM API cost per request [dollars].
+    #[serde(default)]
+    pub llm_cost_per_request: f64,
+    /// Agent tasks completed per request, by agent type.
+    #[serde(default)]
+    pub agent_tasks_per_request: BTreeMap<String, f64>,
+    pub gpu: Option<GpuProfile>,
+}
+
+fn default_error_status() -> u16 {
+    500
+}
+
+/// What a GPU pod does to its device.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GpuProfile {
+    /// Device memory the model holds [bytes] and per request in flight [bytes].
+    pub memory_baseline: Qty,
+    pub memory_per_in_flight: Qty,
+}
+
+/// The fields of a profile a scenario may change.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProfilePatch {
+    pub service_time: Option<ServiceTimeSpec>,
+    pub error_rate: Option<f64>,
+    pub error_status: Option<u16>,
+    pub startup: Option<Dur>,
+    pub llm_cost_per_request: Option<f64>,
+    /// The pods fail their readiness and liveness probes.
+    pub unhealthy: Option<bool>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum ServiceTimeSpec {
+    Constant(Dur),
+    Exponential { mean: Dur },
+    Lognormal { p50: Dur, p99: Dur },
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProfilesFile {
+    pub api_version: String,
+    pub kind: String,
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+impl Fault {
+    /// When the fault strikes, from the start of the run.
+    pub fn at(&self) -> Dur {
+        match self {
+            Fault::PodKill { at, .. }
+            | Fault::NodeLoss { at, .. }
+            | Fault::GpuFault { at, .. }
+            | Fault::BadRelease { at, .. }
+            | Fault::Latency { at, .. }
+            | Fault::MemoryLeak { at, .. }
+            | Fault::CostSurge { at, .. }
+            | Fault::MetricsOutage { at, .. }
+            | Fault::ScrapeGap { at, .. }
+            | Fault::CrashLoop { at, .. }
+            | Fault::RolloutUndo { at, .. } => *at,
+        }
+    }
+}
