@@ -55,11 +55,25 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(location: Location, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Error, location, field: field.into(), message: message.into() }
+        Diagnostic {
+            severity: Severity::Error,
+            location,
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
-    pub fn warning(location: Location, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, location, field: field.into(), message: message.into() }
+    pub fn warning(
+        location: Location,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            location,
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// The one-line form: `file:line:col: document N: field: message`.
@@ -89,8 +103,15 @@ impl Diagnostic {
             let gutter = line_no.to_string().len();
             let shown: String = text.chars().take(200).collect();
             let caret_col = self.location.column.max(1).min(shown.chars().count() + 1);
-            let pad: String = shown.chars().take(caret_col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
-            out.push_str(&format!("\n{:gutter$} |\n{line_no} | {shown}\n{:gutter$} | {pad}^", "", ""));
+            let pad: String = shown
+                .chars()
+                .take(caret_col - 1)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            out.push_str(&format!(
+                "\n{:gutter$} |\n{line_no} | {shown}\n{:gutter$} | {pad}^",
+                "", ""
+            ));
         }
         out
     }
@@ -149,7 +170,12 @@ mod tests {
     #[test]
     fn render_points_a_caret_at_the_column() {
         let diag = Diagnostic::error(
-            Location { file: "f.yaml".into(), document: 2, line: 2, column: 13 },
+            Location {
+                file: "f.yaml".into(),
+                document: 2,
+                line: 2,
+                column: 13,
+            },
             "spec.replicas",
             "invalid type",
         );
@@ -162,7 +188,14 @@ mod tests {
 
     #[test]
     fn headline_without_a_line_leaves_out_the_position() {
-        let diag = Diagnostic::error(Location { file: "missing/".into(), ..Default::default() }, "", "no such directory");
+        let diag = Diagnostic::error(
+            Location {
+                file: "missing/".into(),
+                ..Default::default()
+            },
+            "",
+            "no such directory",
+        );
         assert_eq!(diag.headline(), "missing/: no such directory");
     }
 }

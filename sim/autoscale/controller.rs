@@ -7,11 +7,12 @@
 //! 1..=1800, Utilization only on Resource metrics); a metric type the controller cannot use is
 //! kept as [`hpa::MetricSpec::Unknown`], which upstream reports as InvalidMetricSourceType.
 
-use k8s_openapi::api::autoscaling::v2 as v2;
+use k8s_openapi::api::autoscaling::v2;
 
 use super::hpa::{
-    self, Behavior, ControllerConfig, ControllerMemory, Decision, HpaCase, HpaSpec, KubernetesVersion, MetricSpec,
-    PolicyKind, ResourceTarget, ScalingPolicy, ScalingRules, SelectPolicy, ValueTarget,
+    self, Behavior, ControllerConfig, ControllerMemory, Decision, HpaCase, HpaSpec,
+    KubernetesVersion, MetricSpec, PolicyKind, ResourceTarget, ScalingPolicy, ScalingRules,
+    SelectPolicy, ValueTarget,
 };
 use crate::diag::Diagnostic;
 use crate::engine::{SimDuration, SimTime};
@@ -25,16 +26,30 @@ pub struct HpaManifestError {
     pub diagnostic: Diagnostic,
 }
 
-fn bad(hpa: &Sourced<v2::HorizontalPodAutoscaler>, field: &str, message: String) -> HpaManifestError {
-    HpaManifestError { diagnostic: Diagnostic::error(hpa.field_location(field), field, message) }
+fn bad(
+    hpa: &Sourced<v2::HorizontalPodAutoscaler>,
+    field: &str,
+    message: String,
+) -> HpaManifestError {
+    HpaManifestError {
+        diagnostic: Diagnostic::error(hpa.field_location(field), field, message),
+    }
 }
 
-fn milli(hpa: &Sourced<v2::HorizontalPodAutoscaler>, field: &str, q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity) -> Result<i64, HpaManifestError> {
+fn milli(
+    hpa: &Sourced<v2::HorizontalPodAutoscaler>,
+    field: &str,
+    q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+) -> Result<i64, HpaManifestError> {
     let parsed = parse_quantity(&q.0).map_err(|err| bad(hpa, field, err.to_string()))?;
     i64::try_from(parsed.millis).map_err(|_| bad(hpa, field, format!("{:?} is too large", q.0)))
 }
 
-fn value_target(hpa: &Sourced<v2::HorizontalPodAutoscaler>, field: &str, target: &v2::MetricTarget) -> Result<ValueTarget, HpaManifestError> {
+fn value_target(
+    hpa: &Sourced<v2::HorizontalPodAutoscaler>,
+    field: &str,
+    target: &v2::MetricTarget,
+) -> Result<ValueTarget, HpaManifestError> {
     Ok(match target.type_.as_str() {
         "Value" => match &target.value {
             Some(q) => ValueTarget::ValueMilli(milli(hpa, &format!("{field}.value"), q)?),
@@ -49,56 +64,112 @@ fn value_target(hpa: &Sourced<v2::HorizontalPodAutoscaler>, field: &str, target:
     })
 }
 
-fn resource_target(hpa: &Sourced<v2::HorizontalPodAutoscaler>, field: &str, target: &v2::MetricTarget) -> Result<Option<ResourceTarget>, HpaManifestError> {
+fn resource_target(
+    hpa: &Sourced<v2::HorizontalPodAutoscaler>,
+    field: &str,
+    target: &v2::MetricTarget,
+) -> Result<Option<ResourceTarget>, HpaManifestError> {
     Ok(match target.type_.as_str() {
         "Utilization" => target.average_utilization.map(ResourceTarget::Utilization),
         "AverageValue" => match &target.average_value {
-            Some(q) => Some(ResourceTarget::AverageValueMilli(milli(hpa, &format!("{field}.averageValue"), q)?)),
+            Some(q) => Some(ResourceTarget::AverageValueMilli(milli(
+                hpa,
+                &format!("{field}.averageValue"),
+                q,
+            )?)),
             None => None,
         },
         _ => None,
     })
 }
 
-fn rules(hpa: &Sourced<v2::HorizontalPodAutoscaler>, field: &str, rules: Option<&v2::HPAScalingRules>) -> Result<Option<ScalingRules>, HpaManifestError> {
+fn rules(
+    hpa: &Sourced<v2::HorizontalPodAutoscaler>,
+    field: &str,
+    rules: Option<&v2::HPAScalingRules>,
+) -> Result<Option<ScalingRules>, HpaManifestError> {
     let Some(r) = rules else { return Ok(None) };
     let mut policies = Vec::new();
     for (idx, p) in r.policies.iter().flatten().enumerate() {
         let pfield = format!("{field}.policies[{idx}]");
         if p.period_seconds <= 0 || p.period_seconds > 1800 {
-            return Err(bad(hpa, &format!("{pfield}.periodSeconds"), format!("Invalid value: {}: must be greater than zero and less than or equal to 1800", p.period_seconds)));
+            return Err(bad(
+                hpa,
+                &format!("{pfield}.periodSeconds"),
+                format!(
+                    "Invalid value: {}: must be greater than zero and less than or equal to 1800",
+                    p.period_seconds
+                ),
+            ));
         }
         if p.value <= 0 {
-            return Err(bad(hpa, &format!("{pfield}.value"), format!("Invalid value: {}: must be greater than zero", p.value)));
+            return Err(bad(
+                hpa,
+                &format!("{pfield}.value"),
+                format!("Invalid value: {}: must be greater than zero", p.value),
+            ));
         }
         let kind = match p.type_.as_str() {
             "Pods" => PolicyKind::Pods,
             "Percent" => PolicyKind::Percent,
-            other => return Err(bad(hpa, &format!("{pfield}.type"), format!("Unsupported value: {other:?}: supported values: \"Percent\", \"Pods\""))),
+            other => {
+                return Err(bad(
+                    hpa,
+                    &format!("{pfield}.type"),
+                    format!(
+                        "Unsupported value: {other:?}: supported values: \"Percent\", \"Pods\""
+                    ),
+                ));
+            }
         };
-        policies.push(ScalingPolicy { kind, value: p.value, period_seconds: p.period_seconds });
+        policies.push(ScalingPolicy {
+            kind,
+            value: p.value,
+            period_seconds: p.period_seconds,
+        });
     }
     let select_policy = match r.select_policy.as_deref() {
         None => None,
         Some("Max") => Some(SelectPolicy::Max),
         Some("Min") => Some(SelectPolicy::Min),
         Some("Disabled") => Some(SelectPolicy::Disabled),
-        Some(other) => return Err(bad(hpa, &format!("{field}.selectPolicy"), format!("Unsupported value: {other:?}: supported values: \"Disabled\", \"Max\", \"Min\""))),
+        Some(other) => {
+            return Err(bad(
+                hpa,
+                &format!("{field}.selectPolicy"),
+                format!(
+                    "Unsupported value: {other:?}: supported values: \"Disabled\", \"Max\", \"Min\""
+                ),
+            ));
+        }
     };
     Ok(Some(ScalingRules {
         stabilization_window_seconds: r.stabilization_window_seconds,
         select_policy,
         policies: r.policies.as_ref().map(|_| policies),
-        tolerance: r.tolerance.as_ref().and_then(|q| parse_quantity(&q.0).ok()).map(|q| q.millis as f64 / 1000.0),
+        tolerance: r
+            .tolerance
+            .as_ref()
+            .and_then(|q| parse_quantity(&q.0).ok())
+            .map(|q| q.millis as f64 / 1000.0),
     }))
 }
 
 /// Lowers an HPA manifest (autoscaling/v2).
-pub fn lower(hpa: &Sourced<v2::HorizontalPodAutoscaler>) -> Result<(String, HpaSpec), HpaManifestError> {
-    let spec = hpa.spec.as_ref().ok_or_else(|| bad(hpa, "spec", "an HPA needs a spec".into()))?;
+pub fn lower(
+    hpa: &Sourced<v2::HorizontalPodAutoscaler>,
+) -> Result<(String, HpaSpec), HpaManifestError> {
+    let spec = hpa
+        .spec
+        .as_ref()
+        .ok_or_else(|| bad(hpa, "spec", "an HPA needs a spec".into()))?;
     let min_replicas = spec.min_replicas.unwrap_or(1);
     if spec.max_replicas < min_replicas {
-        return Err(bad(hpa, "spec.minReplicas", format!("Invalid value: {min_replicas}: must be less than or equal to maxReplicas")));
+        return Err(bad(
+            hpa,
+            "spec.minReplicas",
+            format!("Invalid value: {min_replicas}: must be less than or equal to maxReplicas"),
+        ));
     }
     let mut metrics = Vec::new();
     let specs = spec.metrics.clone().unwrap_or_else(|| {
@@ -107,25 +178,45 @@ pub fn lower(hpa: &Sourced<v2::HorizontalPodAutoscaler>) -> Result<(String, HpaS
             type_: "Resource".into(),
             resource: Some(v2::ResourceMetricSource {
                 name: "cpu".into(),
-                target: v2::MetricTarget { type_: "Utilization".into(), average_utilization: Some(80), ..Default::default() },
+                target: v2::MetricTarget {
+                    type_: "Utilization".into(),
+                    average_utilization: Some(80),
+                    ..Default::default()
+                },
             }),
             ..Default::default()
         }]
     });
     for (idx, m) in specs.iter().enumerate() {
         let field = format!("spec.metrics[{idx}]");
-        let unknown = || MetricSpec::Unknown { type_name: m.type_.clone() };
+        let unknown = || MetricSpec::Unknown {
+            type_name: m.type_.clone(),
+        };
         let lowered = match m.type_.as_str() {
             "Resource" => match &m.resource {
-                Some(r) => match resource_target(hpa, &format!("{field}.resource.target"), &r.target)? {
-                    Some(target) => MetricSpec::Resource { resource: r.name.clone(), container: None, target },
-                    None => unknown(),
-                },
+                Some(r) => {
+                    match resource_target(hpa, &format!("{field}.resource.target"), &r.target)? {
+                        Some(target) => MetricSpec::Resource {
+                            resource: r.name.clone(),
+                            container: None,
+                            target,
+                        },
+                        None => unknown(),
+                    }
+                }
                 None => unknown(),
             },
             "ContainerResource" => match &m.container_resource {
-                Some(r) => match resource_target(hpa, &format!("{field}.containerResource.target"), &r.target)? {
-                    Some(target) => MetricSpec::Resource { resource: r.name.clone(), container: Some(r.container.clone()), target },
+                Some(r) => match resource_target(
+                    hpa,
+                    &format!("{field}.containerResource.target"),
+                    &r.target,
+                )? {
+                    Some(target) => MetricSpec::Resource {
+                        resource: r.name.clone(),
+                        container: Some(r.container.clone()),
+                        target,
+                    },
                     None => unknown(),
                 },
                 None => unknown(),
@@ -136,7 +227,14 @@ pub fn lower(hpa: &Sourced<v2::HorizontalPodAutoscaler>) -> Result<(String, HpaS
                         return Err(bad(hpa, &format!("{field}.pods.target.type"), "Invalid value: \"Utilization\": must be AverageValue for a Pods metric".into()));
                     }
                     match &p.target.average_value {
-                        Some(q) => MetricSpec::Pods { name: p.metric.name.clone(), target_average_milli: milli(hpa, &format!("{field}.pods.target.averageValue"), q)? },
+                        Some(q) => MetricSpec::Pods {
+                            name: p.metric.name.clone(),
+                            target_average_milli: milli(
+                                hpa,
+                                &format!("{field}.pods.target.averageValue"),
+                                q,
+                            )?,
+                        },
                         None => unknown(),
                     }
                 }
@@ -172,7 +270,15 @@ pub fn lower(hpa: &Sourced<v2::HorizontalPodAutoscaler>) -> Result<(String, HpaS
         }),
         None => None,
     };
-    Ok((spec.scale_target_ref.name.clone(), HpaSpec { min_replicas, max_replicas: spec.max_replicas, metrics, behavior }))
+    Ok((
+        spec.scale_target_ref.name.clone(),
+        HpaSpec {
+            min_replicas,
+            max_replicas: spec.max_replicas,
+            metrics,
+            behavior,
+        },
+    ))
 }
 
 /// One HPA as the controller keeps it between syncs.
@@ -190,12 +296,28 @@ pub struct HpaController {
 impl HpaController {
     pub fn new(name: String, target: String, spec: HpaSpec, version: KubernetesVersion) -> Self {
         let config = ControllerConfig::defaults_for(version);
-        HpaController { name, target, spec, version, config, memory: ControllerMemory::default(), last_sync: None }
+        HpaController {
+            name,
+            target,
+            spec,
+            version,
+            config,
+            memory: ControllerMemory::default(),
+            last_sync: None,
+        }
     }
 
     /// One reconcile at `now`. `metrics` is the spec's metrics with this round's observations
     /// filled in (Object/External values), `pods` what the metrics pipeline and the API report.
-    pub fn sync(&mut self, now: SimTime, spec_replicas: i32, status_replicas: i32, metric_window: SimDuration, metrics: Vec<MetricSpec>, pods: Vec<hpa::Pod>) -> Decision {
+    pub fn sync(
+        &mut self,
+        now: SimTime,
+        spec_replicas: i32,
+        status_replicas: i32,
+        metric_window: SimDuration,
+        metrics: Vec<MetricSpec>,
+        pods: Vec<hpa::Pod>,
+    ) -> Decision {
         let memory = match self.last_sync {
             Some(last) => self.memory.aged(now.since(last)),
             None => self.memory.clone(),
@@ -204,7 +326,10 @@ impl HpaController {
             name: self.name.clone(),
             version: self.version,
             controller: self.config.clone(),
-            spec: HpaSpec { metrics, ..self.spec.clone() },
+            spec: HpaSpec {
+                metrics,
+                ..self.spec.clone()
+            },
             spec_replicas,
             status_replicas,
             metric_window,

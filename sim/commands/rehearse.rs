@@ -36,16 +36,53 @@ struct Row {
 
 fn row(result: &RunResult) -> Row {
     let lives = twin::report::alert_lives(result);
-    let mut alerts: Vec<String> = lives.iter().filter_map(|l| l.firing_at_secs.map(|t| format!("{}@{}", l.alert, twin::engine::SimDuration::from_secs_f64(t)))).collect();
+    let mut alerts: Vec<String> = lives
+        .iter()
+        .filter_map(|l| {
+            l.firing_at_secs.map(|t| {
+                format!(
+                    "{}@{}",
+                    l.alert,
+                    twin::engine::SimDuration::from_secs_f64(t)
+                )
+            })
+        })
+        .collect();
     alerts.dedup();
-    let budget = result.slo_budget.iter().find(|(n, _)| n == "availability").map_or("-".into(), |(_, u)| format!("{:.2}%", u * 100.0));
+    let budget = result
+        .slo_budget
+        .iter()
+        .find(|(n, _)| n == "availability")
+        .map_or("-".into(), |(_, u)| format!("{:.2}%", u * 100.0));
     let w = &result.world;
-    let p99 = w.stats.iter().zip(&w.deployment_names).filter(|(s, _)| !s.latency_us.is_empty()).map(|(s, n)| format!("{n} {:.0}ms", s.latency_us.value_at_quantile(0.99) as f64 / 1000.0)).collect::<Vec<_>>().join(", ");
-    let replicas = w.deployment_names.iter().zip(&w.most_replicas).map(|(n, r)| format!("{n} {r}")).collect::<Vec<_>>().join(", ");
+    let p99 = w
+        .stats
+        .iter()
+        .zip(&w.deployment_names)
+        .filter(|(s, _)| !s.latency_us.is_empty())
+        .map(|(s, n)| {
+            format!(
+                "{n} {:.0}ms",
+                s.latency_us.value_at_quantile(0.99) as f64 / 1000.0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let replicas = w
+        .deployment_names
+        .iter()
+        .zip(&w.most_replicas)
+        .map(|(n, r)| format!("{n} {r}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     Row {
         name: result.name.clone(),
         verdict: result.passed(),
-        alerts: if alerts.is_empty() { "-".into() } else { alerts.join(" ") },
+        alerts: if alerts.is_empty() {
+            "-".into()
+        } else {
+            alerts.join(" ")
+        },
         budget,
         p99: if p99.is_empty() { "-".into() } else { p99 },
         replicas,
@@ -66,44 +103,64 @@ fn scenario_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 pub fn run(args: RehearseArgs) -> anyhow::Result<ExitCode> {
     let files = scenario_files(&args.dir)?;
-    anyhow::ensure!(!files.is_empty(), "no scenario files (*.yaml) in {}", args.dir.display());
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no scenario files (*.yaml) in {}",
+        args.dir.display()
+    );
     // Read and check every scenario before running any: nothing runs on half-read input.
     let mut loaded = Vec::new();
     for path in &files {
-        loaded.push(twin::scenario::load(path).with_context(|| format!("loading {}", path.display()))?);
+        loaded.push(
+            twin::scenario::load(path).with_context(|| format!("loading {}", path.display()))?,
+        );
     }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let terminal = std::io::stderr().is_terminal();
     let bar = if terminal {
         let bar = ProgressBar::new(loaded.len() as u64);
-        bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("the template is valid"));
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .expect("the template is valid"),
+        );
         Some(bar)
     } else {
         None
     };
     let next = Mutex::new(0usize);
-    let results: Mutex<Vec<Option<anyhow::Result<RunResult>>>> = Mutex::new((0..loaded.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<anyhow::Result<RunResult>>>> =
+        Mutex::new((0..loaded.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(loaded.len()) {
-            scope.spawn(|| loop {
-                let idx = {
-                    let mut n = next.lock().expect("the counter lock is never poisoned");
-                    let idx = *n;
-                    *n += 1;
-                    idx
-                };
-                let Some(l) = loaded.get(idx) else { break };
-                let outcome = twin::scenario::run(l, None).with_context(|| format!("building {}", files[idx].display()));
-                match (&bar, &outcome) {
-                    (Some(bar), Ok(r)) => {
-                        bar.inc(1);
-                        bar.set_message(r.name.clone());
+            scope.spawn(|| {
+                loop {
+                    let idx = {
+                        let mut n = next.lock().expect("the counter lock is never poisoned");
+                        let idx = *n;
+                        *n += 1;
+                        idx
+                    };
+                    let Some(l) = loaded.get(idx) else { break };
+                    let outcome = twin::scenario::run(l, None)
+                        .with_context(|| format!("building {}", files[idx].display()));
+                    match (&bar, &outcome) {
+                        (Some(bar), Ok(r)) => {
+                            bar.inc(1);
+                            bar.set_message(r.name.clone());
+                        }
+                        (None, Ok(r)) => {
+                            eprintln!("{}: {}", r.name, if r.passed() { "pass" } else { "FAIL" })
+                        }
+                        _ => {}
                     }
-                    (None, Ok(r)) => eprintln!("{}: {}", r.name, if r.passed() { "pass" } else { "FAIL" }),
-                    _ => {}
+                    results.lock().expect("the results lock is never poisoned")[idx] =
+                        Some(outcome);
                 }
-                results.lock().expect("the results lock is never poisoned")[idx] = Some(outcome);
             });
         }
     });
@@ -112,11 +169,18 @@ pub fn run(args: RehearseArgs) -> anyhow::Result<ExitCode> {
     }
     let mut rows = Vec::new();
     let mut failed = false;
-    for outcome in results.into_inner().expect("the results lock is never poisoned").into_iter().flatten() {
+    for outcome in results
+        .into_inner()
+        .expect("the results lock is never poisoned")
+        .into_iter()
+        .flatten()
+    {
         let result = outcome?;
         let path = args.out.join(format!("{}.json", result.name));
-        let text = serde_json::to_string_pretty(&twin::report::json(&result)).context("rendering a report")?;
-        std::fs::write(&path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))?;
+        let text = serde_json::to_string_pretty(&twin::report::json(&result))
+            .context("rendering a report")?;
+        std::fs::write(&path, format!("{text}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
         failed |= !result.passed();
         for (what, ok, detail) in &result.expectations {
             if !ok {
@@ -126,10 +190,31 @@ pub fn run(args: RehearseArgs) -> anyhow::Result<ExitCode> {
         rows.push(row(&result));
     }
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(8).max(8);
-    println!("{:width$}  {:7}  {:10}  {:28}  {:8}  {}", "SCENARIO", "VERDICT", "PENDING", "ALERTS FIRED", "BUDGET", "P99 / MOST REPLICAS");
+    println!(
+        "{:width$}  {:7}  {:10}  {:28}  {:8}  {}",
+        "SCENARIO", "VERDICT", "PENDING", "ALERTS FIRED", "BUDGET", "P99 / MOST REPLICAS"
+    );
     for r in &rows {
-        println!("{:width$}  {:7}  {:10}  {:28}  {:8}  {} / {}", r.name, if r.verdict { "pass" } else { "FAIL" }, r.pending, r.alerts, r.budget, r.p99, r.replicas);
+        println!(
+            "{:width$}  {:7}  {:10}  {:28}  {:8}  {} / {}",
+            r.name,
+            if r.verdict { "pass" } else { "FAIL" },
+            r.pending,
+            r.alerts,
+            r.budget,
+            r.p99,
+            r.replicas
+        );
     }
-    println!("{} scenarios, {} failed; reports in {}", rows.len(), rows.iter().filter(|r| !r.verdict).count(), args.out.display());
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    println!(
+        "{} scenarios, {} failed; reports in {}",
+        rows.len(),
+        rows.iter().filter(|r| !r.verdict).count(),
+        args.out.display()
+    );
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

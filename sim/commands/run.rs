@@ -29,21 +29,32 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let loaded = twin::scenario::build::load(&args.scenario).with_context(|| format!("loading {}", args.scenario.display()))?;
-    let result = twin::scenario::run(&loaded, args.seed).with_context(|| format!("building {}", args.scenario.display()))?;
+    let loaded = twin::scenario::build::load(&args.scenario)
+        .with_context(|| format!("loading {}", args.scenario.display()))?;
+    let result = twin::scenario::run(&loaded, args.seed)
+        .with_context(|| format!("building {}", args.scenario.display()))?;
     let report = twin::report::json(&result);
     let text = serde_json::to_string_pretty(&report).context("rendering the report")?;
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(format!("{}.json", result.name));
-        std::fs::write(&path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, format!("{text}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     match args.format {
         Format::Json => println!("{text}"),
         Format::Text => {
             print!("{}", twin::report::text(&result));
-            println!("  rerun: twin run {} --seed {}", args.scenario.display(), result.seed);
+            println!(
+                "  rerun: twin run {} --seed {}",
+                args.scenario.display(),
+                result.seed
+            );
         }
     }
-    Ok(if result.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if result.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

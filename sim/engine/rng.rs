@@ -54,7 +54,10 @@ impl RngTree {
     /// A subtree for a component that names its own streams (`child("mesh").stream("lb")`
     /// equals `stream("mesh/lb")`).
     pub fn child(&self, label: &str) -> ChildTree {
-        ChildTree { root: self.clone(), prefix: label.to_string() }
+        ChildTree {
+            root: self.clone(),
+            prefix: label.to_string(),
+        }
     }
 }
 

@@ -57,7 +57,13 @@ impl<E> Default for Engine<E> {
 
 impl<E> Engine<E> {
     pub fn new() -> Self {
-        Engine { scheduler: Scheduler { now: SimTime::ZERO, queue: EventQueue::new() }, events_total: 0 }
+        Engine {
+            scheduler: Scheduler {
+                now: SimTime::ZERO,
+                queue: EventQueue::new(),
+            },
+            events_total: 0,
+        }
     }
 
     pub fn now(&self) -> SimTime {
@@ -77,7 +83,11 @@ impl<E> Engine<E> {
     /// Handles events in (time, sequence) order until none is due at or before `end`; the clock
     /// then stands at `end` (or stays, if it was already past it). Events after `end` stay queued,
     /// so a later call continues the same run.
-    pub fn run_until(&mut self, end: SimTime, mut handle: impl FnMut(&mut Scheduler<E>, E)) -> RunStats {
+    pub fn run_until(
+        &mut self,
+        end: SimTime,
+        mut handle: impl FnMut(&mut Scheduler<E>, E),
+    ) -> RunStats {
         let mut events = 0;
         while let Some((time, event)) = self.scheduler.queue.pop_until(end) {
             self.scheduler.now = time;
@@ -88,6 +98,9 @@ impl<E> Engine<E> {
             self.scheduler.now = end;
         }
         self.events_total += events;
-        RunStats { events, now: self.scheduler.now }
+        RunStats {
+            events,
+            now: self.scheduler.now,
+        }
     }
 }

@@ -30,14 +30,31 @@ fn durations_parse_in_kubernetes_and_prometheus_forms() {
 #[test]
 fn garbage_durations_are_errors_not_zero() {
     // Goal: a typo in a manifest never silently becomes a zero duration.
-    for text in ["", " ", "5", "5x", "m5", "1h30", "abc", "-5s", "1..5s", ".s", "5 m", "s", "99999999999999999999s"] {
+    for text in [
+        "",
+        " ",
+        "5",
+        "5x",
+        "m5",
+        "1h30",
+        "abc",
+        "-5s",
+        "1..5s",
+        ".s",
+        "5 m",
+        "s",
+        "99999999999999999999s",
+    ] {
         assert!(parse_duration(text).is_err(), "{text:?} should be refused");
     }
 }
 
 #[test]
 fn sim_time_displays_like_go_durations() {
-    assert_eq!(SimTime::from_nanos(3_723_500_000_000).to_string(), "1h2m3.5s");
+    assert_eq!(
+        SimTime::from_nanos(3_723_500_000_000).to_string(),
+        "1h2m3.5s"
+    );
     assert_eq!(SimTime::ZERO.to_string(), "0s");
     assert_eq!(SimDuration::from_millis(1_500).to_string(), "1.5s");
     assert_eq!(SimDuration::from_secs(90_000).to_string(), "1d1h");
@@ -82,8 +99,13 @@ fn run_until_stops_at_the_end_and_resumes() {
     });
     assert_eq!(stats.events, 2);
     assert_eq!(engine.now(), SimTime::from_secs(5));
-    assert_eq!(seen, vec![(SimTime::from_secs(1), 1), (SimTime::from_secs(2), 2)]);
-    engine.run_until(SimTime::from_secs(20), |_, ev| seen.push((SimTime::ZERO, ev)));
+    assert_eq!(
+        seen,
+        vec![(SimTime::from_secs(1), 1), (SimTime::from_secs(2), 2)]
+    );
+    engine.run_until(SimTime::from_secs(20), |_, ev| {
+        seen.push((SimTime::ZERO, ev))
+    });
     assert_eq!(seen.last().map(|(_, ev)| *ev), Some(10));
 }
 
@@ -91,9 +113,15 @@ fn run_until_stops_at_the_end_and_resumes() {
 fn adding_a_stream_does_not_perturb_the_others() {
     // Goal: a stream's draws depend on the seed and its own label only.
     let tree = RngTree::new(42);
-    let first: Vec<u64> = (0..8).map(|_| 0).scan(tree.stream("workload/a"), |rng, _| Some(rng.random())).collect();
+    let first: Vec<u64> = (0..8)
+        .map(|_| 0)
+        .scan(tree.stream("workload/a"), |rng, _| Some(rng.random()))
+        .collect();
     let _unrelated = tree.stream("workload/b");
-    let again: Vec<u64> = (0..8).map(|_| 0).scan(tree.stream("workload/a"), |rng, _| Some(rng.random())).collect();
+    let again: Vec<u64> = (0..8)
+        .map(|_| 0)
+        .scan(tree.stream("workload/a"), |rng, _| Some(rng.random()))
+        .collect();
     assert_eq!(first, again);
     let other: u64 = tree.stream("workload/b").random();
     assert_ne!(first[0], other);

@@ -50,7 +50,11 @@ impl SimDuration {
             SimDuration(0)
         } else {
             let ns = s * 1e9;
-            if ns >= u64::MAX as f64 { SimDuration(u64::MAX) } else { SimDuration(ns.round() as u64) }
+            if ns >= u64::MAX as f64 {
+                SimDuration(u64::MAX)
+            } else {
+                SimDuration(ns.round() as u64)
+            }
         }
     }
     pub const fn as_nanos(self) -> u64 {
@@ -187,14 +191,21 @@ pub fn parse_duration(input: &str) -> Result<SimDuration, DurationError> {
         return Err(DurationError::Empty);
     }
     if text.starts_with('-') {
-        return Err(DurationError::Negative { input: input.to_string() });
+        return Err(DurationError::Negative {
+            input: input.to_string(),
+        });
     }
     let text = text.strip_prefix('+').unwrap_or(text);
     if text == "0" {
         return Ok(SimDuration::ZERO);
     }
-    let invalid = |why| DurationError::Invalid { input: input.to_string(), why };
-    let overflow = || DurationError::Overflow { input: input.to_string() };
+    let invalid = |why| DurationError::Invalid {
+        input: input.to_string(),
+        why,
+    };
+    let overflow = || DurationError::Overflow {
+        input: input.to_string(),
+    };
     let bytes = text.as_bytes();
     let mut pos = 0;
     let mut total: u64 = 0;
@@ -222,7 +233,9 @@ pub fn parse_duration(input: &str) -> Result<SimDuration, DurationError> {
         }
         let unit = &text[unit_start..pos];
         if unit.is_empty() {
-            return Err(invalid("missing unit (one of ns, us, ms, s, m, h, d, w, y)"));
+            return Err(invalid(
+                "missing unit (one of ns, us, ms, s, m, h, d, w, y)",
+            ));
         }
         let scale = UNITS
             .iter()
@@ -244,7 +257,9 @@ pub fn parse_duration(input: &str) -> Result<SimDuration, DurationError> {
                 denominator *= 10;
             }
             let frac_ns = numerator * u128::from(scale) / denominator;
-            part = part.checked_add(u64::try_from(frac_ns).map_err(|_| overflow())?).ok_or_else(overflow)?;
+            part = part
+                .checked_add(u64::try_from(frac_ns).map_err(|_| overflow())?)
+                .ok_or_else(overflow)?;
         }
         total = total.checked_add(part).ok_or_else(overflow)?;
     }

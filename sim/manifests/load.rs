@@ -1002,30 +1002,58 @@ impl LineMapper {
 /// Reads a file of exactly one YAML or JSON document as `T` (a twin input format: a scenario,
 /// service profiles), with the same limits, text checks and `file:line:col` diagnostics as
 /// the manifests. `T` should deny unknown fields where its schema is closed.
-pub fn load_typed<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<Sourced<T>, ManifestError> {
+pub fn load_typed<T: DeserializeOwned>(
+    path: impl AsRef<Path>,
+) -> Result<Sourced<T>, ManifestError> {
     let path = path.as_ref();
     let text = read_text(path).map_err(|diag| ManifestError::from_diagnostics(vec![diag]))?;
     typed_from_str(path, &text)
 }
 
 /// [`load_typed`] on text, as if read from the file `name`.
-pub fn typed_from_str<T: DeserializeOwned>(name: &Path, text: &str) -> Result<Sourced<T>, ManifestError> {
+pub fn typed_from_str<T: DeserializeOwned>(
+    name: &Path,
+    text: &str,
+) -> Result<Sourced<T>, ManifestError> {
     let fail = |diags: Vec<Diagnostic>| ManifestError::from_diagnostics(diags);
     check_text(name, text.as_bytes()).map_err(|diag| fail(vec![diag]))?;
-    let documents = yaml::parse_documents(text).map_err(|err| fail(vec![yaml_error_diagnostic(name, &err, |p| p)]))?;
+    let documents = yaml::parse_documents(text)
+        .map_err(|err| fail(vec![yaml_error_diagnostic(name, &err, |p| p)]))?;
     let [document] = documents.as_slice() else {
-        let here = Location { file: name.to_path_buf(), ..Default::default() };
-        return Err(fail(vec![Diagnostic::error(here, "", format!("expected exactly one document, found {}", documents.len()))]));
+        let here = Location {
+            file: name.to_path_buf(),
+            ..Default::default()
+        };
+        return Err(fail(vec![Diagnostic::error(
+            here,
+            "",
+            format!("expected exactly one document, found {}", documents.len()),
+        )]));
     };
-    let ctx = DocContext { file: name, document: document.index, positions: Arc::new(document.positions.clone()), start: document.start };
+    let ctx = DocContext {
+        file: name,
+        document: document.index,
+        positions: Arc::new(document.positions.clone()),
+        start: document.start,
+    };
     let object = decode::<T>(&ctx, &document.value, "").map_err(|diag| fail(vec![diag]))?;
     Ok(ctx.sourced(object))
 }
 
 /// Deserializes a block of a parsed document (`value`, found at `base`) as `T`, with its
 /// diagnostics placed by `positions`; for formats that embed another (a scenario's topology).
-pub fn decode_block<T: DeserializeOwned>(file: &Path, document: usize, positions: Arc<FieldPositions>, value: &Value, base: &str) -> Result<T, Diagnostic> {
-    let ctx = DocContext { file, document, positions, start: Position::default() };
+pub fn decode_block<T: DeserializeOwned>(
+    file: &Path,
+    document: usize,
+    positions: Arc<FieldPositions>,
+    value: &Value,
+    base: &str,
+) -> Result<T, Diagnostic> {
+    let ctx = DocContext {
+        file,
+        document,
+        positions,
+        start: Position::default(),
+    };
     decode::<T>(&ctx, value, base)
 }
-

@@ -651,25 +651,71 @@ impl Inventory {
     /// Applies a JSON merge patch (RFC 7386) to the object of `kind` named `name` (in
     /// `namespace` when given). Supported kinds: Deployment, HorizontalPodAutoscaler,
     /// DestinationRule, VirtualService, ResourceQuota, Service. Returns why it could not.
-    pub fn patch(&mut self, kind: &str, name: &str, namespace: Option<&str>, patch: &Value) -> Result<(), String> {
-        fn apply<T: Serialize + serde::de::DeserializeOwned>(items: &mut [Sourced<T>], meta: impl Fn(&T) -> &ObjectMeta, name: &str, namespace: Option<&str>, patch: &Value) -> Result<(), String> {
+    pub fn patch(
+        &mut self,
+        kind: &str,
+        name: &str,
+        namespace: Option<&str>,
+        patch: &Value,
+    ) -> Result<(), String> {
+        fn apply<T: Serialize + serde::de::DeserializeOwned>(
+            items: &mut [Sourced<T>],
+            meta: impl Fn(&T) -> &ObjectMeta,
+            name: &str,
+            namespace: Option<&str>,
+            patch: &Value,
+        ) -> Result<(), String> {
             let item = items
                 .iter_mut()
-                .find(|i| meta(&i.object).name.as_deref() == Some(name) && namespace.is_none_or(|ns| meta(&i.object).namespace.as_deref() == Some(ns)))
+                .find(|i| {
+                    meta(&i.object).name.as_deref() == Some(name)
+                        && namespace
+                            .is_none_or(|ns| meta(&i.object).namespace.as_deref() == Some(ns))
+                })
                 .ok_or_else(|| format!("no object named {name:?} to patch"))?;
             let mut value = serde_json::to_value(&item.object).map_err(|e| e.to_string())?;
             json_patch::merge(&mut value, patch);
-            item.object = serde_path_to_error::deserialize(value).map_err(|e| format!("the patched object is invalid: {}: {}", e.path(), e.inner()))?;
+            item.object = serde_path_to_error::deserialize(value).map_err(|e| {
+                format!("the patched object is invalid: {}: {}", e.path(), e.inner())
+            })?;
             Ok(())
         }
         match kind {
-            "Deployment" => apply(&mut self.deployments, |d| &d.metadata, name, namespace, patch),
-            "HorizontalPodAutoscaler" => apply(&mut self.hpas, |d| &d.metadata, name, namespace, patch),
-            "DestinationRule" => apply(&mut self.destination_rules, |d| &d.metadata, name, namespace, patch),
-            "VirtualService" => apply(&mut self.virtual_services, |d| &d.metadata, name, namespace, patch),
-            "ResourceQuota" => apply(&mut self.resource_quotas, |d| &d.metadata, name, namespace, patch),
+            "Deployment" => apply(
+                &mut self.deployments,
+                |d| &d.metadata,
+                name,
+                namespace,
+                patch,
+            ),
+            "HorizontalPodAutoscaler" => {
+                apply(&mut self.hpas, |d| &d.metadata, name, namespace, patch)
+            }
+            "DestinationRule" => apply(
+                &mut self.destination_rules,
+                |d| &d.metadata,
+                name,
+                namespace,
+                patch,
+            ),
+            "VirtualService" => apply(
+                &mut self.virtual_services,
+                |d| &d.metadata,
+                name,
+                namespace,
+                patch,
+            ),
+            "ResourceQuota" => apply(
+                &mut self.resource_quotas,
+                |d| &d.metadata,
+                name,
+                namespace,
+                patch,
+            ),
             "Service" => apply(&mut self.services, |d| &d.metadata, name, namespace, patch),
-            other => Err(format!("patching a {other} is not supported (Deployment, HorizontalPodAutoscaler, DestinationRule, VirtualService, ResourceQuota, Service)")),
+            other => Err(format!(
+                "patching a {other} is not supported (Deployment, HorizontalPodAutoscaler, DestinationRule, VirtualService, ResourceQuota, Service)"
+            )),
         }
     }
 }

@@ -77,7 +77,11 @@ impl HostSet {
 
     /// Healthy hosts among the current members.
     pub fn healthy_count(&self) -> usize {
-        self.healthy.iter().zip(&self.members).filter(|(h, m)| **h && **m).count()
+        self.healthy
+            .iter()
+            .zip(&self.members)
+            .filter(|(h, m)| **h && **m)
+            .count()
     }
 
     /// Hosts that are still endpoints.

@@ -10,14 +10,14 @@
 use std::collections::BTreeMap;
 
 use super::istio::{
-    IstioConnectionPool, IstioHttpSettings, IstioLoadBalancer, IstioOutlierDetection, IstioSimpleLb, IstioTcpSettings,
-    IstioTrafficPolicy,
+    IstioConnectionPool, IstioHttpSettings, IstioLoadBalancer, IstioOutlierDetection,
+    IstioSimpleLb, IstioTcpSettings, IstioTrafficPolicy,
 };
 use super::route::{Destination, HttpRouteSpec, RouteMatchSpec, StringMatchSpec};
 use crate::diag::Diagnostic;
 use crate::engine::{SimDuration, parse_duration};
-use crate::manifests::istio::{DestinationRule, StringMatch, TrafficPolicy, VirtualService};
 use crate::manifests::Sourced;
+use crate::manifests::istio::{DestinationRule, StringMatch, TrafficPolicy, VirtualService};
 
 /// A field Istio would refuse, or the model cannot take.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -27,17 +27,29 @@ pub struct MeshLowerError {
 }
 
 fn bad<T>(object: &Sourced<T>, field: &str, message: impl Into<String>) -> MeshLowerError {
-    MeshLowerError { diagnostic: Diagnostic::error(object.field_location(field), field, message) }
-}
-
-fn duration<T>(object: &Sourced<T>, field: &str, text: Option<&String>) -> Result<Option<SimDuration>, MeshLowerError> {
-    match text {
-        None => Ok(None),
-        Some(text) => parse_duration(text).map(Some).map_err(|err| bad(object, field, format!("invalid duration: {err}"))),
+    MeshLowerError {
+        diagnostic: Diagnostic::error(object.field_location(field), field, message),
     }
 }
 
-fn non_negative<T>(object: &Sourced<T>, field: &str, value: Option<i32>) -> Result<Option<u32>, MeshLowerError> {
+fn duration<T>(
+    object: &Sourced<T>,
+    field: &str,
+    text: Option<&String>,
+) -> Result<Option<SimDuration>, MeshLowerError> {
+    match text {
+        None => Ok(None),
+        Some(text) => parse_duration(text)
+            .map(Some)
+            .map_err(|err| bad(object, field, format!("invalid duration: {err}"))),
+    }
+}
+
+fn non_negative<T>(
+    object: &Sourced<T>,
+    field: &str,
+    value: Option<i32>,
+) -> Result<Option<u32>, MeshLowerError> {
     match value {
         None => Ok(None),
         Some(v) if v < 0 => Err(bad(object, field, format!("{v} must be non-negative"))),
@@ -45,14 +57,30 @@ fn non_negative<T>(object: &Sourced<T>, field: &str, value: Option<i32>) -> Resu
     }
 }
 
-fn traffic_policy<T>(object: &Sourced<T>, base: &str, policy: &TrafficPolicy) -> Result<IstioTrafficPolicy, MeshLowerError> {
+fn traffic_policy<T>(
+    object: &Sourced<T>,
+    base: &str,
+    policy: &TrafficPolicy,
+) -> Result<IstioTrafficPolicy, MeshLowerError> {
     let mut out = IstioTrafficPolicy::default();
     if let Some(pool) = &policy.connection_pool {
         let tcp = match &pool.tcp {
             Some(tcp) => Some(IstioTcpSettings {
-                max_connections: non_negative(object, &format!("{base}.connectionPool.tcp.maxConnections"), tcp.max_connections)?,
-                connect_timeout: duration(object, &format!("{base}.connectionPool.tcp.connectTimeout"), tcp.connect_timeout.as_ref())?,
-                idle_timeout: duration(object, &format!("{base}.connectionPool.tcp.idleTimeout"), tcp.idle_timeout.as_ref())?,
+                max_connections: non_negative(
+                    object,
+                    &format!("{base}.connectionPool.tcp.maxConnections"),
+                    tcp.max_connections,
+                )?,
+                connect_timeout: duration(
+                    object,
+                    &format!("{base}.connectionPool.tcp.connectTimeout"),
+                    tcp.connect_timeout.as_ref(),
+                )?,
+                idle_timeout: duration(
+                    object,
+                    &format!("{base}.connectionPool.tcp.idleTimeout"),
+                    tcp.idle_timeout.as_ref(),
+                )?,
             }),
             None => None,
         };
@@ -60,11 +88,27 @@ fn traffic_policy<T>(object: &Sourced<T>, base: &str, policy: &TrafficPolicy) ->
             Some(http) => {
                 let field = |name: &str| format!("{base}.connectionPool.http.{name}");
                 Some(IstioHttpSettings {
-                    http1_max_pending_requests: non_negative(object, &field("http1MaxPendingRequests"), http.http1_max_pending_requests)?,
-                    http2_max_requests: non_negative(object, &field("http2MaxRequests"), http.http2_max_requests)?,
-                    max_requests_per_connection: non_negative(object, &field("maxRequestsPerConnection"), http.max_requests_per_connection)?,
+                    http1_max_pending_requests: non_negative(
+                        object,
+                        &field("http1MaxPendingRequests"),
+                        http.http1_max_pending_requests,
+                    )?,
+                    http2_max_requests: non_negative(
+                        object,
+                        &field("http2MaxRequests"),
+                        http.http2_max_requests,
+                    )?,
+                    max_requests_per_connection: non_negative(
+                        object,
+                        &field("maxRequestsPerConnection"),
+                        http.max_requests_per_connection,
+                    )?,
                     max_retries: non_negative(object, &field("maxRetries"), http.max_retries)?,
-                    idle_timeout: duration(object, &field("idleTimeout"), http.idle_timeout.as_ref())?,
+                    idle_timeout: duration(
+                        object,
+                        &field("idleTimeout"),
+                        http.idle_timeout.as_ref(),
+                    )?,
                 })
             }
             None => None,
@@ -80,35 +124,73 @@ fn traffic_policy<T>(object: &Sourced<T>, base: &str, policy: &TrafficPolicy) ->
             Some("PASSTHROUGH") => Some(IstioSimpleLb::Passthrough),
             Some("ROUND_ROBIN") => Some(IstioSimpleLb::RoundRobin),
             Some("LEAST_REQUEST") => Some(IstioSimpleLb::LeastRequest),
-            Some(other) => return Err(bad(object, &format!("{base}.loadBalancer.simple"), format!("unknown load balancer {other:?}"))),
+            Some(other) => {
+                return Err(bad(
+                    object,
+                    &format!("{base}.loadBalancer.simple"),
+                    format!("unknown load balancer {other:?}"),
+                ));
+            }
         };
         out.load_balancer = Some(IstioLoadBalancer {
             simple,
             consistent_hash: lb.consistent_hash.is_some(),
-            warmup_duration: duration(object, &format!("{base}.loadBalancer.warmupDurationSecs"), lb.warmup_duration_secs.as_ref())?,
+            warmup_duration: duration(
+                object,
+                &format!("{base}.loadBalancer.warmupDurationSecs"),
+                lb.warmup_duration_secs.as_ref(),
+            )?,
         });
     }
     if let Some(od) = &policy.outlier_detection {
         let field = |name: &str| format!("{base}.outlierDetection.{name}");
-        let max_ejection_percent = non_negative(object, &field("maxEjectionPercent"), od.max_ejection_percent)?;
+        let max_ejection_percent = non_negative(
+            object,
+            &field("maxEjectionPercent"),
+            od.max_ejection_percent,
+        )?;
         if let Some(p) = max_ejection_percent.filter(|p| *p > 100) {
-            return Err(bad(object, &field("maxEjectionPercent"), format!("outlier detection maxEjectionPercent must be in range [0, 100], got {p}")));
+            return Err(bad(
+                object,
+                &field("maxEjectionPercent"),
+                format!("outlier detection maxEjectionPercent must be in range [0, 100], got {p}"),
+            ));
         }
-        let min_health_percent = non_negative(object, &field("minHealthPercent"), od.min_health_percent)?;
+        let min_health_percent =
+            non_negative(object, &field("minHealthPercent"), od.min_health_percent)?;
         if let Some(p) = min_health_percent.filter(|p| *p > 100) {
-            return Err(bad(object, &field("minHealthPercent"), format!("outlier detection minHealthPercent must be in range [0, 100], got {p}")));
+            return Err(bad(
+                object,
+                &field("minHealthPercent"),
+                format!("outlier detection minHealthPercent must be in range [0, 100], got {p}"),
+            ));
         }
         let interval = duration(object, &field("interval"), od.interval.as_ref())?;
-        let base_ejection_time = duration(object, &field("baseEjectionTime"), od.base_ejection_time.as_ref())?;
-        for (name, value) in [("interval", interval), ("baseEjectionTime", base_ejection_time)] {
+        let base_ejection_time = duration(
+            object,
+            &field("baseEjectionTime"),
+            od.base_ejection_time.as_ref(),
+        )?;
+        for (name, value) in [
+            ("interval", interval),
+            ("baseEjectionTime", base_ejection_time),
+        ] {
             if value.is_some_and(|d| d < SimDuration::from_millis(1)) {
-                return Err(bad(object, &field(name), "duration must be greater than 1ms"));
+                return Err(bad(
+                    object,
+                    &field(name),
+                    "duration must be greater than 1ms",
+                ));
             }
         }
         out.outlier_detection = Some(IstioOutlierDetection {
             consecutive_5xx_errors: od.consecutive_5xx_errors,
             consecutive_gateway_errors: od.consecutive_gateway_errors,
-            consecutive_errors: non_negative(object, &field("consecutiveErrors"), od.consecutive_errors)?,
+            consecutive_errors: non_negative(
+                object,
+                &field("consecutiveErrors"),
+                od.consecutive_errors,
+            )?,
             interval,
             base_ejection_time,
             max_ejection_percent,
@@ -130,23 +212,41 @@ pub struct SubsetPolicy {
 }
 
 /// A DestinationRule as clusters: the default one first, then each subset in order.
-pub fn destination_rule(dr: &Sourced<DestinationRule>) -> Result<Vec<SubsetPolicy>, MeshLowerError> {
+pub fn destination_rule(
+    dr: &Sourced<DestinationRule>,
+) -> Result<Vec<SubsetPolicy>, MeshLowerError> {
     let top = match &dr.spec.traffic_policy {
         Some(policy) => traffic_policy(dr, "spec.trafficPolicy", policy)?,
         None => IstioTrafficPolicy::default(),
     };
-    let mut out = vec![SubsetPolicy { subset: None, labels: BTreeMap::new(), policy: top.clone() }];
+    let mut out = vec![SubsetPolicy {
+        subset: None,
+        labels: BTreeMap::new(),
+        policy: top.clone(),
+    }];
     let mut seen = std::collections::BTreeSet::new();
     for (idx, subset) in dr.spec.subsets.iter().enumerate() {
         let base = format!("spec.subsets[{idx}]");
         if subset.name.is_empty() {
-            return Err(bad(dr, &format!("{base}.name"), "subset name is invalid: subset must have a name"));
+            return Err(bad(
+                dr,
+                &format!("{base}.name"),
+                "subset name is invalid: subset must have a name",
+            ));
         }
         if !seen.insert(subset.name.clone()) {
-            return Err(bad(dr, &format!("{base}.name"), format!("duplicate subset names: {}", subset.name)));
+            return Err(bad(
+                dr,
+                &format!("{base}.name"),
+                format!("duplicate subset names: {}", subset.name),
+            ));
         }
         if subset.labels.is_empty() {
-            return Err(bad(dr, &format!("{base}.labels"), format!("subset {} must have at least one label", subset.name)));
+            return Err(bad(
+                dr,
+                &format!("{base}.labels"),
+                format!("subset {} must have at least one label", subset.name),
+            ));
         }
         let mut policy = top.clone();
         if let Some(own) = &subset.traffic_policy {
@@ -162,18 +262,30 @@ pub fn destination_rule(dr: &Sourced<DestinationRule>) -> Result<Vec<SubsetPolic
                 policy.outlier_detection = own.outlier_detection;
             }
         }
-        out.push(SubsetPolicy { subset: Some(subset.name.clone()), labels: subset.labels.clone(), policy });
+        out.push(SubsetPolicy {
+            subset: Some(subset.name.clone()),
+            labels: subset.labels.clone(),
+            policy,
+        });
     }
     Ok(out)
 }
 
-fn string_match<T>(object: &Sourced<T>, field: &str, m: &StringMatch) -> Result<StringMatchSpec, MeshLowerError> {
+fn string_match<T>(
+    object: &Sourced<T>,
+    field: &str,
+    m: &StringMatch,
+) -> Result<StringMatchSpec, MeshLowerError> {
     match (&m.exact, &m.prefix, &m.regex) {
         (Some(v), None, None) => Ok(StringMatchSpec::Exact(v.clone())),
         (None, Some(v), None) => Ok(StringMatchSpec::Prefix(v.clone())),
         (None, None, Some(v)) => Ok(StringMatchSpec::Regex(v.clone())),
         (None, None, None) => Ok(StringMatchSpec::Present),
-        _ => Err(bad(object, field, "a string match sets exactly one of exact, prefix, regex")),
+        _ => Err(bad(
+            object,
+            field,
+            "a string match sets exactly one of exact, prefix, regex",
+        )),
     }
 }
 
@@ -185,7 +297,10 @@ pub fn virtual_service(vs: &Sourced<VirtualService>) -> Result<Vec<HttpRouteSpec
         let mut matches = Vec::new();
         for (midx, m) in http.matches.iter().enumerate() {
             let mbase = format!("{base}.match[{midx}]");
-            let mut spec = RouteMatchSpec { ignore_uri_case: m.ignore_uri_case.unwrap_or(false), ..Default::default() };
+            let mut spec = RouteMatchSpec {
+                ignore_uri_case: m.ignore_uri_case.unwrap_or(false),
+                ..Default::default()
+            };
             if let Some(uri) = &m.uri {
                 spec.uri = Some(string_match(vs, &format!("{mbase}.uri"), uri)?);
             }
@@ -193,10 +308,16 @@ pub fn virtual_service(vs: &Sourced<VirtualService>) -> Result<Vec<HttpRouteSpec
                 spec.method = Some(string_match(vs, &format!("{mbase}.method"), method)?);
             }
             for (name, value) in &m.headers {
-                spec.headers.push((name.clone(), string_match(vs, &format!("{mbase}.headers.{name}"), value)?));
+                spec.headers.push((
+                    name.clone(),
+                    string_match(vs, &format!("{mbase}.headers.{name}"), value)?,
+                ));
             }
             for (name, value) in &m.without_headers {
-                spec.without_headers.push((name.clone(), string_match(vs, &format!("{mbase}.withoutHeaders.{name}"), value)?));
+                spec.without_headers.push((
+                    name.clone(),
+                    string_match(vs, &format!("{mbase}.withoutHeaders.{name}"), value)?,
+                ));
             }
             matches.push(spec);
         }
@@ -205,7 +326,13 @@ pub fn virtual_service(vs: &Sourced<VirtualService>) -> Result<Vec<HttpRouteSpec
         let mut destinations = Vec::new();
         for (ridx, r) in http.route.iter().enumerate() {
             let weight = match r.weight {
-                Some(w) if w < 0 => return Err(bad(vs, &format!("{base}.route[{ridx}].weight"), format!("weight {w} < 0"))),
+                Some(w) if w < 0 => {
+                    return Err(bad(
+                        vs,
+                        &format!("{base}.route[{ridx}].weight"),
+                        format!("weight {w} < 0"),
+                    ));
+                }
                 Some(w) => w as u32,
                 // One destination without a weight takes all the traffic.
                 None if single => 100,
@@ -215,14 +342,26 @@ pub fn virtual_service(vs: &Sourced<VirtualService>) -> Result<Vec<HttpRouteSpec
             destinations.push(Destination {
                 host: r.destination.host.clone(),
                 subset: r.destination.subset.clone(),
-                port: r.destination.port.as_ref().and_then(|p| u16::try_from(p.number).ok()),
+                port: r
+                    .destination
+                    .port
+                    .as_ref()
+                    .and_then(|p| u16::try_from(p.number).ok()),
                 weight,
             });
         }
         if !single && total != 100 && !destinations.is_empty() {
-            return Err(bad(vs, &format!("{base}.route"), format!("total destination weight {total} != 100")));
+            return Err(bad(
+                vs,
+                &format!("{base}.route"),
+                format!("total destination weight {total} != 100"),
+            ));
         }
-        routes.push(HttpRouteSpec { name: http.name.clone(), matches, route: destinations });
+        routes.push(HttpRouteSpec {
+            name: http.name.clone(),
+            matches,
+            route: destinations,
+        });
     }
     Ok(routes)
 }

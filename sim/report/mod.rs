@@ -35,15 +35,26 @@ pub fn alert_lives(result: &RunResult) -> Vec<AlertLife> {
     for t in &result.world.alert_transitions {
         let at = t.at_ms as f64 / 1000.0;
         let alert = t.labels.get("alertname").cloned().unwrap_or_default();
-        let open = lives.iter_mut().rev().find(|l| l.labels == t.labels && l.resolved_at_secs.is_none());
+        let open = lives
+            .iter_mut()
+            .rev()
+            .find(|l| l.labels == t.labels && l.resolved_at_secs.is_none());
         match (t.to, open) {
-            (AlertState::Pending, None) => {
-                lives.push(AlertLife { alert, labels: t.labels.clone(), pending_at_secs: Some(at), firing_at_secs: None, resolved_at_secs: None })
-            }
+            (AlertState::Pending, None) => lives.push(AlertLife {
+                alert,
+                labels: t.labels.clone(),
+                pending_at_secs: Some(at),
+                firing_at_secs: None,
+                resolved_at_secs: None,
+            }),
             (AlertState::Firing, Some(life)) => life.firing_at_secs = Some(at),
-            (AlertState::Firing, None) => {
-                lives.push(AlertLife { alert, labels: t.labels.clone(), pending_at_secs: None, firing_at_secs: Some(at), resolved_at_secs: None })
-            }
+            (AlertState::Firing, None) => lives.push(AlertLife {
+                alert,
+                labels: t.labels.clone(),
+                pending_at_secs: None,
+                firing_at_secs: Some(at),
+                resolved_at_secs: None,
+            }),
             (AlertState::Inactive, Some(life)) => life.resolved_at_secs = Some(at),
             _ => {}
         }
@@ -96,7 +107,12 @@ pub fn json(result: &RunResult) -> Value {
         .map(|r| json!({"atSecs": fixed(r.at.as_secs_f64(), 3), "kind": r.reason, "object": r.object, "message": r.message}))
         .chain(w.timeline.iter().map(|t| json!({"atSecs": fixed(t.at_secs, 3), "kind": t.kind, "object": t.object, "message": t.message})))
         .collect();
-    timeline.sort_by(|a, b| a["atSecs"].as_f64().partial_cmp(&b["atSecs"].as_f64()).unwrap_or(std::cmp::Ordering::Equal));
+    timeline.sort_by(|a, b| {
+        a["atSecs"]
+            .as_f64()
+            .partial_cmp(&b["atSecs"].as_f64())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let hpa: Vec<Value> = w
         .hpa_records
         .iter()
@@ -154,21 +170,31 @@ pub fn text(result: &RunResult) -> String {
         result.events
     );
     for (what, ok, detail) in &result.expectations {
-        out.push_str(&format!("  [{}] {what}: {detail}\n", if *ok { "ok" } else { "FAILED" }));
+        out.push_str(&format!(
+            "  [{}] {what}: {detail}\n",
+            if *ok { "ok" } else { "FAILED" }
+        ));
     }
     for life in alert_lives(result) {
         out.push_str(&format!(
             "  alert {} {:?}: pending {} firing {} resolved {}\n",
             life.alert,
-            life.labels.iter().filter(|(k, _)| k.as_str() != "alertname").collect::<BTreeMap<_, _>>(),
+            life.labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "alertname")
+                .collect::<BTreeMap<_, _>>(),
             life.pending_at_secs.map_or("-".into(), |s| format!("{s}s")),
             life.firing_at_secs.map_or("-".into(), |s| format!("{s}s")),
-            life.resolved_at_secs.map_or("-".into(), |s| format!("{s}s"))
+            life.resolved_at_secs
+                .map_or("-".into(), |s| format!("{s}s"))
         ));
     }
     if let Some(latency) = report["latency"].as_object() {
         for (name, l) in latency {
-            out.push_str(&format!("  {name}: p50 {} ms, p99 {} ms, {} requests\n", l["p50Ms"], l["p99Ms"], l["requests"]));
+            out.push_str(&format!(
+                "  {name}: p50 {} ms, p99 {} ms, {} requests\n",
+                l["p50Ms"], l["p99Ms"], l["requests"]
+            ));
         }
     }
     out

@@ -4,8 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::schema::{self, API_VERSION, ExpectationSpec, Fault, ProcessSpec, Profile, ProfilePatch, ProfilesFile, ScenarioFile, ServiceTimeSpec};
-use super::world::{Event, FaultAction, HpaRuntime, LoadStream, MeshCluster, ServiceModel, Target, World};
+use super::schema::{
+    self, API_VERSION, ExpectationSpec, Fault, ProcessSpec, Profile, ProfilePatch, ProfilesFile,
+    ScenarioFile, ServiceTimeSpec,
+};
+use super::world::{
+    Event, FaultAction, HpaRuntime, LoadStream, MeshCluster, ServiceModel, Target, World,
+};
 use crate::autoscale::controller::{self as hpa_controller, HpaController};
 use crate::autoscale::hpa::KubernetesVersion as HpaVersion;
 use crate::cluster::lower;
@@ -60,20 +65,40 @@ pub fn load(path: impl AsRef<Path>) -> Result<Loaded, ScenarioError> {
     let file: Sourced<ScenarioFile> = manifests::load_typed(&path)?;
     let here = |field: &str| file.field_location(field);
     if file.api_version != API_VERSION {
-        return Err(one(Diagnostic::error(here("apiVersion"), "apiVersion", format!("expected {API_VERSION:?}, found {:?}", file.api_version))));
+        return Err(one(Diagnostic::error(
+            here("apiVersion"),
+            "apiVersion",
+            format!("expected {API_VERSION:?}, found {:?}", file.api_version),
+        )));
     }
     if file.kind != "Scenario" {
-        return Err(one(Diagnostic::error(here("kind"), "kind", format!("expected \"Scenario\", found {:?}", file.kind))));
+        return Err(one(Diagnostic::error(
+            here("kind"),
+            "kind",
+            format!("expected \"Scenario\", found {:?}", file.kind),
+        )));
     }
     if file.duration.0 == SimDuration::ZERO {
-        return Err(one(Diagnostic::error(here("duration"), "duration", "a scenario lasts longer than zero")));
+        return Err(one(Diagnostic::error(
+            here("duration"),
+            "duration",
+            "a scenario lasts longer than zero",
+        )));
     }
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut inventory: Option<Inventory> = None;
     for (idx, entry) in file.manifests.iter().enumerate() {
         let target = dir.join(entry);
-        let loaded = if target.is_dir() { manifests::load_dir(&target) } else if target.is_file() { manifests::load_file(&target) } else {
-            return Err(one(Diagnostic::error(here(&format!("manifests[{idx}]")), format!("manifests[{idx}]"), format!("{} does not exist", target.display()))));
+        let loaded = if target.is_dir() {
+            manifests::load_dir(&target)
+        } else if target.is_file() {
+            manifests::load_file(&target)
+        } else {
+            return Err(one(Diagnostic::error(
+                here(&format!("manifests[{idx}]")),
+                format!("manifests[{idx}]"),
+                format!("{} does not exist", target.display()),
+            )));
         }?;
         match &mut inventory {
             Some(inv) => inv.merge(loaded),
@@ -81,33 +106,72 @@ pub fn load(path: impl AsRef<Path>) -> Result<Loaded, ScenarioError> {
         }
     }
     let Some(mut inventory) = inventory else {
-        return Err(one(Diagnostic::error(here("manifests"), "manifests", "name at least one folder or file of manifests")));
+        return Err(one(Diagnostic::error(
+            here("manifests"),
+            "manifests",
+            "name at least one folder or file of manifests",
+        )));
     };
     for (idx, patch) in file.patches.iter().enumerate() {
         inventory
-            .patch(&patch.kind, &patch.name, patch.namespace.as_deref(), &patch.patch)
-            .map_err(|why| one(Diagnostic::error(here(&format!("patches[{idx}]")), format!("patches[{idx}]"), why)))?;
+            .patch(
+                &patch.kind,
+                &patch.name,
+                patch.namespace.as_deref(),
+                &patch.patch,
+            )
+            .map_err(|why| {
+                one(Diagnostic::error(
+                    here(&format!("patches[{idx}]")),
+                    format!("patches[{idx}]"),
+                    why,
+                ))
+            })?;
     }
     let topology = manifests::topology::load_topology(dir.join(&file.topology))?;
     let profiles: Sourced<ProfilesFile> = manifests::load_typed(dir.join(&file.profiles))?;
     if profiles.api_version != API_VERSION || profiles.kind != "ServiceProfiles" {
-        return Err(one(Diagnostic::error(profiles.field_location("kind"), "kind", "expected apiVersion twin.sophia.dev/v1, kind ServiceProfiles")));
+        return Err(one(Diagnostic::error(
+            profiles.field_location("kind"),
+            "kind",
+            "expected apiVersion twin.sophia.dev/v1, kind ServiceProfiles",
+        )));
     }
-    Ok(Loaded { path, file, inventory, topology, profiles })
+    Ok(Loaded {
+        path,
+        file,
+        inventory,
+        topology,
+        profiles,
+    })
 }
 
 fn service_time(spec: &ServiceTimeSpec) -> ServiceTime {
     match spec {
         ServiceTimeSpec::Constant(d) => ServiceTime::Constant(d.0),
         ServiceTimeSpec::Exponential { mean } => ServiceTime::Exponential { mean: mean.0 },
-        ServiceTimeSpec::Lognormal { p50, p99 } => ServiceTime::LogNormal { p50: p50.0, p99: p99.0 },
+        ServiceTimeSpec::Lognormal { p50, p99 } => ServiceTime::LogNormal {
+            p50: p50.0,
+            p99: p99.0,
+        },
     }
 }
 
-fn model(loaded: &Loaded, field: &str, profile: &Profile, patch: Option<&ProfilePatch>) -> Result<(ServiceModel, AppBehaviour), ScenarioError> {
-    let spec = patch.and_then(|p| p.service_time.clone()).unwrap_or_else(|| profile.service_time.clone());
-    let sampler = service_time(&spec).sampler().map_err(|err| loaded.error(field, err.to_string()))?;
-    let error_rate = patch.and_then(|p| p.error_rate).unwrap_or(profile.error_rate);
+fn model(
+    loaded: &Loaded,
+    field: &str,
+    profile: &Profile,
+    patch: Option<&ProfilePatch>,
+) -> Result<(ServiceModel, AppBehaviour), ScenarioError> {
+    let spec = patch
+        .and_then(|p| p.service_time.clone())
+        .unwrap_or_else(|| profile.service_time.clone());
+    let sampler = service_time(&spec)
+        .sampler()
+        .map_err(|err| loaded.error(field, err.to_string()))?;
+    let error_rate = patch
+        .and_then(|p| p.error_rate)
+        .unwrap_or(profile.error_rate);
     if !(0.0..=1.0).contains(&error_rate) {
         return Err(loaded.error(field, format!("errorRate {error_rate} is not in [0, 1]")));
     }
@@ -123,16 +187,26 @@ fn model(loaded: &Loaded, field: &str, profile: &Profile, patch: Option<&Profile
         memory_baseline_bytes: profile.memory_baseline.0,
         memory_per_in_flight_bytes: profile.memory_per_in_flight.0,
         error_rate,
-        error_status: patch.and_then(|p| p.error_status).unwrap_or(profile.error_status),
-        llm_cost_per_request: patch.and_then(|p| p.llm_cost_per_request).unwrap_or(profile.llm_cost_per_request),
-        agent_tasks_per_request: profile.agent_tasks_per_request.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        error_status: patch
+            .and_then(|p| p.error_status)
+            .unwrap_or(profile.error_status),
+        llm_cost_per_request: patch
+            .and_then(|p| p.llm_cost_per_request)
+            .unwrap_or(profile.llm_cost_per_request),
+        agent_tasks_per_request: profile
+            .agent_tasks_per_request
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
         gpu_memory_baseline_bytes: gpu.map_or(0.0, |g| g.memory_baseline.0),
         gpu_memory_per_in_flight_bytes: gpu.map_or(0.0, |g| g.memory_per_in_flight.0),
         extra_latency: SimDuration::ZERO,
         leak_bytes_per_sec: 0.0,
     };
     let behaviour = AppBehaviour {
-        startup: patch.and_then(|p| p.startup).map_or(profile.startup.0, |d| d.0),
+        startup: patch
+            .and_then(|p| p.startup)
+            .map_or(profile.startup.0, |d| d.0),
         crash_after: None,
         healthy: !patch.and_then(|p| p.unhealthy).unwrap_or(false),
     };
@@ -141,12 +215,50 @@ fn model(loaded: &Loaded, field: &str, profile: &Profile, patch: Option<&Profile
 
 fn process(spec: &ProcessSpec) -> ArrivalProcess {
     match spec {
-        ProcessSpec::Constant { rate } => ArrivalProcess::Constant { rate_per_sec: *rate },
-        ProcessSpec::Poisson { rate } => ArrivalProcess::Poisson { rate_per_sec: *rate },
-        ProcessSpec::Step { before, after, at } => ArrivalProcess::Step { before_per_sec: *before, after_per_sec: *after, at: at.0 },
-        ProcessSpec::Ramp { from, to, start, over } => ArrivalProcess::Ramp { from_per_sec: *from, to_per_sec: *to, start: start.0, duration: over.0 },
-        ProcessSpec::Spike { base, peak, start, lasting } => ArrivalProcess::Spike { base_per_sec: *base, peak_per_sec: *peak, start: start.0, duration: lasting.0 },
-        ProcessSpec::Diurnal { peak, trough, period, phase } => ArrivalProcess::Diurnal { peak_per_sec: *peak, trough_per_sec: *trough, period: period.0, phase: phase.0 },
+        ProcessSpec::Constant { rate } => ArrivalProcess::Constant {
+            rate_per_sec: *rate,
+        },
+        ProcessSpec::Poisson { rate } => ArrivalProcess::Poisson {
+            rate_per_sec: *rate,
+        },
+        ProcessSpec::Step { before, after, at } => ArrivalProcess::Step {
+            before_per_sec: *before,
+            after_per_sec: *after,
+            at: at.0,
+        },
+        ProcessSpec::Ramp {
+            from,
+            to,
+            start,
+            over,
+        } => ArrivalProcess::Ramp {
+            from_per_sec: *from,
+            to_per_sec: *to,
+            start: start.0,
+            duration: over.0,
+        },
+        ProcessSpec::Spike {
+            base,
+            peak,
+            start,
+            lasting,
+        } => ArrivalProcess::Spike {
+            base_per_sec: *base,
+            peak_per_sec: *peak,
+            start: start.0,
+            duration: lasting.0,
+        },
+        ProcessSpec::Diurnal {
+            peak,
+            trough,
+            period,
+            phase,
+        } => ArrivalProcess::Diurnal {
+            peak_per_sec: *peak,
+            trough_per_sec: *trough,
+            period: period.0,
+            phase: phase.0,
+        },
     }
 }
 
@@ -177,11 +289,19 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
     let lower_err = |e: lower::LowerError| one(e.diagnostic);
     // The cluster.
     let version_text = loaded.topology.kubernetes_version.clone();
-    let sched_version = KubernetesVersion::parse(&version_text).unwrap_or(KubernetesVersion::DEFAULT);
+    let sched_version =
+        KubernetesVersion::parse(&version_text).unwrap_or(KubernetesVersion::DEFAULT);
     let sharing = lower::gpu_sharing(inventory.gpu_sharing().first().map(|s| &s.object));
-    let config = SchedulerConfig { kubernetes_version: sched_version, ..SchedulerConfig::default() };
-    let mut cluster = ClusterRuntime::new(lower::nodes(&loaded.topology, sharing), lower::quotas(inventory).map_err(lower_err)?, config)
-        .map_err(|e| loaded.error("topology", e.to_string()))?;
+    let config = SchedulerConfig {
+        kubernetes_version: sched_version,
+        ..SchedulerConfig::default()
+    };
+    let mut cluster = ClusterRuntime::new(
+        lower::nodes(&loaded.topology, sharing),
+        lower::quotas(inventory).map_err(lower_err)?,
+        config,
+    )
+    .map_err(|e| loaded.error("topology", e.to_string()))?;
     let mut models: Vec<Vec<ServiceModel>> = Vec::new();
     let mut timers = Vec::new();
     let mut scraped = BTreeSet::new();
@@ -189,12 +309,36 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
         let dmodel = lower::deployment(inventory, d).map_err(lower_err)?;
         let name = dmodel.name.clone();
         // A Deployment without a profile of its own (a canary copy) takes its app's profile.
-        let app = dmodel.template.labels.get("app").cloned().unwrap_or_default();
-        let profile = loaded.profiles.profiles.get(&name).or_else(|| loaded.profiles.profiles.get(&app)).ok_or_else(|| {
-            one(Diagnostic::error(loaded.profiles.field_location("profiles"), "profiles", format!("no profile for Deployment {name} (nor for its app label {app:?})")))
-        })?;
-        let (model, behaviour) = model(loaded, "profileOverrides", profile, file.profile_overrides.get(&name))?;
-        let annotations = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.annotations.clone()).unwrap_or_default();
+        let app = dmodel
+            .template
+            .labels
+            .get("app")
+            .cloned()
+            .unwrap_or_default();
+        let profile = loaded
+            .profiles
+            .profiles
+            .get(&name)
+            .or_else(|| loaded.profiles.profiles.get(&app))
+            .ok_or_else(|| {
+                one(Diagnostic::error(
+                    loaded.profiles.field_location("profiles"),
+                    "profiles",
+                    format!("no profile for Deployment {name} (nor for its app label {app:?})"),
+                ))
+            })?;
+        let (model, behaviour) = model(
+            loaded,
+            "profileOverrides",
+            profile,
+            file.profile_overrides.get(&name),
+        )?;
+        let annotations = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.annotations.clone())
+            .unwrap_or_default();
         let idx = cluster.add_deployment(SimTime::ZERO, dmodel, behaviour, &mut timers);
         if annotations.get("prometheus.io/scrape").map(String::as_str) == Some("true") {
             scraped.insert(idx);
@@ -203,11 +347,18 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
     }
     for name in file.profile_overrides.keys() {
         if !cluster.deployments.iter().any(|d| &d.model.name == name) {
-            return Err(loaded.error(&format!("profileOverrides.{name}"), format!("no Deployment named {name}")));
+            return Err(loaded.error(
+                &format!("profileOverrides.{name}"),
+                format!("no Deployment named {name}"),
+            ));
         }
     }
     let deployment_index = |name: &str, field: &str| -> Result<usize, ScenarioError> {
-        cluster.deployments.iter().position(|d| d.model.name == name).ok_or_else(|| loaded.error(field, format!("no Deployment named {name}")))
+        cluster
+            .deployments
+            .iter()
+            .position(|d| d.model.name == name)
+            .ok_or_else(|| loaded.error(field, format!("no Deployment named {name}")))
     };
     // The mesh: a cluster per Service (and per subset of its DestinationRule).
     let istio = IstioVersion::CURRENT;
@@ -215,15 +366,30 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
     let mut cluster_keys: BTreeMap<(String, Option<String>), u16> = BTreeMap::new();
     for svc in inventory.services() {
         let name = svc.metadata.name.clone().unwrap_or_default();
-        let selector = svc.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
-        let dr = inventory.destination_rules().iter().find(|dr| crate::mesh::lower::short_host(&dr.spec.host) == name);
+        let selector = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .unwrap_or_default();
+        let dr = inventory
+            .destination_rules()
+            .iter()
+            .find(|dr| crate::mesh::lower::short_host(&dr.spec.host) == name);
         let subsets = match dr {
             Some(dr) => crate::mesh::lower::destination_rule(dr).map_err(|e| one(e.diagnostic))?,
-            None => vec![crate::mesh::lower::SubsetPolicy { subset: None, labels: BTreeMap::new(), policy: Default::default() }],
+            None => vec![crate::mesh::lower::SubsetPolicy {
+                subset: None,
+                labels: BTreeMap::new(),
+                policy: Default::default(),
+            }],
         };
         for sp in subsets {
             let policy = cluster_policy(&sp.policy, istio).map_err(|e| match dr {
-                Some(dr) => one(Diagnostic::error(dr.field_location("spec.trafficPolicy"), "spec.trafficPolicy", e.to_string())),
+                Some(dr) => one(Diagnostic::error(
+                    dr.field_location("spec.trafficPolicy"),
+                    "spec.trafficPolicy",
+                    e.to_string(),
+                )),
                 None => loaded.error("manifests", e.to_string()),
             })?;
             let label = format!("mesh/{name}/{}", sp.subset.as_deref().unwrap_or("default"));
@@ -235,39 +401,84 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
             let mut sel = selector.clone();
             sel.extend(sp.labels.clone());
             cluster_keys.insert((name.clone(), sp.subset.clone()), clusters.len() as u16);
-            clusters.push(MeshCluster::new(name.clone(), sp.subset.clone(), sel, upstream));
+            clusters.push(MeshCluster::new(
+                name.clone(),
+                sp.subset.clone(),
+                sel,
+                upstream,
+            ));
         }
     }
     // Load.
     let mut loads = Vec::new();
     for (idx, spec) in file.load.iter().enumerate() {
         let field = format!("load[{idx}]");
-        let target = if let Some(vs) = inventory.virtual_services().iter().find(|vs| vs.spec.hosts.iter().any(|h| h == &spec.target)) {
+        let target = if let Some(vs) = inventory
+            .virtual_services()
+            .iter()
+            .find(|vs| vs.spec.hosts.iter().any(|h| h == &spec.target))
+        {
             let routes = crate::mesh::lower::virtual_service(vs).map_err(|e| one(e.diagnostic))?;
-            let compiled = VirtualService::new(&routes).map_err(|e| one(Diagnostic::error(vs.field_location("spec.http"), "spec.http", e.to_string())))?;
-            Target::Routed { vs: compiled, clusters: cluster_keys.clone() }
+            let compiled = VirtualService::new(&routes).map_err(|e| {
+                one(Diagnostic::error(
+                    vs.field_location("spec.http"),
+                    "spec.http",
+                    e.to_string(),
+                ))
+            })?;
+            Target::Routed {
+                vs: compiled,
+                clusters: cluster_keys.clone(),
+            }
         } else if let Some(&c) = cluster_keys.get(&(spec.target.clone(), None)) {
             Target::Direct { cluster: c }
         } else {
             let d = deployment_index(&spec.target, &format!("{field}.target")).map_err(|_| {
-                loaded.error(&format!("{field}.target"), format!("{:?} is neither a VirtualService host, a Service, nor a Deployment", spec.target))
+                loaded.error(
+                    &format!("{field}.target"),
+                    format!(
+                        "{:?} is neither a VirtualService host, a Service, nor a Deployment",
+                        spec.target
+                    ),
+                )
             })?;
             let selector = cluster.deployments[d].model.selector.match_labels.clone();
             let policy = crate::mesh::policy::ClusterPolicy::default();
-            let upstream = Upstream::new(&policy, 0, &rng.child(&format!("mesh/direct/{}", spec.target))).map_err(|e| loaded.error(&field, e.to_string()))?;
-            clusters.push(MeshCluster::new(spec.target.clone(), None, selector, upstream));
+            let upstream = Upstream::new(
+                &policy,
+                0,
+                &rng.child(&format!("mesh/direct/{}", spec.target)),
+            )
+            .map_err(|e| loaded.error(&field, e.to_string()))?;
+            clusters.push(MeshCluster::new(
+                spec.target.clone(),
+                None,
+                selector,
+                upstream,
+            ));
             cluster_keys.insert((spec.target.clone(), None), (clusters.len() - 1) as u16);
-            Target::Direct { cluster: (clusters.len() - 1) as u16 }
+            Target::Direct {
+                cluster: (clusters.len() - 1) as u16,
+            }
         };
         for (name, share) in &spec.headers {
             if !(0.0..=1.0).contains(&share.share) {
-                return Err(loaded.error(&format!("{field}.headers.{name}.share"), format!("share {} is not in [0, 1]", share.share)));
+                return Err(loaded.error(
+                    &format!("{field}.headers.{name}.share"),
+                    format!("share {} is not in [0, 1]", share.share),
+                ));
             }
         }
         let start = spec.from.map_or(SimTime::ZERO, |d| SimTime::ZERO + d.0);
-        let until = spec.until.map_or(SimTime::ZERO + file.duration.0, |d| SimTime::ZERO + d.0);
-        let arrivals = Arrivals::new(process(&spec.process), rng.stream(&format!("load/{idx}/arrivals")), start)
-            .map_err(|e| loaded.error(&format!("{field}.process"), e.to_string()))?;
+        let until = spec
+            .until
+            .map_or(SimTime::ZERO + file.duration.0, |d| SimTime::ZERO + d.0);
+        let arrivals = Arrivals::new(
+            process(&spec.process),
+            rng.stream(&format!("load/{idx}/arrivals")),
+            start,
+        )
+        .map_err(|e| loaded.error(&format!("{field}.process"), e.to_string()))?;
         let mut request = HttpRequest::new(&spec.method, &spec.path);
         if let Some(p) = &spec.principal {
             request = request.with_principal(p);
@@ -278,13 +489,19 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
             until,
             target,
             request,
-            headers: spec.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.value.clone(), v.share)).collect(),
+            headers: spec
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.value.clone(), v.share))
+                .collect(),
             rng: rng.stream(&format!("load/{idx}/requests")),
         });
     }
     // HPAs.
     let hpa_version = {
-        let mut parts = version_text.split('.').filter_map(|p| p.parse::<u32>().ok());
+        let mut parts = version_text
+            .split('.')
+            .filter_map(|p| p.parse::<u32>().ok());
         match (parts.next(), parts.next()) {
             (Some(major), Some(minor)) => HpaVersion::new(major, minor),
             _ => HpaVersion::CURRENT,
@@ -293,9 +510,17 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
     let mut hpas = Vec::new();
     for h in inventory.hpas() {
         let (target, mut spec) = hpa_controller::lower(h).map_err(|e| one(e.diagnostic))?;
-        let d = cluster.deployments.iter().position(|d| d.model.name == target).ok_or_else(|| {
-            one(Diagnostic::error(h.field_location("spec.scaleTargetRef.name"), "spec.scaleTargetRef.name", format!("no Deployment named {target}")))
-        })?;
+        let d = cluster
+            .deployments
+            .iter()
+            .position(|d| d.model.name == target)
+            .ok_or_else(|| {
+                one(Diagnostic::error(
+                    h.field_location("spec.scaleTargetRef.name"),
+                    "spec.scaleTargetRef.name",
+                    format!("no Deployment named {target}"),
+                ))
+            })?;
         if !file.assumptions.metrics_adapter {
             // Without an adapter the custom metrics API does not serve Pods metrics: upstream
             // reports the metric as failed every sync (FailedGetPodsMetric).
@@ -306,50 +531,141 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
             }
         }
         let name = h.metadata.name.clone().unwrap_or_default();
-        hpas.push(HpaRuntime { controller: HpaController::new(name, target, spec, hpa_version), deployment: d, sync_period: SimDuration::from_secs(15) });
+        hpas.push(HpaRuntime {
+            controller: HpaController::new(name, target, spec, hpa_version),
+            deployment: d,
+            sync_period: SimDuration::from_secs(15),
+        });
     }
     // Prometheus: scrape interval, rule groups.
     let prom = inventory.prometheus_configs().first();
-    let scrape_interval = prom.and_then(|p| p.global.scrape_interval.clone()).and_then(|s| parse_duration(&s).ok()).unwrap_or(SimDuration::from_secs(60));
-    let eval_interval = prom.and_then(|p| p.global.evaluation_interval.clone()).and_then(|s| parse_duration(&s).ok()).unwrap_or(SimDuration::from_secs(60));
-    let external_labels = prom.map(|p| p.global.external_labels.clone()).unwrap_or_default();
+    let scrape_interval = prom
+        .and_then(|p| p.global.scrape_interval.clone())
+        .and_then(|s| parse_duration(&s).ok())
+        .unwrap_or(SimDuration::from_secs(60));
+    let eval_interval = prom
+        .and_then(|p| p.global.evaluation_interval.clone())
+        .and_then(|s| parse_duration(&s).ok())
+        .unwrap_or(SimDuration::from_secs(60));
+    let external_labels = prom
+        .map(|p| p.global.external_labels.clone())
+        .unwrap_or_default();
     let mut groups: Vec<Group> = Vec::new();
     for rf in inventory.rule_files() {
         let path = &rf.origin.file;
-        let text = std::fs::read_to_string(path).map_err(|e| loaded.error("manifests", format!("reading {}: {e}", path.display())))?;
-        let parsed = parse_rule_file(path, &text, eval_interval.as_millis() as i64).map_err(ScenarioError)?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| loaded.error("manifests", format!("reading {}: {e}", path.display())))?;
+        let parsed = parse_rule_file(path, &text, eval_interval.as_millis() as i64)
+            .map_err(ScenarioError)?;
         groups.extend(parsed);
     }
-    let alert_names: BTreeSet<String> = groups.iter().flat_map(|g| g.alerting_rules().map(|r| r.name.clone()).collect::<Vec<_>>()).collect();
+    let alert_names: BTreeSet<String> = groups
+        .iter()
+        .flat_map(|g| {
+            g.alerting_rules()
+                .map(|r| r.name.clone())
+                .collect::<Vec<_>>()
+        })
+        .collect();
     // Faults.
     let mut faults = Vec::new();
     for (idx, f) in file.faults.iter().enumerate() {
         let field = format!("faults[{idx}]");
         let at = SimTime::ZERO + f.at().0;
-        let node_index = |name: &str| cluster.state.node_by_name(name).ok_or_else(|| loaded.error(&format!("{field}.node"), format!("no node named {name} in the topology")));
+        let node_index = |name: &str| {
+            cluster.state.node_by_name(name).ok_or_else(|| {
+                loaded.error(
+                    &format!("{field}.node"),
+                    format!("no node named {name} in the topology"),
+                )
+            })
+        };
         let action = match f {
-            Fault::PodKill { deployment, index, .. } => FaultAction::PodKill { deployment: deployment_index(deployment, &format!("{field}.deployment"))?, index: *index },
-            Fault::NodeLoss { node, .. } => FaultAction::NodeLoss { node: node_index(node)? },
-            Fault::GpuFault { node, device, .. } => FaultAction::GpuFault { node: node_index(node)?, device: *device },
-            Fault::BadRelease { deployment, labels, profile, .. } => {
+            Fault::PodKill {
+                deployment, index, ..
+            } => FaultAction::PodKill {
+                deployment: deployment_index(deployment, &format!("{field}.deployment"))?,
+                index: *index,
+            },
+            Fault::NodeLoss { node, .. } => FaultAction::NodeLoss {
+                node: node_index(node)?,
+            },
+            Fault::GpuFault { node, device, .. } => FaultAction::GpuFault {
+                node: node_index(node)?,
+                device: *device,
+            },
+            Fault::BadRelease {
+                deployment,
+                labels,
+                profile,
+                ..
+            } => {
                 let d = deployment_index(deployment, &format!("{field}.deployment"))?;
-                let app = cluster.deployments[d].model.template.labels.get("app").cloned().unwrap_or_default();
-                let base = loaded.profiles.profiles.get(deployment).or_else(|| loaded.profiles.profiles.get(&app)).ok_or_else(|| loaded.error(&field, format!("no profile for {deployment}")))?;
-                let (m, behaviour) = model(loaded, &format!("{field}.profile"), base, Some(profile))?;
-                FaultAction::NewRevision { deployment: d, labels: labels.clone(), model: Box::new(m), behaviour }
-            }
-            Fault::Latency { deployment, extra, .. } => FaultAction::Latency { deployment: deployment_index(deployment, &format!("{field}.deployment"))?, extra: extra.0 },
-            Fault::MemoryLeak { deployment, per_second, .. } => {
-                if per_second.0 <= 0.0 {
-                    return Err(loaded.error(&format!("{field}.perSecond"), "a leak grows memory: give a positive rate"));
+                let app = cluster.deployments[d]
+                    .model
+                    .template
+                    .labels
+                    .get("app")
+                    .cloned()
+                    .unwrap_or_default();
+                let base = loaded
+                    .profiles
+                    .profiles
+                    .get(deployment)
+                    .or_else(|| loaded.profiles.profiles.get(&app))
+                    .ok_or_else(|| loaded.error(&field, format!("no profile for {deployment}")))?;
+                let (m, behaviour) =
+                    model(loaded, &format!("{field}.profile"), base, Some(profile))?;
+                FaultAction::NewRevision {
+                    deployment: d,
+                    labels: labels.clone(),
+                    model: Box::new(m),
+                    behaviour,
                 }
-                FaultAction::MemoryLeak { deployment: deployment_index(deployment, &format!("{field}.deployment"))?, bytes_per_sec: per_second.0 }
             }
-            Fault::CostSurge { deployment, factor, .. } => FaultAction::CostSurge { deployment: deployment_index(deployment, &format!("{field}.deployment"))?, factor: *factor },
-            Fault::MetricsOutage { lasting, .. } => FaultAction::MetricsOutage { until: at + lasting.0 },
-            Fault::ScrapeGap { lasting, .. } => FaultAction::ScrapeGap { until: at + lasting.0 },
-            Fault::CrashLoop { deployment, after, .. } => FaultAction::CrashLoop { deployment: deployment_index(deployment, &format!("{field}.deployment"))?, after: after.0 },
-            Fault::RolloutUndo { deployment, .. } => FaultAction::RolloutUndo { deployment: deployment_index(deployment, &format!("{field}.deployment"))? },
+            Fault::Latency {
+                deployment, extra, ..
+            } => FaultAction::Latency {
+                deployment: deployment_index(deployment, &format!("{field}.deployment"))?,
+                extra: extra.0,
+            },
+            Fault::MemoryLeak {
+                deployment,
+                per_second,
+                ..
+            } => {
+                if per_second.0 <= 0.0 {
+                    return Err(loaded.error(
+                        &format!("{field}.perSecond"),
+                        "a leak grows memory: give a positive rate",
+                    ));
+                }
+                FaultAction::MemoryLeak {
+                    deployment: deployment_index(deployment, &format!("{field}.deployment"))?,
+                    bytes_per_sec: per_second.0,
+                }
+            }
+            Fault::CostSurge {
+                deployment, factor, ..
+            } => FaultAction::CostSurge {
+                deployment: deployment_index(deployment, &format!("{field}.deployment"))?,
+                factor: *factor,
+            },
+            Fault::MetricsOutage { lasting, .. } => FaultAction::MetricsOutage {
+                until: at + lasting.0,
+            },
+            Fault::ScrapeGap { lasting, .. } => FaultAction::ScrapeGap {
+                until: at + lasting.0,
+            },
+            Fault::CrashLoop {
+                deployment, after, ..
+            } => FaultAction::CrashLoop {
+                deployment: deployment_index(deployment, &format!("{field}.deployment"))?,
+                after: after.0,
+            },
+            Fault::RolloutUndo { deployment, .. } => FaultAction::RolloutUndo {
+                deployment: deployment_index(deployment, &format!("{field}.deployment"))?,
+            },
         };
         faults.push((at, action));
     }
@@ -357,19 +673,49 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
     for (idx, e) in file.expectations.iter().enumerate() {
         let field = format!("expectations[{idx}]");
         match e {
-            ExpectationSpec::AlertFires { alert, .. } | ExpectationSpec::AlertNeverFires { alert } if !alert_names.contains(alert) => {
-                return Err(loaded.error(&format!("{field}.alert"), format!("no alerting rule named {alert} in the manifests' rule files")));
+            ExpectationSpec::AlertFires { alert, .. }
+            | ExpectationSpec::AlertNeverFires { alert }
+                if !alert_names.contains(alert) =>
+            {
+                return Err(loaded.error(
+                    &format!("{field}.alert"),
+                    format!("no alerting rule named {alert} in the manifests' rule files"),
+                ));
             }
-            ExpectationSpec::ReplicasReach { deployment, .. } | ExpectationSpec::ReplicasNeverExceed { deployment, .. } | ExpectationSpec::P99Below { deployment, .. } | ExpectationSpec::HostsEjected { deployment, .. } => {
+            ExpectationSpec::ReplicasReach { deployment, .. }
+            | ExpectationSpec::ReplicasNeverExceed { deployment, .. }
+            | ExpectationSpec::P99Below { deployment, .. }
+            | ExpectationSpec::HostsEjected { deployment, .. } => {
                 deployment_index(deployment, &format!("{field}.deployment"))?;
             }
-            ExpectationSpec::SloBudgetBelow { slo, .. } if !inventory.slos().iter().any(|s| s.spec.slos.iter().any(|o| &o.name == slo)) => {
+            ExpectationSpec::SloBudgetBelow { slo, .. }
+                if !inventory
+                    .slos()
+                    .iter()
+                    .any(|s| s.spec.slos.iter().any(|o| &o.name == slo)) =>
+            {
                 return Err(loaded.error(&format!("{field}.slo"), format!("no SLO named {slo}")));
             }
             _ => {}
         }
     }
-    let mut world = World::new(cluster, models, clusters, loads, hpas, groups, StoreStorage::new(EngineOptions::default()), EvalContext { external_labels, ..EvalContext::default() }, faults, scrape_interval, scraped, &rng);
+    let mut world = World::new(
+        cluster,
+        models,
+        clusters,
+        loads,
+        hpas,
+        groups,
+        StoreStorage::new(EngineOptions::default()),
+        EvalContext {
+            external_labels,
+            ..EvalContext::default()
+        },
+        faults,
+        scrape_interval,
+        scraped,
+        &rng,
+    );
     world.job_from_app = file.assumptions.job_from_app_label;
     world.cluster_exporters = file.assumptions.cluster_exporters;
     world.metrics_adapter = file.assumptions.metrics_adapter;
@@ -431,7 +777,11 @@ fn slo_budgets(inventory: &Inventory, world: &World, end: SimTime) -> Vec<(Strin
             }
             let mean = if n == 0 { 0.0 } else { sum / n as f64 };
             let share_of_period = end.as_secs_f64() / (30.0 * 86_400.0);
-            let used = if budget > 0.0 { mean * share_of_period / budget } else { 0.0 };
+            let used = if budget > 0.0 {
+                mean * share_of_period / budget
+            } else {
+                0.0
+            };
             out.push((slo.name.clone(), used));
         }
     }
@@ -445,11 +795,17 @@ fn ejected_pods(world: &World, deployment: &str) -> (usize, usize) {
     use crate::mesh::outlier::OutlierAction;
     let mut pods = BTreeSet::new();
     let mut most = 0;
-    let belongs = |key| world.cluster.pods.get(&key).is_none_or(|p| world.deployment_names.get(p.deployment).map(String::as_str) == Some(deployment));
+    let belongs = |key| {
+        world.cluster.pods.get(&key).is_none_or(|p| {
+            world.deployment_names.get(p.deployment).map(String::as_str) == Some(deployment)
+        })
+    };
     for c in &world.clusters {
         let mut serves = false;
         for e in c.outlier_log() {
-            let Some(key) = c.pod_of(e.host) else { continue };
+            let Some(key) = c.pod_of(e.host) else {
+                continue;
+            };
             if belongs(key) {
                 serves = true;
                 if e.action == OutlierAction::Ejected {
@@ -465,38 +821,106 @@ fn ejected_pods(world: &World, deployment: &str) -> (usize, usize) {
 }
 
 fn fires(world: &World, alert: &str) -> Option<f64> {
-    world.alert_transitions.iter().filter(|t| t.to == crate::promql::rules::AlertState::Firing && t.labels.get("alertname").map(String::as_str) == Some(alert)).map(|t| t.at_ms as f64 / 1000.0).reduce(f64::min)
+    world
+        .alert_transitions
+        .iter()
+        .filter(|t| {
+            t.to == crate::promql::rules::AlertState::Firing
+                && t.labels.get("alertname").map(String::as_str) == Some(alert)
+        })
+        .map(|t| t.at_ms as f64 / 1000.0)
+        .reduce(f64::min)
 }
 
-fn check(file: &ScenarioFile, world: &World, slo_budget: &[(String, f64)], end: SimTime) -> Vec<(String, bool, String)> {
+fn check(
+    file: &ScenarioFile,
+    world: &World,
+    slo_budget: &[(String, f64)],
+    end: SimTime,
+) -> Vec<(String, bool, String)> {
     let mut out = Vec::new();
     let deployment = |name: &str| world.deployment_names.iter().position(|n| n == name);
     for e in &file.expectations {
         let (what, ok, detail) = match e {
-            ExpectationSpec::AlertFires { alert, within, after } => {
+            ExpectationSpec::AlertFires {
+                alert,
+                within,
+                after,
+            } => {
                 let from = after.map_or(0.0, |a| a.0.as_secs_f64());
-                let at = world.alert_transitions.iter().filter(|t| t.to == crate::promql::rules::AlertState::Firing && t.labels.get("alertname").map(String::as_str) == Some(alert.as_str()) && t.at_ms as f64 / 1000.0 >= from).map(|t| t.at_ms as f64 / 1000.0).reduce(f64::min);
+                let at = world
+                    .alert_transitions
+                    .iter()
+                    .filter(|t| {
+                        t.to == crate::promql::rules::AlertState::Firing
+                            && t.labels.get("alertname").map(String::as_str) == Some(alert.as_str())
+                            && t.at_ms as f64 / 1000.0 >= from
+                    })
+                    .map(|t| t.at_ms as f64 / 1000.0)
+                    .reduce(f64::min);
                 let ok = at.is_some_and(|t| t - from <= within.0.as_secs_f64());
-                (format!("alert {alert} fires within {}", within.0), ok, at.map_or("never fired".to_string(), |t| format!("fired at {}", SimDuration::from_secs_f64(t))))
+                (
+                    format!("alert {alert} fires within {}", within.0),
+                    ok,
+                    at.map_or("never fired".to_string(), |t| {
+                        format!("fired at {}", SimDuration::from_secs_f64(t))
+                    }),
+                )
             }
             ExpectationSpec::AlertNeverFires { alert } => {
                 let at = fires(world, alert);
-                (format!("alert {alert} never fires"), at.is_none(), at.map_or("never fired".into(), |t| format!("fired at {}", SimDuration::from_secs_f64(t))))
+                (
+                    format!("alert {alert} never fires"),
+                    at.is_none(),
+                    at.map_or("never fired".into(), |t| {
+                        format!("fired at {}", SimDuration::from_secs_f64(t))
+                    }),
+                )
             }
-            ExpectationSpec::ReplicasReach { deployment: d, count } => {
+            ExpectationSpec::ReplicasReach {
+                deployment: d,
+                count,
+            } => {
                 let most = deployment(d).map_or(0, |i| world.most_replicas[i]);
-                (format!("{d} replicas reach {count}"), most >= *count, format!("most replicas {most}"))
+                (
+                    format!("{d} replicas reach {count}"),
+                    most >= *count,
+                    format!("most replicas {most}"),
+                )
             }
-            ExpectationSpec::ReplicasNeverExceed { deployment: d, count } => {
+            ExpectationSpec::ReplicasNeverExceed {
+                deployment: d,
+                count,
+            } => {
                 let most = deployment(d).map_or(0, |i| world.most_replicas[i]);
-                (format!("{d} replicas never exceed {count}"), most <= *count, format!("most replicas {most}"))
+                (
+                    format!("{d} replicas never exceed {count}"),
+                    most <= *count,
+                    format!("most replicas {most}"),
+                )
             }
-            ExpectationSpec::PendingAtMost { longest } => (format!("no pod Pending longer than {}", longest.0), world.longest_pending <= longest.0, format!("longest Pending {}", world.longest_pending)),
-            ExpectationSpec::PendingAtLeast { longest } => (format!("a pod stays Pending at least {}", longest.0), world.longest_pending >= longest.0, format!("longest Pending {}", world.longest_pending)),
-            ExpectationSpec::P99Below { deployment: d, below } => {
-                let p99 = deployment(d).map_or(0, |i| world.stats[i].latency_us.value_at_quantile(0.99));
+            ExpectationSpec::PendingAtMost { longest } => (
+                format!("no pod Pending longer than {}", longest.0),
+                world.longest_pending <= longest.0,
+                format!("longest Pending {}", world.longest_pending),
+            ),
+            ExpectationSpec::PendingAtLeast { longest } => (
+                format!("a pod stays Pending at least {}", longest.0),
+                world.longest_pending >= longest.0,
+                format!("longest Pending {}", world.longest_pending),
+            ),
+            ExpectationSpec::P99Below {
+                deployment: d,
+                below,
+            } => {
+                let p99 =
+                    deployment(d).map_or(0, |i| world.stats[i].latency_us.value_at_quantile(0.99));
                 let p99 = SimDuration::from_nanos(p99 * 1000);
-                (format!("{d} p99 below {}", below.0), p99 < below.0, format!("p99 {p99}"))
+                (
+                    format!("{d} p99 below {}", below.0),
+                    p99 < below.0,
+                    format!("p99 {p99}"),
+                )
             }
             ExpectationSpec::ErrorShare { target, min, max } => {
                 let mut total = 0u64;
@@ -512,19 +936,46 @@ fn check(file: &ScenarioFile, world: &World, slo_budget: &[(String, f64)], end: 
                         }
                     }
                 }
-                let share = if total == 0 { 0.0 } else { errors as f64 / total as f64 };
+                let share = if total == 0 {
+                    0.0
+                } else {
+                    errors as f64 / total as f64
+                };
                 let ok = min.is_none_or(|m| share >= m) && max.is_none_or(|m| share <= m);
-                (format!("5xx share of {target} in [{}, {}]", min.unwrap_or(0.0), max.unwrap_or(1.0)), ok, format!("{share:.4} of {total}"))
+                (
+                    format!(
+                        "5xx share of {target} in [{}, {}]",
+                        min.unwrap_or(0.0),
+                        max.unwrap_or(1.0)
+                    ),
+                    ok,
+                    format!("{share:.4} of {total}"),
+                )
             }
             ExpectationSpec::SloBudgetBelow { slo, fraction } => {
-                let used = slo_budget.iter().find(|(n, _)| n == slo).map_or(0.0, |(_, u)| *u);
-                (format!("SLO {slo} uses less than {fraction} of its 30-day budget"), used < *fraction, format!("used {used:.4}"))
+                let used = slo_budget
+                    .iter()
+                    .find(|(n, _)| n == slo)
+                    .map_or(0.0, |(_, u)| *u);
+                (
+                    format!("SLO {slo} uses less than {fraction} of its 30-day budget"),
+                    used < *fraction,
+                    format!("used {used:.4}"),
+                )
             }
-            ExpectationSpec::HostsEjected { deployment: d, min, max_at_once } => {
+            ExpectationSpec::HostsEjected {
+                deployment: d,
+                min,
+                max_at_once,
+            } => {
                 let (n, at_once) = ejected_pods(world, d);
                 let ok = min.is_none_or(|m| n >= m) && max_at_once.is_none_or(|m| at_once <= m);
                 (
-                    format!("outlier detection ejects at least {} pod(s) of {d}, at most {} at once", min.unwrap_or(0), max_at_once.map_or("any".to_string(), |m| m.to_string())),
+                    format!(
+                        "outlier detection ejects at least {} pod(s) of {d}, at most {} at once",
+                        min.unwrap_or(0),
+                        max_at_once.map_or("any".to_string(), |m| m.to_string())
+                    ),
                     ok,
                     format!("{n} distinct pod(s) ejected, {at_once} at most at once"),
                 )
@@ -535,7 +986,10 @@ fn check(file: &ScenarioFile, world: &World, slo_budget: &[(String, f64)], end: 
                     "every request ends in exactly one outcome".to_string(),
                     // Requests still in flight at the end are not lost; they are counted apart.
                     world.ended <= world.arrivals,
-                    format!("{} arrived, {} ended, {in_flight} in flight at {end}", world.arrivals, world.ended),
+                    format!(
+                        "{} arrived, {} ended, {in_flight} in flight at {end}",
+                        world.arrivals, world.ended
+                    ),
                 )
             }
         };

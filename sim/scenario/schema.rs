@@ -19,7 +19,9 @@ pub struct Dur(pub SimDuration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        parse_duration(&text).map(Dur).map_err(serde::de::Error::custom)
+        parse_duration(&text)
+            .map(Dur)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -33,9 +35,14 @@ impl<'de> Deserialize<'de> for Qty {
         let text = match &value {
             serde_json::Value::String(text) => text.clone(),
             serde_json::Value::Number(n) => n.to_string(),
-            other => return Err(serde::de::Error::custom(format!("expected a quantity, found {other}"))),
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "expected a quantity, found {other}"
+                )));
+            }
         };
-        let q = crate::manifests::quantity::parse_quantity(&text).map_err(serde::de::Error::custom)?;
+        let q =
+            crate::manifests::quantity::parse_quantity(&text).map_err(serde::de::Error::custom)?;
         Ok(Qty(q.millis as f64 / 1000.0))
     }
 }
@@ -137,25 +144,67 @@ pub struct HeaderShare {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields, tag = "type")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields,
+    tag = "type"
+)]
 pub enum ProcessSpec {
-    Constant { rate: f64 },
-    Poisson { rate: f64 },
-    Step { before: f64, after: f64, at: Dur },
-    Ramp { from: f64, to: f64, start: Dur, over: Dur },
-    Spike { base: f64, peak: f64, start: Dur, lasting: Dur },
-    Diurnal { peak: f64, trough: f64, period: Dur, phase: Dur },
+    Constant {
+        rate: f64,
+    },
+    Poisson {
+        rate: f64,
+    },
+    Step {
+        before: f64,
+        after: f64,
+        at: Dur,
+    },
+    Ramp {
+        from: f64,
+        to: f64,
+        start: Dur,
+        over: Dur,
+    },
+    Spike {
+        base: f64,
+        peak: f64,
+        start: Dur,
+        lasting: Dur,
+    },
+    Diurnal {
+        peak: f64,
+        trough: f64,
+        period: Dur,
+        phase: Dur,
+    },
 }
 
 #[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields, tag = "type")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields,
+    tag = "type"
+)]
 pub enum Fault {
     /// Deletes the `index`-th pod (creation order) of a Deployment.
-    PodKill { at: Dur, deployment: String, #[serde(default)] index: usize },
+    PodKill {
+        at: Dur,
+        deployment: String,
+        #[serde(default)]
+        index: usize,
+    },
     /// The node stops answering.
     NodeLoss { at: Dur, node: String },
     /// One GPU device of a node fails: the pods on it fail and are rescheduled.
-    GpuFault { at: Dur, node: String, device: usize },
+    GpuFault {
+        at: Dur,
+        node: String,
+        device: usize,
+    },
     /// A new revision of a Deployment whose pods behave differently (and carry extra labels).
     BadRelease {
         at: Dur,
@@ -166,26 +215,52 @@ pub enum Fault {
         profile: ProfilePatch,
     },
     /// Every request of a Deployment takes this much longer, until `until`.
-    Latency { at: Dur, deployment: String, extra: Dur, until: Option<Dur> },
+    Latency {
+        at: Dur,
+        deployment: String,
+        extra: Dur,
+        until: Option<Dur>,
+    },
     /// A Deployment's pods grow their memory by `rate` bytes per second until OOM-killed.
-    MemoryLeak { at: Dur, deployment: String, per_second: Qty },
+    MemoryLeak {
+        at: Dur,
+        deployment: String,
+        per_second: Qty,
+    },
     /// LLM cost per request multiplied by `factor` from now on.
-    CostSurge { at: Dur, deployment: String, factor: f64 },
+    CostSurge {
+        at: Dur,
+        deployment: String,
+        factor: f64,
+    },
     /// The metrics pipeline the HPAs read stops answering for `lasting`.
     MetricsOutage { at: Dur, lasting: Dur },
     /// Prometheus scrapes nothing for `lasting`.
     ScrapeGap { at: Dur, lasting: Dur },
     /// A Deployment's containers exit this long after each start (a crash loop).
-    CrashLoop { at: Dur, deployment: String, after: Dur },
+    CrashLoop {
+        at: Dur,
+        deployment: String,
+        after: Dur,
+    },
     /// `kubectl rollout undo` on a Deployment.
     RolloutUndo { at: Dur, deployment: String },
 }
 
 #[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields, tag = "type")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields,
+    tag = "type"
+)]
 pub enum ExpectationSpec {
     /// The alert fires (reaches firing) no later than `within` after the start (or `after`).
-    AlertFires { alert: String, within: Dur, after: Option<Dur> },
+    AlertFires {
+        alert: String,
+        within: Dur,
+        after: Option<Dur>,
+    },
     /// The alert never fires.
     AlertNeverFires { alert: String },
     /// The Deployment's spec.replicas reaches at least `count`.
@@ -199,12 +274,20 @@ pub enum ExpectationSpec {
     /// The p99 latency of the requests answered by a Deployment stays below `below`.
     P99Below { deployment: String, below: Dur },
     /// The share of requests to a target answered with 5xx lies in [`min`, `max`].
-    ErrorShare { target: String, min: Option<f64>, max: Option<f64> },
+    ErrorShare {
+        target: String,
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     /// The error budget an SLO uses over the run stays below `fraction` of its 30-day budget.
     SloBudgetBelow { slo: String, fraction: f64 },
     /// Outlier detection ejects at least `min` distinct pods of a Deployment over the run, and
     /// never more than `max_at_once` of them at the same time.
-    HostsEjected { deployment: String, min: Option<usize>, max_at_once: Option<usize> },
+    HostsEjected {
+        deployment: String,
+        min: Option<usize>,
+        max_at_once: Option<usize>,
+    },
     /// Every request ends with exactly one counted outcome.
     NoRequestsLost {},
 }

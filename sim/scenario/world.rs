@@ -38,7 +38,9 @@ use crate::telemetry::store::Labels;
 use crate::workload::{Admission, Arrivals, PodQueue, ServiceTimeSampler};
 
 /// The Prometheus client's default histogram buckets [s].
-pub const DEFAULT_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 /// Time to open an upstream connection inside the cluster.
 pub const CONNECT_TIME: SimDuration = SimDuration::from_millis(1);
 
@@ -143,8 +145,13 @@ pub struct MeshCluster {
 
 /// Where one load stream's requests go.
 pub enum Target {
-    Routed { vs: VirtualService, clusters: BTreeMap<(String, Option<String>), u16> },
-    Direct { cluster: u16 },
+    Routed {
+        vs: VirtualService,
+        clusters: BTreeMap<(String, Option<String>), u16>,
+    },
+    Direct {
+        cluster: u16,
+    },
 }
 
 pub struct LoadStream {
@@ -167,17 +174,48 @@ pub struct HpaRuntime {
 /// A scheduled fault, already resolved to model indices.
 #[derive(Clone, Debug)]
 pub enum FaultAction {
-    PodKill { deployment: usize, index: usize },
-    NodeLoss { node: usize },
-    GpuFault { node: usize, device: usize },
-    NewRevision { deployment: usize, labels: BTreeMap<String, String>, model: Box<ServiceModel>, behaviour: AppBehaviour },
-    Latency { deployment: usize, extra: SimDuration },
-    MemoryLeak { deployment: usize, bytes_per_sec: f64 },
-    CostSurge { deployment: usize, factor: f64 },
-    MetricsOutage { until: SimTime },
-    ScrapeGap { until: SimTime },
-    CrashLoop { deployment: usize, after: SimDuration },
-    RolloutUndo { deployment: usize },
+    PodKill {
+        deployment: usize,
+        index: usize,
+    },
+    NodeLoss {
+        node: usize,
+    },
+    GpuFault {
+        node: usize,
+        device: usize,
+    },
+    NewRevision {
+        deployment: usize,
+        labels: BTreeMap<String, String>,
+        model: Box<ServiceModel>,
+        behaviour: AppBehaviour,
+    },
+    Latency {
+        deployment: usize,
+        extra: SimDuration,
+    },
+    MemoryLeak {
+        deployment: usize,
+        bytes_per_sec: f64,
+    },
+    CostSurge {
+        deployment: usize,
+        factor: f64,
+    },
+    MetricsOutage {
+        until: SimTime,
+    },
+    ScrapeGap {
+        until: SimTime,
+    },
+    CrashLoop {
+        deployment: usize,
+        after: SimDuration,
+    },
+    RolloutUndo {
+        deployment: usize,
+    },
 }
 
 /// A line of the run's timeline.
@@ -209,7 +247,10 @@ pub struct ServiceStats {
 
 impl ServiceStats {
     fn new() -> Self {
-        ServiceStats { latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("bounds are valid"), by_status: BTreeMap::new() }
+        ServiceStats {
+            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("bounds are valid"),
+            by_status: BTreeMap::new(),
+        }
     }
 }
 
@@ -273,7 +314,11 @@ impl World {
         scraped_pods: BTreeSet<usize>,
         rng: &RngTree,
     ) -> World {
-        let deployment_names: Vec<String> = cluster.deployments.iter().map(|d| d.model.name.clone()).collect();
+        let deployment_names: Vec<String> = cluster
+            .deployments
+            .iter()
+            .map(|d| d.model.name.clone())
+            .collect();
         let n = deployment_names.len();
         let n_loads = loads.len();
         World {
@@ -313,8 +358,19 @@ impl World {
         }
     }
 
-    fn note(&mut self, at: SimTime, kind: &str, object: impl Into<String>, message: impl Into<String>) {
-        self.timeline.push(TimelineEntry { at_secs: secs(at), kind: kind.to_string(), object: object.into(), message: message.into() });
+    fn note(
+        &mut self,
+        at: SimTime,
+        kind: &str,
+        object: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.timeline.push(TimelineEntry {
+            at_secs: secs(at),
+            kind: kind.to_string(),
+            object: object.into(),
+            message: message.into(),
+        });
     }
 
     /// Schedules the first events of every periodic process and load stream.
@@ -327,13 +383,19 @@ impl World {
         }
         sched.at(SimTime::ZERO + self.scrape_interval, Event::Scrape);
         for (idx, hpa) in self.hpas.iter().enumerate() {
-            sched.at(SimTime::ZERO + hpa.sync_period, Event::HpaSync { hpa: idx as u16 });
+            sched.at(
+                SimTime::ZERO + hpa.sync_period,
+                Event::HpaSync { hpa: idx as u16 },
+            );
         }
         for (idx, group) in self.groups.iter().enumerate() {
             // The first slot after start-up lies within two intervals of it.
             let horizon = 2 * group.interval_ms.max(1) * 1_000_000;
             if let Some(first) = group.evaluation_times_ns(0, horizon).first() {
-                sched.at(SimTime::from_nanos(*first as u64), Event::RuleEval { group: idx as u16 });
+                sched.at(
+                    SimTime::from_nanos(*first as u64),
+                    Event::RuleEval { group: idx as u16 },
+                );
             }
         }
         for (idx, (at, _)) in self.faults.iter().enumerate() {
@@ -366,14 +428,20 @@ impl World {
             Event::Completion { pod, id } => self.completion(sched, pod, id),
             Event::Connected { cluster, conn } => {
                 let mut out = std::mem::take(&mut self.upstream_out);
-                self.clusters[cluster as usize].upstream.connected(conn, &mut out);
+                self.clusters[cluster as usize]
+                    .upstream
+                    .connected(conn, &mut out);
                 self.apply_upstream(sched, cluster, &mut out, false);
                 self.upstream_out = out;
             }
-            Event::MergeTimer { cluster } => self.clusters[cluster as usize].upstream.merge_timer(now),
+            Event::MergeTimer { cluster } => {
+                self.clusters[cluster as usize].upstream.merge_timer(now)
+            }
             Event::Retry { cluster, attempt } => {
                 let mut out = std::mem::take(&mut self.upstream_out);
-                self.clusters[cluster as usize].upstream.retry(attempt, &mut out);
+                self.clusters[cluster as usize]
+                    .upstream
+                    .retry(attempt, &mut out);
                 self.apply_upstream(sched, cluster, &mut out, false);
                 self.upstream_out = out;
             }
@@ -409,7 +477,10 @@ impl World {
                     self.rule_errors.insert(format!("{rule}: {err}"));
                 }
                 self.alert_transitions.extend(report.transitions);
-                sched.after(SimDuration::from_millis(self.groups[group as usize].interval_ms.max(1) as u64), Event::RuleEval { group });
+                sched.after(
+                    SimDuration::from_millis(self.groups[group as usize].interval_ms.max(1) as u64),
+                    Event::RuleEval { group },
+                );
             }
             Event::Fault { index } => {
                 let action = self.faults[index as usize].1.clone();
@@ -417,12 +488,24 @@ impl World {
                 self.flush_cluster(sched);
             }
             Event::OomKill { pod, generation } => {
-                let still = self.cluster.pods.get(&pod).is_some_and(|p| p.generation == generation && p.status == PodStatus::Running);
+                let still =
+                    self.cluster.pods.get(&pod).is_some_and(|p| {
+                        p.generation == generation && p.status == PodStatus::Running
+                    });
                 if still {
                     let name = self.cluster.pods[&pod].name.clone();
-                    self.note(now, "OOMKilled", format!("pod/{name}"), "container memory reached its limit");
+                    self.note(
+                        now,
+                        "OOMKilled",
+                        format!("pod/{name}"),
+                        "container memory reached its limit",
+                    );
                     let mut out = std::mem::take(&mut self.cluster_out);
-                    self.cluster.handle(now, ClusterEvent::ContainerExited { pod, generation }, &mut out);
+                    self.cluster.handle(
+                        now,
+                        ClusterEvent::ContainerExited { pod, generation },
+                        &mut out,
+                    );
                     self.cluster_out = out;
                     self.flush_cluster(sched);
                 }
@@ -455,7 +538,10 @@ impl World {
                 match vs.route(&request, draw) {
                     crate::mesh::route::RouteDecision::NoRoute => None,
                     crate::mesh::route::RouteDecision::Forward { destination, .. } => {
-                        let key = (crate::mesh::lower::short_host(&destination.host).to_string(), destination.subset.clone());
+                        let key = (
+                            crate::mesh::lower::short_host(&destination.host).to_string(),
+                            destination.subset.clone(),
+                        );
                         clusters.get(&key).copied()
                     }
                 }
@@ -472,7 +558,14 @@ impl World {
         self.upstream_out = out;
     }
 
-    fn record_unanswered(&mut self, load: u16, arrived: SimTime, now: SimTime, status: u16, flag: Option<ResponseFlag>) {
+    fn record_unanswered(
+        &mut self,
+        load: u16,
+        arrived: SimTime,
+        now: SimTime,
+        status: u16,
+        flag: Option<ResponseFlag>,
+    ) {
         let key = match flag {
             Some(flag) => format!("{status} {}", flag.code()),
             None => status.to_string(),
@@ -480,38 +573,77 @@ impl World {
         self.outcome(load, key);
         let stats = self.stats.last_mut().expect("the unanswered slot exists");
         *stats.by_status.entry(status).or_insert(0) += 1;
-        let _ = stats.latency_us.record(now.since(arrived).as_nanos().div_ceil(1000).max(1));
+        let _ = stats
+            .latency_us
+            .record(now.since(arrived).as_nanos().div_ceil(1000).max(1));
     }
 
     /// Acts on what a cluster asked for. `cut`: the attempt that ended was cut by its pod's
     /// death, so a request completing now ends as 503 `UC`.
-    fn apply_upstream(&mut self, sched: &mut Scheduler<Event>, cluster: u16, out: &mut Vec<UpstreamEvent<Request>>, cut: bool) {
+    fn apply_upstream(
+        &mut self,
+        sched: &mut Scheduler<Event>,
+        cluster: u16,
+        out: &mut Vec<UpstreamEvent<Request>>,
+        cut: bool,
+    ) {
         let now = sched.now();
         let c = &mut self.clusters[cluster as usize];
         c.most_ejected = c.most_ejected.max(c.ejected());
         for event in out.drain(..) {
             match event {
-                UpstreamEvent::Started { attempt, host, conn } => {
+                UpstreamEvent::Started {
+                    attempt,
+                    host,
+                    conn,
+                } => {
                     let pod = self.clusters[cluster as usize].hosts[host.index()];
                     self.next_request += 1;
-                    let work = PodWork { id: self.next_request, cluster, attempt, host, conn, reached: now };
+                    let work = PodWork {
+                        id: self.next_request,
+                        cluster,
+                        attempt,
+                        host,
+                        conn,
+                        reached: now,
+                    };
                     self.start_on_pod(sched, pod, work);
                 }
-                UpstreamEvent::Completed { request, result, .. } => {
+                UpstreamEvent::Completed {
+                    request, result, ..
+                } => {
                     let status = match result {
                         AttemptResult::Status(status) => status,
                         _ => 503,
                     };
                     if cut && status == 503 {
-                        self.record_unanswered(request.load, request.arrived, now, 503, Some(ResponseFlag::UpstreamConnectionTermination));
+                        self.record_unanswered(
+                            request.load,
+                            request.arrived,
+                            now,
+                            503,
+                            Some(ResponseFlag::UpstreamConnectionTermination),
+                        );
                     } else {
                         self.outcome(request.load, status.to_string());
                     }
                 }
-                UpstreamEvent::Rejected { request, flag } => self.record_unanswered(request.load, request.arrived, now, flag.status(), Some(flag)),
-                UpstreamEvent::RetryAt { attempt, at } => sched.at(at.max(now), Event::Retry { cluster, attempt }),
-                UpstreamEvent::Connect { conn } => sched.after(CONNECT_TIME, Event::Connected { cluster, conn }),
-                UpstreamEvent::DeliverAt(at) => sched.at(at.max(now), Event::MergeTimer { cluster }),
+                UpstreamEvent::Rejected { request, flag } => self.record_unanswered(
+                    request.load,
+                    request.arrived,
+                    now,
+                    flag.status(),
+                    Some(flag),
+                ),
+                UpstreamEvent::RetryAt { attempt, at } => {
+                    sched.at(at.max(now), Event::Retry { cluster, attempt })
+                }
+                UpstreamEvent::Connect { conn } => {
+                    sched.after(CONNECT_TIME, Event::Connected { cluster, conn })
+                }
+                UpstreamEvent::DeliverAt(at) => {
+                    sched.at(at.max(now), Event::MergeTimer { cluster })
+                }
             }
         }
     }
@@ -525,36 +657,63 @@ impl World {
         match serve.queue.arrive(sched.now(), request) {
             Admission::Started(started) => self.begin_service(sched, pod, started.item),
             Admission::Queued => {}
-            Admission::Rejected(item) => self.fail_request(sched, item, ResponseFlag::UpstreamOverflow),
+            Admission::Rejected(item) => {
+                self.fail_request(sched, item, ResponseFlag::UpstreamOverflow)
+            }
         }
     }
 
     fn begin_service(&mut self, sched: &mut Scheduler<Event>, pod: PodKey, request: PodWork) {
-        let Some(deployment) = self.cluster.pods.get(&pod).map(|p| p.deployment) else { return };
+        let Some(deployment) = self.cluster.pods.get(&pod).map(|p| p.deployment) else {
+            return;
+        };
         let serve = self.pods.get_mut(&pod).expect("serving pods exist");
         let model = &self.models[deployment][serve.model];
         let service = model.service_time.sample(&mut self.rng) + model.extra_latency;
         serve.in_service.push(request);
-        sched.after(service, Event::Completion { pod, id: request.id });
+        sched.after(
+            service,
+            Event::Completion {
+                pod,
+                id: request.id,
+            },
+        );
     }
 
     /// An attempt that cannot be answered by its pod: a reset (the pod died) or a full backlog.
     fn fail_request(&mut self, sched: &mut Scheduler<Event>, work: PodWork, flag: ResponseFlag) {
         let now = sched.now();
         let mut out = Vec::new();
-        self.clusters[work.cluster as usize].upstream.finished(now, work.attempt, work.host, work.conn, AttemptResult::Status(503), &mut out);
+        self.clusters[work.cluster as usize].upstream.finished(
+            now,
+            work.attempt,
+            work.host,
+            work.conn,
+            AttemptResult::Status(503),
+            &mut out,
+        );
         let cut = flag == ResponseFlag::UpstreamConnectionTermination;
         self.apply_upstream(sched, work.cluster, &mut out, cut);
     }
 
     fn completion(&mut self, sched: &mut Scheduler<Event>, pod: PodKey, id: u64) {
         let now = sched.now();
-        let Some(serve) = self.pods.get_mut(&pod) else { return };
-        let Some(pos) = serve.in_service.iter().position(|r| r.id == id) else { return };
+        let Some(serve) = self.pods.get_mut(&pod) else {
+            return;
+        };
+        let Some(pos) = serve.in_service.iter().position(|r| r.id == id) else {
+            return;
+        };
         let work = serve.in_service.swap_remove(pos);
-        let Some(deployment) = self.cluster.pods.get(&pod).map(|p| p.deployment) else { return };
+        let Some(deployment) = self.cluster.pods.get(&pod).map(|p| p.deployment) else {
+            return;
+        };
         let model = &self.models[deployment][serve.model];
-        let status = if self.rng.random::<f64>() < model.error_rate { model.error_status } else { 200 };
+        let status = if self.rng.random::<f64>() < model.error_rate {
+            model.error_status
+        } else {
+            200
+        };
         // The application's own view: from the request reaching the pod to its answer.
         let latency = now.since(work.reached);
         let latency_secs = latency.as_secs_f64();
@@ -575,9 +734,18 @@ impl World {
         let next = serve.queue.complete(now);
         let stats = &mut self.stats[deployment];
         *stats.by_status.entry(status).or_insert(0) += 1;
-        let _ = stats.latency_us.record(latency.as_nanos().div_ceil(1000).max(1));
+        let _ = stats
+            .latency_us
+            .record(latency.as_nanos().div_ceil(1000).max(1));
         let mut out = std::mem::take(&mut self.upstream_out);
-        self.clusters[work.cluster as usize].upstream.finished(now, work.attempt, work.host, work.conn, AttemptResult::Status(status), &mut out);
+        self.clusters[work.cluster as usize].upstream.finished(
+            now,
+            work.attempt,
+            work.host,
+            work.conn,
+            AttemptResult::Status(status),
+            &mut out,
+        );
         self.apply_upstream(sched, work.cluster, &mut out, false);
         self.upstream_out = out;
         if let Some(started) = next {
@@ -619,8 +787,20 @@ impl World {
             let model = rs.min(self.models[deployment].len().saturating_sub(1));
             let concurrency = self.models[deployment][model].concurrency.max(1);
             let queue = PodQueue::new(concurrency).expect("a concurrency of at least 1 is valid");
-            self.pods.insert(key, PodServe { queue, in_service: Vec::new(), model, generation, counters: PodCounters::default(), scraped: false });
-            if let Some(leak) = Some(self.models[deployment][model].leak_bytes_per_sec).filter(|l| *l > 0.0) {
+            self.pods.insert(
+                key,
+                PodServe {
+                    queue,
+                    in_service: Vec::new(),
+                    model,
+                    generation,
+                    counters: PodCounters::default(),
+                    scraped: false,
+                },
+            );
+            if let Some(leak) =
+                Some(self.models[deployment][model].leak_bytes_per_sec).filter(|l| *l > 0.0)
+            {
                 self.schedule_oom(sched, key, deployment, model, generation, leak);
             }
         }
@@ -631,7 +811,12 @@ impl World {
                 .pods
                 .values()
                 .filter(|p| p.ready && !p.is_terminating() && self.pods.contains_key(&p.key))
-                .filter(|p| cluster.selector.iter().all(|(k, v)| p.spec.labels.get(k) == Some(v)))
+                .filter(|p| {
+                    cluster
+                        .selector
+                        .iter()
+                        .all(|(k, v)| p.spec.labels.get(k) == Some(v))
+                })
                 .map(|p| p.key)
                 .collect();
             let current: Vec<PodKey> = cluster.by_pod.keys().copied().collect();
@@ -655,7 +840,12 @@ impl World {
                 && let Some(interval) = cluster.upstream.sweep_interval()
             {
                 cluster.sweep_armed = true;
-                sched.at(now + interval, Event::OutlierSweep { cluster: idx as u16 });
+                sched.at(
+                    now + interval,
+                    Event::OutlierSweep {
+                        cluster: idx as u16,
+                    },
+                );
             }
         }
         for (idx, d) in self.cluster.deployments.iter().enumerate() {
@@ -666,32 +856,74 @@ impl World {
         }
     }
 
-    fn schedule_oom(&mut self, sched: &mut Scheduler<Event>, pod: PodKey, deployment: usize, model: usize, generation: u32, leak: f64) {
-        let limit = self.cluster.deployments[deployment].model.containers.first().and_then(|c| c.memory_limit_bytes);
+    fn schedule_oom(
+        &mut self,
+        sched: &mut Scheduler<Event>,
+        pod: PodKey,
+        deployment: usize,
+        model: usize,
+        generation: u32,
+        leak: f64,
+    ) {
+        let limit = self.cluster.deployments[deployment]
+            .model
+            .containers
+            .first()
+            .and_then(|c| c.memory_limit_bytes);
         let Some(limit) = limit else { return };
         let base = self.models[deployment][model].memory_baseline_bytes;
         let room = (limit as f64 - base).max(0.0);
-        sched.after(SimDuration::from_secs_f64(room / leak), Event::OomKill { pod, generation });
+        sched.after(
+            SimDuration::from_secs_f64(room / leak),
+            Event::OomKill { pod, generation },
+        );
     }
 
     fn pod_memory_bytes(&self, key: PodKey, serve: &PodServe, now: SimTime) -> f64 {
-        let Some(pod) = self.cluster.pods.get(&key) else { return 0.0 };
+        let Some(pod) = self.cluster.pods.get(&key) else {
+            return 0.0;
+        };
         let model = &self.models[pod.deployment][serve.model];
         let running_for = pod.started_at.map_or(0.0, |s| now.since(s).as_secs_f64());
-        model.memory_baseline_bytes + model.memory_per_in_flight_bytes * serve.in_service.len() as f64 + model.leak_bytes_per_sec * running_for
+        model.memory_baseline_bytes
+            + model.memory_per_in_flight_bytes * serve.in_service.len() as f64
+            + model.leak_bytes_per_sec * running_for
     }
 
     fn pod_labels(&self, key: PodKey) -> Vec<(String, String)> {
         let pod = &self.cluster.pods[&key];
-        let mut labels: Vec<(String, String)> = pod.spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let job = if self.job_from_app { pod.spec.labels.get("app").cloned().unwrap_or_else(|| "kubernetes-pods".into()) } else { "kubernetes-pods".to_string() };
+        let mut labels: Vec<(String, String)> = pod
+            .spec
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let job = if self.job_from_app {
+            pod.spec
+                .labels
+                .get("app")
+                .cloned()
+                .unwrap_or_else(|| "kubernetes-pods".into())
+        } else {
+            "kubernetes-pods".to_string()
+        };
         labels.push(("job".into(), job));
         labels.push(("instance".into(), format!("{}:9090", pod.name)));
         labels
     }
 
-    fn append(&mut self, labels: &[(String, String)], name: &str, extra: &[(&str, String)], t_ms: i64, value: f64) {
-        let mut all: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    fn append(
+        &mut self,
+        labels: &[(String, String)],
+        name: &str,
+        extra: &[(&str, String)],
+        t_ms: i64,
+        value: f64,
+    ) {
+        let mut all: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         for (k, v) in extra {
             all.push((k, v.as_str()));
         }
@@ -712,7 +944,9 @@ impl World {
         let scraping = now >= self.scrape_down_until;
         let keys: Vec<PodKey> = self.pods.keys().copied().collect();
         for key in keys {
-            let Some(pod) = self.cluster.pods.get(&key) else { continue };
+            let Some(pod) = self.cluster.pods.get(&key) else {
+                continue;
+            };
             let deployment = pod.deployment;
             let serve = &self.pods[&key];
             let memory = self.pod_memory_bytes(key, serve, now);
@@ -731,7 +965,10 @@ impl World {
             serve.counters.cpu_mark = Some((now, cpu_now));
             let count: u64 = serve.counters.requests_by_status.values().sum();
             serve.counters.request_marks.push((now, count));
-            serve.counters.request_marks.retain(|(at, _)| now.since(*at) <= SimDuration::from_secs(60));
+            serve
+                .counters
+                .request_marks
+                .retain(|(at, _)| now.since(*at) <= SimDuration::from_secs(60));
             if !scraping {
                 continue;
             }
@@ -740,46 +977,145 @@ impl World {
                 let labels = self.pod_labels(key);
                 let counters = self.pods[&key].counters.clone();
                 for (status, n) in &counters.requests_by_status {
-                    self.append(&labels, "http_requests_total", &[("status", status.to_string())], t_ms, *n as f64);
+                    self.append(
+                        &labels,
+                        "http_requests_total",
+                        &[("status", status.to_string())],
+                        t_ms,
+                        *n as f64,
+                    );
                 }
                 for (idx, le) in DEFAULT_BUCKETS.iter().enumerate() {
-                    self.append(&labels, "http_request_duration_seconds_bucket", &[("le", format_le(*le))], t_ms, counters.buckets[idx] as f64);
+                    self.append(
+                        &labels,
+                        "http_request_duration_seconds_bucket",
+                        &[("le", format_le(*le))],
+                        t_ms,
+                        counters.buckets[idx] as f64,
+                    );
                 }
-                self.append(&labels, "http_request_duration_seconds_bucket", &[("le", "+Inf".into())], t_ms, counters.count as f64);
-                self.append(&labels, "http_request_duration_seconds_count", &[], t_ms, counters.count as f64);
-                self.append(&labels, "http_request_duration_seconds_sum", &[], t_ms, counters.sum_secs);
+                self.append(
+                    &labels,
+                    "http_request_duration_seconds_bucket",
+                    &[("le", "+Inf".into())],
+                    t_ms,
+                    counters.count as f64,
+                );
+                self.append(
+                    &labels,
+                    "http_request_duration_seconds_count",
+                    &[],
+                    t_ms,
+                    counters.count as f64,
+                );
+                self.append(
+                    &labels,
+                    "http_request_duration_seconds_sum",
+                    &[],
+                    t_ms,
+                    counters.sum_secs,
+                );
                 if self.models[deployment][self.pods[&key].model].llm_cost_per_request > 0.0 {
-                    self.append(&labels, "llm_api_cost_dollars", &[], t_ms, counters.cost_dollars);
+                    self.append(
+                        &labels,
+                        "llm_api_cost_dollars",
+                        &[],
+                        t_ms,
+                        counters.cost_dollars,
+                    );
                 }
                 for (agent, n) in &counters.tasks {
-                    self.append(&labels, "agno_agent_tasks_completed_total", &[("agent_type", agent.clone())], t_ms, n.floor());
+                    self.append(
+                        &labels,
+                        "agno_agent_tasks_completed_total",
+                        &[("agent_type", agent.clone())],
+                        t_ms,
+                        n.floor(),
+                    );
                 }
                 written = true;
             }
             if self.cluster_exporters {
                 let pod = &self.cluster.pods[&key];
                 let (ns, name) = (pod.spec.namespace.clone(), pod.name.clone());
-                let container = self.cluster.deployments[deployment].model.containers.first().map(|c| c.name.clone()).unwrap_or_default();
+                let container = self.cluster.deployments[deployment]
+                    .model
+                    .containers
+                    .first()
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default();
                 let restarts = pod.restarts;
-                let limit = self.cluster.deployments[deployment].model.containers.first().and_then(|c| c.memory_limit_bytes).unwrap_or(0);
-                let base = vec![("namespace".to_string(), ns), ("pod".to_string(), name), ("container".to_string(), container)];
+                let limit = self.cluster.deployments[deployment]
+                    .model
+                    .containers
+                    .first()
+                    .and_then(|c| c.memory_limit_bytes)
+                    .unwrap_or(0);
+                let base = vec![
+                    ("namespace".to_string(), ns),
+                    ("pod".to_string(), name),
+                    ("container".to_string(), container),
+                ];
                 let mut ksm = base.clone();
                 ksm.push(("job".into(), "kube-state-metrics".into()));
-                self.append(&ksm, "kube_pod_container_status_restarts_total", &[], t_ms, f64::from(restarts));
+                self.append(
+                    &ksm,
+                    "kube_pod_container_status_restarts_total",
+                    &[],
+                    t_ms,
+                    f64::from(restarts),
+                );
                 let mut kubelet = base;
                 kubelet.push(("job".into(), "kubelet".into()));
                 self.append(&kubelet, "container_memory_usage_bytes", &[], t_ms, memory);
-                self.append(&kubelet, "container_spec_memory_limit_bytes", &[], t_ms, limit as f64);
+                self.append(
+                    &kubelet,
+                    "container_spec_memory_limit_bytes",
+                    &[],
+                    t_ms,
+                    limit as f64,
+                );
             }
             self.pods.get_mut(&key).expect("listed").scraped = written;
         }
         if self.cluster_exporters && scraping {
             // Restart counts of pods in back-off (not serving) are still exported.
-            let waiting: Vec<_> = self.cluster.pods.values().filter(|p| !self.pods.contains_key(&p.key) && p.started_at.is_some() && !p.is_terminating()).map(|p| (p.spec.namespace.clone(), p.name.clone(), p.deployment, p.restarts)).collect();
+            let waiting: Vec<_> = self
+                .cluster
+                .pods
+                .values()
+                .filter(|p| {
+                    !self.pods.contains_key(&p.key) && p.started_at.is_some() && !p.is_terminating()
+                })
+                .map(|p| {
+                    (
+                        p.spec.namespace.clone(),
+                        p.name.clone(),
+                        p.deployment,
+                        p.restarts,
+                    )
+                })
+                .collect();
             for (ns, name, deployment, restarts) in waiting {
-                let container = self.cluster.deployments[deployment].model.containers.first().map(|c| c.name.clone()).unwrap_or_default();
-                let labels = vec![("namespace".to_string(), ns), ("pod".to_string(), name), ("container".to_string(), container), ("job".to_string(), "kube-state-metrics".to_string())];
-                self.append(&labels, "kube_pod_container_status_restarts_total", &[], t_ms, f64::from(restarts));
+                let container = self.cluster.deployments[deployment]
+                    .model
+                    .containers
+                    .first()
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default();
+                let labels = vec![
+                    ("namespace".to_string(), ns),
+                    ("pod".to_string(), name),
+                    ("container".to_string(), container),
+                    ("job".to_string(), "kube-state-metrics".to_string()),
+                ];
+                self.append(
+                    &labels,
+                    "kube_pod_container_status_restarts_total",
+                    &[],
+                    t_ms,
+                    f64::from(restarts),
+                );
             }
         }
         if scraping {
@@ -799,24 +1135,42 @@ impl World {
                 let mut fb = 0.0;
                 let mut pod_name = String::new();
                 for (pod_id, _units) in &occ.pods {
-                    let Some(pod) = self.cluster.pods.values().find(|p| p.bound == Some(*pod_id)) else { continue };
+                    let Some(pod) = self
+                        .cluster
+                        .pods
+                        .values()
+                        .find(|p| p.bound == Some(*pod_id))
+                    else {
+                        continue;
+                    };
                     if pod_name.is_empty() {
                         pod_name = pod.name.clone();
                     }
                     if let Some(serve) = self.pods.get(&pod.key) {
                         let model = &self.models[pod.deployment][serve.model];
                         busy += serve.in_service.len() as f64 / f64::from(model.concurrency.max(1));
-                        fb += model.gpu_memory_baseline_bytes + model.gpu_memory_per_in_flight_bytes * serve.in_service.len() as f64;
+                        fb += model.gpu_memory_baseline_bytes
+                            + model.gpu_memory_per_in_flight_bytes * serve.in_service.len() as f64;
                     }
                 }
                 let total_mib = gpus.devices[occ.device_index].memory_bytes as f64 / 1_048_576.0;
-                rows.push((node.name.clone(), occ.device_index, pod_name, (busy * 100.0).min(100.0).round(), (fb / 1_048_576.0).round().min(total_mib), total_mib));
+                rows.push((
+                    node.name.clone(),
+                    occ.device_index,
+                    pod_name,
+                    (busy * 100.0).min(100.0).round(),
+                    (fb / 1_048_576.0).round().min(total_mib),
+                    total_mib,
+                ));
             }
         }
         for (node, device, pod, util, used, total) in rows {
             let labels = vec![
                 ("job".to_string(), "gpu-metrics".to_string()),
-                ("instance".to_string(), "nvidia-dcgm-exporter:9400".to_string()),
+                (
+                    "instance".to_string(),
+                    "nvidia-dcgm-exporter:9400".to_string(),
+                ),
                 ("Hostname".to_string(), node),
                 ("gpu".to_string(), device.to_string()),
                 ("kubernetes_pod_name".to_string(), pod),
@@ -833,38 +1187,66 @@ impl World {
         let spec_replicas = self.cluster.deployments[deployment].replicas;
         let mut pods = Vec::new();
         let mut status_replicas = 0;
-        for pod in self.cluster.pods.values().filter(|p| p.deployment == deployment) {
+        for pod in self
+            .cluster
+            .pods
+            .values()
+            .filter(|p| p.deployment == deployment)
+        {
             status_replicas += 1;
             let mut usage = BTreeMap::new();
             let mut requests = BTreeMap::new();
             for c in &pod.spec.containers {
                 for (name, amount) in &c.requests {
-                    let milli = if name == "cpu" { *amount } else { amount.saturating_mul(1000) };
+                    let milli = if name == "cpu" {
+                        *amount
+                    } else {
+                        amount.saturating_mul(1000)
+                    };
                     *requests.entry(name.clone()).or_insert(0) += milli;
                 }
             }
             if metrics_up && let Some(serve) = self.pods.get(&pod.key) {
                 if let Some(cores) = serve.counters.cpu_cores_sample {
                     usage.insert("cpu".to_string(), (cores * 1000.0).round() as i64);
-                    usage.insert("memory".to_string(), (self.pod_memory_bytes(pod.key, serve, now) * 1000.0).round() as i64);
+                    usage.insert(
+                        "memory".to_string(),
+                        (self.pod_memory_bytes(pod.key, serve, now) * 1000.0).round() as i64,
+                    );
                 }
                 if self.metrics_adapter
-                    && let (Some(first), Some(last)) = (serve.counters.request_marks.first(), serve.counters.request_marks.last())
+                    && let (Some(first), Some(last)) = (
+                        serve.counters.request_marks.first(),
+                        serve.counters.request_marks.last(),
+                    )
                 {
                     let window = last.0.since(first.0).as_secs_f64();
                     if window > 0.0 {
                         let rate = (last.1 - first.1) as f64 / window;
-                        usage.insert("http_requests_per_second".to_string(), (rate * 1000.0).round() as i64);
+                        usage.insert(
+                            "http_requests_per_second".to_string(),
+                            (rate * 1000.0).round() as i64,
+                        );
                     }
                 }
             }
             pods.push(hpa::Pod {
                 name: pod.name.clone(),
-                phase: if pod.node.is_some() && pod.started_at.is_some() { hpa::PodPhase::Running } else { hpa::PodPhase::Pending },
+                phase: if pod.node.is_some() && pod.started_at.is_some() {
+                    hpa::PodPhase::Running
+                } else {
+                    hpa::PodPhase::Pending
+                },
                 ready: Some(pod.ready),
                 deleted: pod.is_terminating(),
-                started_ago: pod.started_at.or(pod.node.map(|_| pod.created_at)).map(|s| now.since(s)),
-                ready_transition_ago: Some(pod.ready_since.map_or_else(|| now.since(pod.created_at), |s| now.since(s))),
+                started_ago: pod
+                    .started_at
+                    .or(pod.node.map(|_| pod.created_at))
+                    .map(|s| now.since(s)),
+                ready_transition_ago: Some(
+                    pod.ready_since
+                        .map_or_else(|| now.since(pod.created_at), |s| now.since(s)),
+                ),
                 metric_age: SimDuration::ZERO,
                 requests,
                 usage,
@@ -873,23 +1255,57 @@ impl World {
         }
         let hpa = &mut self.hpas[idx];
         let metrics: Vec<MetricSpec> = hpa.controller.spec.metrics.clone();
-        let decision = hpa.controller.sync(now, spec_replicas, status_replicas, self.scrape_interval, metrics, pods);
+        let decision = hpa.controller.sync(
+            now,
+            spec_replicas,
+            status_replicas,
+            self.scrape_interval,
+            metrics,
+            pods,
+        );
         let record = HpaRecord {
             at_secs: secs(now),
             hpa: hpa.controller.name.clone(),
             current: decision.current_replicas,
             desired: decision.desired_replicas,
-            proposals: decision.per_metric.iter().map(|m| m.as_ref().ok().map(|p| p.replicas)).collect(),
+            proposals: decision
+                .per_metric
+                .iter()
+                .map(|m| m.as_ref().ok().map(|p| p.replicas))
+                .collect(),
             limited_by: decision.limited_by.map(|l| l.as_str().to_string()),
-            conditions: decision.conditions.iter().map(|(k, c)| (k.as_str().to_string(), format!("{} {}", if c.status { "True" } else { "False" }, c.reason))).collect(),
+            conditions: decision
+                .conditions
+                .iter()
+                .map(|(k, c)| {
+                    (
+                        k.as_str().to_string(),
+                        format!("{} {}", if c.status { "True" } else { "False" }, c.reason),
+                    )
+                })
+                .collect(),
         };
         let changed = decision.desired_replicas != spec_replicas;
         let name = record.hpa.clone();
         self.hpa_records.push(record);
         if changed {
-            self.note(now, "SuccessfulRescale", format!("hpa/{name}"), format!("New size: {}; {}", decision.desired_replicas, decision.rescale.as_ref().map(|r| r.reason.clone()).unwrap_or_default()));
+            self.note(
+                now,
+                "SuccessfulRescale",
+                format!("hpa/{name}"),
+                format!(
+                    "New size: {}; {}",
+                    decision.desired_replicas,
+                    decision
+                        .rescale
+                        .as_ref()
+                        .map(|r| r.reason.clone())
+                        .unwrap_or_default()
+                ),
+            );
             let mut out = std::mem::take(&mut self.cluster_out);
-            self.cluster.scale(now, deployment, decision.desired_replicas, &mut out);
+            self.cluster
+                .scale(now, deployment, decision.desired_replicas, &mut out);
             self.cluster_out = out;
         }
     }
@@ -898,7 +1314,13 @@ impl World {
         let mut out = std::mem::take(&mut self.cluster_out);
         match action {
             FaultAction::PodKill { deployment, index } => {
-                let key = self.cluster.pods.values().filter(|p| p.deployment == deployment && !p.is_terminating()).nth(index).map(|p| p.key);
+                let key = self
+                    .cluster
+                    .pods
+                    .values()
+                    .filter(|p| p.deployment == deployment && !p.is_terminating())
+                    .nth(index)
+                    .map(|p| p.key);
                 if let Some(key) = key {
                     let name = self.cluster.pods[&key].name.clone();
                     self.note(now, "Fault", format!("pod/{name}"), "pod killed");
@@ -912,52 +1334,104 @@ impl World {
             }
             FaultAction::GpuFault { node, device } => {
                 let name = self.cluster.state.nodes()[node].name.clone();
-                let victims: Vec<PodKey> = self
-                    .cluster
-                    .state
-                    .nodes()[node]
+                let victims: Vec<PodKey> = self.cluster.state.nodes()[node]
                     .gpus
                     .as_ref()
                     .and_then(|g| g.occupancy().into_iter().find(|o| o.device_index == device))
-                    .map(|o| o.pods.iter().filter_map(|(id, _)| self.cluster.pods.values().find(|p| p.bound == Some(*id)).map(|p| p.key)).collect())
+                    .map(|o| {
+                        o.pods
+                            .iter()
+                            .filter_map(|(id, _)| {
+                                self.cluster
+                                    .pods
+                                    .values()
+                                    .find(|p| p.bound == Some(*id))
+                                    .map(|p| p.key)
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
-                self.note(now, "Fault", format!("node/{name}"), format!("GPU {device} failed; {} pod(s) on it fail", victims.len()));
+                self.note(
+                    now,
+                    "Fault",
+                    format!("node/{name}"),
+                    format!("GPU {device} failed; {} pod(s) on it fail", victims.len()),
+                );
                 for key in victims {
                     self.cluster.kill_pod(now, key, &mut out);
                 }
             }
-            FaultAction::NewRevision { deployment, labels, model, behaviour } => {
+            FaultAction::NewRevision {
+                deployment,
+                labels,
+                model,
+                behaviour,
+            } => {
                 let mut template = self.cluster.deployments[deployment].model.template.clone();
                 template.labels.extend(labels);
                 self.models[deployment].push(*model);
                 let name = self.deployment_names[deployment].clone();
-                self.note(now, "Fault", format!("deployment/{name}"), "new revision rolled out");
-                self.cluster.roll_out(now, deployment, template, behaviour, &mut out);
+                self.note(
+                    now,
+                    "Fault",
+                    format!("deployment/{name}"),
+                    "new revision rolled out",
+                );
+                self.cluster
+                    .roll_out(now, deployment, template, behaviour, &mut out);
             }
             FaultAction::Latency { deployment, extra } => {
                 for m in &mut self.models[deployment] {
                     m.extra_latency = extra;
                 }
                 let name = self.deployment_names[deployment].clone();
-                self.note(now, "Fault", format!("deployment/{name}"), format!("latency +{extra}"));
+                self.note(
+                    now,
+                    "Fault",
+                    format!("deployment/{name}"),
+                    format!("latency +{extra}"),
+                );
             }
-            FaultAction::MemoryLeak { deployment, bytes_per_sec } => {
+            FaultAction::MemoryLeak {
+                deployment,
+                bytes_per_sec,
+            } => {
                 for m in &mut self.models[deployment] {
                     m.leak_bytes_per_sec = bytes_per_sec;
                 }
                 // Running pods restart their clocks: the leak starts now for them.
-                let keys: Vec<PodKey> = self.pods.keys().copied().filter(|k| self.cluster.pods.get(k).is_some_and(|p| p.deployment == deployment)).collect();
+                let keys: Vec<PodKey> = self
+                    .pods
+                    .keys()
+                    .copied()
+                    .filter(|k| {
+                        self.cluster
+                            .pods
+                            .get(k)
+                            .is_some_and(|p| p.deployment == deployment)
+                    })
+                    .collect();
                 for key in keys {
                     if let Some(pod) = self.cluster.pods.get_mut(&key) {
                         pod.started_at = Some(now);
                     }
                 }
                 let name = self.deployment_names[deployment].clone();
-                self.note(now, "Fault", format!("deployment/{name}"), "memory leak starts");
+                self.note(
+                    now,
+                    "Fault",
+                    format!("deployment/{name}"),
+                    "memory leak starts",
+                );
                 // OOM timers for the running pods are set by the next endpoint reconcile.
                 let keys: Vec<PodKey> = self.pods.keys().copied().collect();
                 for key in keys {
-                    if self.cluster.pods.get(&key).is_some_and(|p| p.deployment == deployment) {
+                    if self
+                        .cluster
+                        .pods
+                        .get(&key)
+                        .is_some_and(|p| p.deployment == deployment)
+                    {
                         self.pods.remove(&key);
                     }
                 }
@@ -967,7 +1441,12 @@ impl World {
                     m.llm_cost_per_request *= factor;
                 }
                 let name = self.deployment_names[deployment].clone();
-                self.note(now, "Fault", format!("deployment/{name}"), format!("LLM cost x{factor}"));
+                self.note(
+                    now,
+                    "Fault",
+                    format!("deployment/{name}"),
+                    format!("LLM cost x{factor}"),
+                );
             }
             FaultAction::MetricsOutage { until } => {
                 self.metrics_down_until = until;
@@ -979,22 +1458,46 @@ impl World {
             }
             FaultAction::CrashLoop { deployment, after } => {
                 let current = self.cluster.deployments[deployment].current;
-                self.cluster.deployments[deployment].replica_sets[current].behaviour.crash_after = Some(after);
-                let keys: Vec<PodKey> = self.cluster.pods.values().filter(|p| p.deployment == deployment).map(|p| p.key).collect();
+                self.cluster.deployments[deployment].replica_sets[current]
+                    .behaviour
+                    .crash_after = Some(after);
+                let keys: Vec<PodKey> = self
+                    .cluster
+                    .pods
+                    .values()
+                    .filter(|p| p.deployment == deployment)
+                    .map(|p| p.key)
+                    .collect();
                 for key in keys {
                     if let Some(pod) = self.cluster.pods.get_mut(&key) {
                         pod.behaviour.crash_after = Some(after);
                         if pod.status == PodStatus::Running {
-                            out.push((now + after, ClusterEvent::ContainerExited { pod: key, generation: pod.generation }));
+                            out.push((
+                                now + after,
+                                ClusterEvent::ContainerExited {
+                                    pod: key,
+                                    generation: pod.generation,
+                                },
+                            ));
                         }
                     }
                 }
                 let name = self.deployment_names[deployment].clone();
-                self.note(now, "Fault", format!("deployment/{name}"), format!("containers exit {after} after each start"));
+                self.note(
+                    now,
+                    "Fault",
+                    format!("deployment/{name}"),
+                    format!("containers exit {after} after each start"),
+                );
             }
             FaultAction::RolloutUndo { deployment } => {
                 let name = self.deployment_names[deployment].clone();
-                self.note(now, "Rollback", format!("deployment/{name}"), "kubectl rollout undo");
+                self.note(
+                    now,
+                    "Rollback",
+                    format!("deployment/{name}"),
+                    "kubectl rollout undo",
+                );
                 self.cluster.undo(now, deployment, &mut out);
             }
         }
@@ -1005,17 +1508,37 @@ impl World {
 /// `le` as the Prometheus Go client writes it.
 fn format_le(le: f64) -> String {
     let text = format!("{le}");
-    if text.contains('.') { text } else { format!("{text}.0") }
+    if text.contains('.') {
+        text
+    } else {
+        format!("{text}.0")
+    }
 }
 
 impl MeshCluster {
-    pub fn new(service: String, subset: Option<String>, selector: BTreeMap<String, String>, upstream: Upstream<Request>) -> Self {
-        MeshCluster { service, subset, selector, upstream, hosts: Vec::new(), by_pod: BTreeMap::new(), sweep_armed: false, most_ejected: 0 }
+    pub fn new(
+        service: String,
+        subset: Option<String>,
+        selector: BTreeMap<String, String>,
+        upstream: Upstream<Request>,
+    ) -> Self {
+        MeshCluster {
+            service,
+            subset,
+            selector,
+            upstream,
+            hosts: Vec::new(),
+            by_pod: BTreeMap::new(),
+            sweep_armed: false,
+            most_ejected: 0,
+        }
     }
 
     /// Hosts ejected right now, as the detector sees them.
     pub fn ejected(&self) -> usize {
-        self.upstream.detector().map_or(0, |d| d.ejected_count() as usize)
+        self.upstream
+            .detector()
+            .map_or(0, |d| d.ejected_count() as usize)
     }
 
     pub fn outlier_log(&self) -> &[crate::mesh::outlier::OutlierEvent] {

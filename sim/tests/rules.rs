@@ -42,10 +42,22 @@ fn promtool_version() -> Option<String> {
 
 /// The lines after `  FAILED:` up to the end of that file's report, trailing space trimmed.
 fn failure_block(text: &str) -> String {
-    let after = text.split_once("  FAILED:\n").map(|(_, rest)| rest).unwrap_or("");
+    let after = text
+        .split_once("  FAILED:\n")
+        .map(|(_, rest)| rest)
+        .unwrap_or("");
     let block = after.split("\nUnit Testing:").next().unwrap_or("");
-    let block = block.rsplit_once("\n\n").map(|(head, _)| head).unwrap_or(block);
-    block.lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim().to_string()
+    let block = block
+        .rsplit_once("\n\n")
+        .map(|(head, _)| head)
+        .unwrap_or(block);
+    block
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
 }
 
 #[test]
