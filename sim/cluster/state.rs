@@ -59,7 +59,7 @@ impl NodeUsage {
 #[derive(Clone, Debug, Default)]
 pub struct ClusterState {
     nodes: Vec<Node>,
-    node_index: HashMap<String, usize>,
+    node_index: HashMap<String, usize>, // lookup only: never iterated into output
     pods: Vec<Option<BoundPod>>,
     usage: Vec<NodeUsage>,
     /// Slots of pods with required affinity or preferred (anti-)affinity terms, the ones
@@ -67,15 +67,15 @@ pub struct ClusterState {
     with_scoring_terms: Vec<usize>,
     /// Required anti-affinity terms of bound pods, keyed by one `matchLabels` pair of their
     /// selector: an incoming pod can only match terms filed under one of its own labels.
-    anti_affinity_by_label: HashMap<(String, String), Vec<usize>>,
+    anti_affinity_by_label: HashMap<(String, String), Vec<usize>>, // lookup only: never iterated into output
     /// Pods with a required anti-affinity term that has no `matchLabels` to file it under.
     anti_affinity_unindexed: Vec<usize>,
     /// (label key, label value) -> slots of pods carrying that label, so an affinity term
     /// with `matchLabels` looks at the few pods it can match instead of every pod.
-    label_index: HashMap<(String, String), Vec<usize>>,
+    label_index: HashMap<(String, String), Vec<usize>>, // lookup only: never iterated into output
     pdbs: Vec<PodDisruptionBudget>,
     /// (label key, label value) -> nodes carrying it, to turn a topology domain into nodes.
-    nodes_by_label: HashMap<(String, String), Vec<usize>>,
+    nodes_by_label: HashMap<(String, String), Vec<usize>>, // lookup only: never iterated into output
     /// Pods nominated to a node by preemption but not bound yet, in nomination order.
     nominated: Vec<Nominated>,
     next_id: u32,
@@ -99,7 +99,7 @@ impl ClusterState {
             }
         }
         let usage = vec![NodeUsage::default(); nodes.len()];
-        let mut nodes_by_label: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        let mut nodes_by_label: HashMap<(String, String), Vec<usize>> = HashMap::new(); // lookup only: never iterated into output
         for (idx, node) in nodes.iter().enumerate() {
             for (key, value) in &node.labels {
                 nodes_by_label

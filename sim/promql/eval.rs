@@ -79,8 +79,8 @@ impl Hasher for FxHasher {
 }
 
 pub(crate) type FastBuild = BuildHasherDefault<FxHasher>;
-pub(crate) type FastMap<K, V> = HashMap<K, V, FastBuild>;
-pub(crate) type FastSet<K> = HashSet<K, FastBuild>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, FastBuild>; // lookup only: never iterated into output
+pub(crate) type FastSet<K> = HashSet<K, FastBuild>; // lookup only: never iterated into output
 
 /// Series matched per selector node, keyed by the node's address and checked against a copy
 /// of the selector on every hit (an address can be reused by another expression). Valid for

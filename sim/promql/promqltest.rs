@@ -559,7 +559,7 @@ fn compare_vector(
             samples.len()
         ));
     };
-    let by_labels: HashMap<&Labels, (f64, usize)> =
+    let by_labels: HashMap<&Labels, (f64, usize)> = // lookup only: never iterated into output
         want.iter().map(|(l, v, p)| (l, (*v, *p))).collect();
     let mut seen = 0;
     for (pos, s) in samples.iter().enumerate() {

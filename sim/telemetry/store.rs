@@ -468,7 +468,7 @@ impl Matcher {
 /// matching ids in label-set order). Series are only ever added, so an entry is extended
 /// with the series created since, never recomputed. Never iterated.
 #[derive(Debug, Default)]
-struct SelectionMemo(Mutex<HashMap<String, MemoEntry>>);
+struct SelectionMemo(Mutex<HashMap<String, MemoEntry>>); // lookup only: never iterated into output
 
 /// Series count the entry is up to date with, and the matching ids.
 type MemoEntry = (usize, Arc<[SeriesId]>);

@@ -9,7 +9,7 @@ use crate::cluster::model::{Node, PodAffinityTerm, PodSpec};
 use crate::cluster::state::ClusterState;
 
 /// topology key -> topology value -> matching pods. Nested so lookups borrow `&str`.
-type DomainCounts = HashMap<String, HashMap<String, i64>>;
+type DomainCounts = HashMap<String, HashMap<String, i64>>; // lookup only: never iterated into output
 
 fn count_of(map: &DomainCounts, key: &str, value: &str) -> i64 {
     map.get(key)

@@ -110,9 +110,11 @@ pub(crate) fn inter_pod_topology_scores(
     pod: &PodSpec,
     hard_pod_affinity_weight: i64,
 ) -> Option<HashMap<String, HashMap<String, i64>>> {
+    // lookup only: never iterated into output
+    // lookup only: never iterated into output
     let has_preferred =
         !pod.pod_affinity_preferred.is_empty() || !pod.pod_anti_affinity_preferred.is_empty();
-    let mut scores: HashMap<String, HashMap<String, i64>> = HashMap::new();
+    let mut scores: HashMap<String, HashMap<String, i64>> = HashMap::new(); // lookup only: never iterated into output
     let mut add = |key: &str, node: &Node, amount: i64| {
         if let Some(value) = node.labels.get(key) {
             *scores
@@ -172,7 +174,7 @@ pub(crate) fn inter_pod_topology_scores(
 }
 
 pub(crate) fn inter_pod_node_score(
-    scores: &HashMap<String, HashMap<String, i64>>,
+    scores: &HashMap<String, HashMap<String, i64>>, // lookup only: never iterated into output
     node: &Node,
 ) -> i64 {
     scores
