@@ -105,12 +105,14 @@ pub(crate) fn preferred_node_affinity(pod: &PodSpec, node: &Node) -> i64 {
 
 /// InterPodAffinity's PreScore map: topology key -> value -> Σ signed weights. `None` when
 /// nothing contributes (the plugin is skipped).
+/// Scores by topology key and value: looked up per node and summed, never iterated into output.
+pub(crate) type TopologyScores = HashMap<String, HashMap<String, i64>>; // lookup only
+
 pub(crate) fn inter_pod_topology_scores(
     cluster: &ClusterState,
     pod: &PodSpec,
     hard_pod_affinity_weight: i64,
-) -> Option<HashMap<String, HashMap<String, i64>>> {
-    // lookup only: never iterated into output
+) -> Option<TopologyScores> {
     // lookup only: never iterated into output
     let has_preferred =
         !pod.pod_affinity_preferred.is_empty() || !pod.pod_anti_affinity_preferred.is_empty();
