@@ -627,6 +627,9 @@ fn load_kind(
                 })?;
             inv.topologies.push(ctx.sourced(topology));
         }
+        // twin's own inputs that live beside the manifests (service profiles, scenarios) are
+        // read by the scenario loader, which checks them; a manifest folder only skips them.
+        (topology::API_VERSION, "ServiceProfiles" | "Scenario") => {}
         _ => {
             let reason = if group.is_empty() || group.ends_with("k8s.io") || !group.contains('.') {
                 format!("{api_version} {kind} is not a kind twin reads; kept as is")

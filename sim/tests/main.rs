@@ -6,5 +6,6 @@ mod manifests;
 mod mesh;
 mod promql;
 mod rules;
+mod scenario;
 mod schedule;
 mod tidy;

@@ -13,7 +13,7 @@ fn the_plan_loads_through_the_public_api() {
     let summary = inventory.summary().to_string();
     assert_eq!(
         summary.lines().next(),
-        Some("24 object(s) from 12 file(s), 0 warning(s)")
+        Some("24 object(s) from 13 file(s), 0 warning(s)")
     );
 }
 

@@ -304,8 +304,11 @@ fn run_cluster(case: &ClusterCase) -> ClusterRun {
                             run.rejected_no_healthy_upstream += 1
                         }
                         twin::mesh::ResponseFlag::UpstreamOverflow => run.rejected_overflow += 1,
-                        twin::mesh::ResponseFlag::NoRouteFound => {
-                            unreachable!("the cluster never routes")
+                        twin::mesh::ResponseFlag::NoRouteFound
+                        | twin::mesh::ResponseFlag::UpstreamConnectionTermination => {
+                            unreachable!(
+                                "the cluster never routes and never resets a request itself"
+                            )
                         }
                     }
                 }

@@ -69,7 +69,7 @@ fn models_never_iterate_a_hash_map_into_output() {
     let mut files = Vec::new();
     rust_files(&root, &mut files);
     let mut offenders = Vec::new();
-    for file in &files {
+    for file in files.iter().filter(|f| !f.ends_with("tests/tidy.rs")) {
         let text = std::fs::read_to_string(file).expect("source is UTF-8");
         for (line_idx, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
