@@ -693,3 +693,47 @@ pub fn quotas(inventory: &Inventory) -> Result<Vec<ResourceQuota>, LowerError> {
     }
     Ok(out)
 }
+
+/// The inventory's PodDisruptionBudgets, as the eviction API evaluates them.
+pub fn budgets(inventory: &Inventory) -> Result<Vec<super::runtime::DisruptionBudget>, LowerError> {
+    let mut out = Vec::new();
+    for pdb in inventory.pod_disruption_budgets() {
+        let spec = pdb.spec.as_ref();
+        let selector = match spec.and_then(|s| s.selector.as_ref()) {
+            Some(selector) => label_selector(pdb, "spec.selector", selector)?,
+            None => LabelSelector::default(),
+        };
+        let read = |value: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
+                    field: &str|
+         -> Result<Option<IntOrPercent>, LowerError> {
+            match value {
+                None => Ok(None),
+                Some(v) => int_or_percent(v).map(Some).ok_or_else(|| {
+                    error_at(
+                        pdb,
+                        field,
+                        format!("{v:?} is neither a count nor a percentage"),
+                    )
+                }),
+            }
+        };
+        out.push(super::runtime::DisruptionBudget {
+            name: pdb.metadata.name.clone().unwrap_or_default(),
+            namespace: pdb
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_string()),
+            selector,
+            min_available: read(
+                spec.and_then(|s| s.min_available.as_ref()),
+                "spec.minAvailable",
+            )?,
+            max_unavailable: read(
+                spec.and_then(|s| s.max_unavailable.as_ref()),
+                "spec.maxUnavailable",
+            )?,
+        });
+    }
+    Ok(out)
+}

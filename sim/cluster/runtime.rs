@@ -67,8 +67,25 @@ pub enum ClusterEvent {
     PodGone { pod: PodKey },
     /// The eviction of a lost node's pods is due.
     EvictNode { node: usize, epoch: u32 },
-    /// A Deployment's controllers run again (quota retry, minReadySeconds).
+    /// A Deployment's controllers run again (quota retry, minReadySeconds, progress deadline).
     SyncDeployment { deployment: usize },
+    /// `kubectl drain` tries again to evict the pods a disruption budget held back.
+    DrainRetry { node: usize },
+}
+
+/// How long `kubectl drain` waits before retrying an eviction a budget refused.
+pub const DRAIN_RETRY: SimDuration = SimDuration::from_secs(5);
+
+/// A PodDisruptionBudget as the eviction API evaluates it: healthy (Ready) pods matching the
+/// selector against `minAvailable` or `maxUnavailable` (absolute or percent of the expected
+/// pods, rounded up as the disruption controller does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisruptionBudget {
+    pub name: String,
+    pub namespace: String,
+    pub selector: super::model::LabelSelector,
+    pub min_available: Option<IntOrPercent>,
+    pub max_unavailable: Option<IntOrPercent>,
 }
 
 /// What the simulated application in a pod does, from the scenario's service profile.
@@ -193,6 +210,9 @@ pub struct ClusterRuntime {
     pub pods: BTreeMap<PodKey, Pod>,
     pub records: Vec<ClusterRecord>,
     pub config: SchedulerConfig,
+    pub budgets: Vec<DisruptionBudget>,
+    /// Per Deployment: when it last made progress, and whether the deadline was reported.
+    progress: Vec<(SimTime, bool, (i32, i32, i32))>,
     node_ready: Vec<bool>,
     node_epoch: Vec<u32>,
     next_key: u32,
@@ -231,6 +251,8 @@ impl ClusterRuntime {
             pods: BTreeMap::new(),
             records: Vec::new(),
             config,
+            budgets: Vec::new(),
+            progress: Vec::new(),
             node_ready: vec![true; n_nodes],
             node_epoch: vec![0; n_nodes],
             next_key: 0,
@@ -278,6 +300,7 @@ impl ClusterRuntime {
             replica_sets: vec![rs],
             current: 0,
         });
+        self.progress.push((now, false, (-1, -1, -1)));
         self.sync_deployment(now, idx, out);
         idx
     }
@@ -310,6 +333,8 @@ impl ClusterRuntime {
             failed_create: None,
         });
         d.current = d.replica_sets.len() - 1;
+        // A new ReplicaSet is progress (NewReplicaSetCreated): the deadline counts from now.
+        self.progress[deployment] = (now, false, (-1, -1, -1));
         self.record(
             now,
             "NewReplicaSet",
@@ -348,6 +373,7 @@ impl ClusterRuntime {
             + 1;
         d.replica_sets[previous].revision = revision;
         d.current = previous;
+        self.progress[deployment] = (now, false, (-1, -1, -1));
         let name = d.replica_sets[previous].name.clone();
         self.record(
             now,
@@ -482,6 +508,150 @@ impl ClusterRuntime {
         for rs in 0..n_rs {
             self.reconcile_replica_set(now, deployment, rs, out);
         }
+        self.check_progress(now, deployment, out);
+    }
+
+    /// The Progressing condition (§4.5): progress is more updated replicas, fewer old ones or
+    /// more available ones; a rollout with none for `progressDeadlineSeconds` is reported once
+    /// as ProgressDeadlineExceeded, as the controller sets it, until progress resumes.
+    fn check_progress(
+        &mut self,
+        now: SimTime,
+        deployment: usize,
+        out: &mut Vec<(SimTime, ClusterEvent)>,
+    ) {
+        let d = &self.deployments[deployment];
+        let current = d.current;
+        let updated = d.replica_sets[current]
+            .pods
+            .iter()
+            .filter(|k| !self.pods[*k].is_terminating())
+            .count() as i32;
+        let old: i32 = d
+            .replica_sets
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != current)
+            .map(|(_, rs)| rs.pods.len() as i32)
+            .sum();
+        let available: i32 = (0..d.replica_sets.len())
+            .map(|rs| self.available(now, deployment, rs))
+            .sum();
+        let target = d.replicas.max(0);
+        let complete = old == 0 && updated == target && available >= target;
+        let deadline = SimDuration::from_secs(d.model.progress_deadline_seconds.max(0) as u64);
+        let name = d.model.name.clone();
+        let rs_name = d.replica_sets[current].name.clone();
+        let (last, reported, seen) = self.progress[deployment];
+        let now_seen = (updated, -old, available);
+        let progressed =
+            seen.0 < 0 || now_seen.0 > seen.0 || now_seen.1 > seen.1 || now_seen.2 > seen.2;
+        if complete || progressed {
+            self.progress[deployment] = (now, false, now_seen);
+            if !complete {
+                out.push((
+                    now + deadline + SimDuration::from_secs(1),
+                    ClusterEvent::SyncDeployment { deployment },
+                ));
+            }
+            return;
+        }
+        self.progress[deployment].2 = now_seen;
+        if !reported && now.since(last) > deadline {
+            self.progress[deployment].1 = true;
+            self.record(
+                now,
+                "ProgressDeadlineExceeded",
+                format!("deployment/{name}"),
+                format!("ReplicaSet \"{rs_name}\" has timed out progressing."),
+            );
+        }
+    }
+
+    /// `kubectl drain`: cordon the node, then evict its pods through the eviction API, which
+    /// refuses an eviction that would take a matching PodDisruptionBudget below its minimum
+    /// (429 "Cannot evict pod as it would violate the pod's disruption budget."); refused
+    /// pods are retried every 5 s, as kubectl does.
+    pub fn drain_node(
+        &mut self,
+        now: SimTime,
+        node: usize,
+        out: &mut Vec<(SimTime, ClusterEvent)>,
+    ) {
+        let Some(name) = self.state.nodes().get(node).map(|n| n.name.clone()) else {
+            return;
+        };
+        if !self.state.nodes()[node].unschedulable {
+            self.state.set_unschedulable(node, true);
+            self.record(
+                now,
+                "NodeNotSchedulable",
+                format!("node/{name}"),
+                "Node cordoned (kubectl drain)",
+            );
+        }
+        let keys: Vec<PodKey> = self
+            .pods
+            .values()
+            .filter(|p| p.node == Some(node) && !p.is_terminating())
+            .map(|p| p.key)
+            .collect();
+        let mut blocked = false;
+        let mut touched = BTreeSet::new();
+        for key in keys {
+            if let Some(budget) = self.budget_blocking(key) {
+                blocked = true;
+                let pod_name = self.pods[&key].name.clone();
+                self.record(
+                    now,
+                    "EvictionBlocked",
+                    format!("pod/{pod_name}"),
+                    format!(
+                        "Cannot evict pod as it would violate the pod's disruption budget {budget}."
+                    ),
+                );
+                continue;
+            }
+            touched.insert(self.pods[&key].deployment);
+            self.delete_pod(now, key, "evicted by drain", out);
+        }
+        for d in touched {
+            self.sync_deployment(now, d, out);
+        }
+        if blocked {
+            out.push((now + DRAIN_RETRY, ClusterEvent::DrainRetry { node }));
+        }
+    }
+
+    /// The first budget that evicting `key` now would violate.
+    fn budget_blocking(&self, key: PodKey) -> Option<String> {
+        let pod = &self.pods[&key];
+        for b in &self.budgets {
+            if b.namespace != pod.spec.namespace || !b.selector.matches(&pod.spec.labels) {
+                continue;
+            }
+            let matching: Vec<&Pod> = self
+                .pods
+                .values()
+                .filter(|p| {
+                    p.spec.namespace == b.namespace
+                        && b.selector.matches(&p.spec.labels)
+                        && !p.is_terminating()
+                })
+                .collect();
+            let expected = matching.len() as i64;
+            let healthy = matching.iter().filter(|p| p.ready).count() as i64;
+            let desired_healthy = match (b.min_available, b.max_unavailable) {
+                (Some(min), _) => min.resolve(expected, true),
+                (None, Some(max)) => expected - max.resolve(expected, true),
+                (None, None) => 0,
+            };
+            // Evicting an unready pod never lowers the healthy count.
+            if pod.ready && healthy - 1 < desired_healthy {
+                return Some(b.name.clone());
+            }
+        }
+        None
     }
 
     fn reconcile_replica_set(
@@ -889,6 +1059,7 @@ impl ClusterRuntime {
             ClusterEvent::SyncDeployment { deployment } => {
                 self.sync_deployment(now, deployment, out)
             }
+            ClusterEvent::DrainRetry { node } => self.drain_node(now, node, out),
         }
     }
 

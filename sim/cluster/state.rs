@@ -347,6 +347,13 @@ impl ClusterState {
         }
     }
 
+    /// Cordons or uncordons a node (`spec.unschedulable`).
+    pub fn set_unschedulable(&mut self, node: usize, unschedulable: bool) {
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.unschedulable = unschedulable;
+        }
+    }
+
     /// Replaces a node's taints (the node lifecycle controller's unreachable taints).
     pub fn set_taints(&mut self, node: usize, taints: Vec<crate::cluster::model::Taint>) {
         if let Some(n) = self.nodes.get_mut(node) {

@@ -86,7 +86,13 @@ pub fn json(result: &RunResult) -> Value {
         .loads
         .iter()
         .enumerate()
-        .map(|(idx, l)| json!({"target": l.name, "outcomes": w.outcomes[idx]}))
+        .map(|(idx, l)| {
+            let outcomes: serde_json::Map<String, Value> = w.outcomes[idx]
+                .iter()
+                .map(|(k, n)| (k.to_string(), json!(n)))
+                .collect();
+            json!({"target": l.name, "outcomes": outcomes})
+        })
         .collect();
     let alerts: Vec<Value> = alert_lives(result)
         .iter()

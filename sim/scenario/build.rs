@@ -302,6 +302,7 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
         config,
     )
     .map_err(|e| loaded.error("topology", e.to_string()))?;
+    cluster.budgets = lower::budgets(inventory).map_err(lower_err)?;
     let mut models: Vec<Vec<ServiceModel>> = Vec::new();
     let mut timers = Vec::new();
     let mut scraped = BTreeSet::new();
@@ -428,7 +429,10 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
             })?;
             Target::Routed {
                 vs: compiled,
-                clusters: cluster_keys.clone(),
+                clusters: cluster_keys
+                    .iter()
+                    .map(|((svc, subset), idx)| (svc.clone(), subset.clone(), *idx))
+                    .collect(),
             }
         } else if let Some(&c) = cluster_keys.get(&(spec.target.clone(), None)) {
             Target::Direct { cluster: c }
@@ -461,6 +465,12 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
                 cluster: (clusters.len() - 1) as u16,
             }
         };
+        if spec.headers.len() > 8 {
+            return Err(loaded.error(
+                &format!("{field}.headers"),
+                "at most 8 optional headers per load stream",
+            ));
+        }
         for (name, share) in &spec.headers {
             if !(0.0..=1.0).contains(&share.share) {
                 return Err(loaded.error(
@@ -488,12 +498,18 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
             arrivals,
             until,
             target,
-            request,
-            headers: spec
-                .headers
-                .iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.value.clone(), v.share))
+            variants: (0..1usize << spec.headers.len())
+                .map(|mask| {
+                    let mut r = request.clone();
+                    for (bit, (name, h)) in spec.headers.iter().enumerate() {
+                        if mask & (1 << bit) != 0 {
+                            r = r.with_header(name, &h.value);
+                        }
+                    }
+                    r
+                })
                 .collect(),
+            header_shares: spec.headers.values().map(|h| h.share).collect(),
             rng: rng.stream(&format!("load/{idx}/requests")),
         });
     }
@@ -588,6 +604,9 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
                 index: *index,
             },
             Fault::NodeLoss { node, .. } => FaultAction::NodeLoss {
+                node: node_index(node)?,
+            },
+            Fault::NodeDrain { node, .. } => FaultAction::NodeDrain {
                 node: node_index(node)?,
             },
             Fault::GpuFault { node, device, .. } => FaultAction::GpuFault {
@@ -931,7 +950,7 @@ fn check(
                     }
                     for (key, n) in &world.outcomes[idx] {
                         total += n;
-                        if key.starts_with('5') {
+                        if (500..600).contains(&key.status) {
                             errors += n;
                         }
                     }

@@ -199,6 +199,8 @@ pub enum Fault {
     },
     /// The node stops answering.
     NodeLoss { at: Dur, node: String },
+    /// `kubectl drain`: cordon, then evict the node's pods as their disruption budgets allow.
+    NodeDrain { at: Dur, node: String },
     /// One GPU device of a node fails: the pods on it fail and are rescheduled.
     GpuFault {
         at: Dur,
@@ -368,6 +370,7 @@ impl Fault {
         match self {
             Fault::PodKill { at, .. }
             | Fault::NodeLoss { at, .. }
+            | Fault::NodeDrain { at, .. }
             | Fault::GpuFault { at, .. }
             | Fault::BadRelease { at, .. }
             | Fault::Latency { at, .. }

@@ -120,7 +120,8 @@ struct PodCounters {
     count: u64,
     sum_secs: f64,
     cost_dollars: f64,
-    tasks: BTreeMap<String, f64>,
+    /// Agent tasks completed, in the order of the model's `agent_tasks_per_request`.
+    tasks: Vec<f64>,
     cpu_secs: f64,
     /// CPU seconds at the previous metrics-server sample, and that sample's time.
     cpu_mark: Option<(SimTime, f64)>,
@@ -145,9 +146,10 @@ pub struct MeshCluster {
 
 /// Where one load stream's requests go.
 pub enum Target {
+    /// `clusters`: (service short name, subset, cluster index), searched without allocating.
     Routed {
         vs: VirtualService,
-        clusters: BTreeMap<(String, Option<String>), u16>,
+        clusters: Vec<(String, Option<String>, u16)>,
     },
     Direct {
         cluster: u16,
@@ -159,8 +161,9 @@ pub struct LoadStream {
     pub arrivals: Arrivals,
     pub until: SimTime,
     pub target: Target,
-    pub request: HttpRequest,
-    pub headers: Vec<(String, String, f64)>,
+    /// The request with every combination of the optional headers, by bitmask.
+    pub variants: Vec<HttpRequest>,
+    pub header_shares: Vec<f64>,
     pub rng: SimRng,
 }
 
@@ -179,6 +182,9 @@ pub enum FaultAction {
         index: usize,
     },
     NodeLoss {
+        node: usize,
+    },
+    NodeDrain {
         node: usize,
     },
     GpuFault {
@@ -216,6 +222,23 @@ pub enum FaultAction {
     RolloutUndo {
         deployment: usize,
     },
+}
+
+/// How one request ended, as the client saw it: the status, and Envoy's response flag when the
+/// mesh answered for the upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Outcome {
+    pub status: u16,
+    pub flag: Option<&'static str>,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.flag {
+            Some(flag) => write!(f, "{} {flag}", self.status),
+            None => write!(f, "{}", self.status),
+        }
+    }
 }
 
 /// A line of the run's timeline.
@@ -281,7 +304,7 @@ pub struct World {
     /// Per Deployment, by outcome; index `deployment_names.len()` holds requests no pod answered.
     pub stats: Vec<ServiceStats>,
     /// Per load stream: status → count (the client's view).
-    pub outcomes: Vec<BTreeMap<String, u64>>,
+    pub outcomes: Vec<BTreeMap<Outcome, u64>>,
     pub arrivals: u64,
     pub ended: u64,
     /// Most replicas each Deployment's spec asked for, and the longest Pending seen.
@@ -513,7 +536,7 @@ impl World {
         }
     }
 
-    fn outcome(&mut self, load: u16, key: String) {
+    fn outcome(&mut self, load: u16, key: Outcome) {
         *self.outcomes[load as usize].entry(key).or_insert(0) += 1;
         self.ended += 1;
     }
@@ -525,24 +548,28 @@ impl World {
         if let Some(t) = stream.arrivals.next_arrival().filter(|t| *t < stream.until) {
             sched.at(t, Event::Arrival { load });
         }
-        let mut request = stream.request.clone();
-        for (name, value, share) in &stream.headers {
+        // Which of the stream's optional headers this request carries picks a prebuilt request.
+        let mut variant = 0usize;
+        for (bit, share) in stream.header_shares.iter().enumerate() {
             if stream.rng.random::<f64>() < *share {
-                request.headers.insert(name.clone(), value.clone());
+                variant |= 1 << bit;
             }
         }
+        let request = &stream.variants[variant];
         let cluster = match &stream.target {
             Target::Direct { cluster } => Some(*cluster),
             Target::Routed { vs, clusters } => {
                 let draw: u64 = stream.rng.random();
-                match vs.route(&request, draw) {
+                match vs.route(request, draw) {
                     crate::mesh::route::RouteDecision::NoRoute => None,
                     crate::mesh::route::RouteDecision::Forward { destination, .. } => {
-                        let key = (
-                            crate::mesh::lower::short_host(&destination.host).to_string(),
-                            destination.subset.clone(),
-                        );
-                        clusters.get(&key).copied()
+                        let host = crate::mesh::lower::short_host(&destination.host);
+                        clusters
+                            .iter()
+                            .find(|(service, subset, _)| {
+                                service == host && *subset == destination.subset
+                            })
+                            .map(|(_, _, idx)| *idx)
                     }
                 }
             }
@@ -566,11 +593,13 @@ impl World {
         status: u16,
         flag: Option<ResponseFlag>,
     ) {
-        let key = match flag {
-            Some(flag) => format!("{status} {}", flag.code()),
-            None => status.to_string(),
-        };
-        self.outcome(load, key);
+        self.outcome(
+            load,
+            Outcome {
+                status,
+                flag: flag.map(ResponseFlag::code),
+            },
+        );
         let stats = self.stats.last_mut().expect("the unanswered slot exists");
         *stats.by_status.entry(status).or_insert(0) += 1;
         let _ = stats
@@ -625,7 +654,7 @@ impl World {
                             Some(ResponseFlag::UpstreamConnectionTermination),
                         );
                     } else {
-                        self.outcome(request.load, status.to_string());
+                        self.outcome(request.load, Outcome { status, flag: None });
                     }
                 }
                 UpstreamEvent::Rejected { request, flag } => self.record_unanswered(
@@ -727,8 +756,11 @@ impl World {
             }
         }
         c.cost_dollars += model.llm_cost_per_request;
-        for (agent, per) in &model.agent_tasks_per_request {
-            *c.tasks.entry(agent.clone()).or_insert(0.0) += per;
+        if c.tasks.len() < model.agent_tasks_per_request.len() {
+            c.tasks.resize(model.agent_tasks_per_request.len(), 0.0);
+        }
+        for (slot, (_, per)) in c.tasks.iter_mut().zip(&model.agent_tasks_per_request) {
+            *slot += per;
         }
         c.cpu_secs += model.cpu_per_request_secs;
         let next = serve.queue.complete(now);
@@ -1024,7 +1056,12 @@ impl World {
                         counters.cost_dollars,
                     );
                 }
-                for (agent, n) in &counters.tasks {
+                let agents: Vec<String> = self.models[deployment][self.pods[&key].model]
+                    .agent_tasks_per_request
+                    .iter()
+                    .map(|(a, _)| a.clone())
+                    .collect();
+                for (agent, n) in agents.iter().zip(&counters.tasks) {
                     self.append(
                         &labels,
                         "agno_agent_tasks_completed_total",
@@ -1331,6 +1368,11 @@ impl World {
                 let name = self.cluster.state.nodes()[node].name.clone();
                 self.note(now, "Fault", format!("node/{name}"), "node lost");
                 self.cluster.lose_node(now, node, &mut out);
+            }
+            FaultAction::NodeDrain { node } => {
+                let name = self.cluster.state.nodes()[node].name.clone();
+                self.note(now, "Fault", format!("node/{name}"), "kubectl drain");
+                self.cluster.drain_node(now, node, &mut out);
             }
             FaultAction::GpuFault { node, device } => {
                 let name = self.cluster.state.nodes()[node].name.clone();

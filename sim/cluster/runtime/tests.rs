@@ -328,3 +328,100 @@ fn fenceposts_round_as_upstream() {
         (1, 0)
     );
 }
+
+#[test]
+fn a_drain_cordons_the_node_and_waits_for_the_disruption_budget() {
+    // Goal: kubectl drain through the eviction API. Method: the coordinator (3 replicas, one
+    // per general node) under a PDB with minAvailable 3: evicting from general-0 would leave 2,
+    // so it is refused and retried until, with the budget lowered, the pod goes; its
+    // replacement cannot use the cordoned node and, with anti-affinity on 3 nodes, stays Pending.
+    let mut sophia = Sophia::new();
+    sophia.run_until(60);
+    let d = sophia.deployment("agno-coordinator");
+    let selector = sophia.cluster.deployments[d].model.selector.clone();
+    sophia.cluster.budgets.push(DisruptionBudget {
+        name: "coordinator-pdb".into(),
+        namespace: "sophia-production".into(),
+        selector,
+        min_available: Some(IntOrPercent::Int(3)),
+        max_unavailable: None,
+    });
+    let node = sophia
+        .cluster
+        .state
+        .node_by_name("general-0")
+        .expect("node");
+    sophia.act(|c, now, out| c.drain_node(now, node, out));
+    assert!(
+        sophia.cluster.state.nodes()[node].unschedulable,
+        "cordoned at once"
+    );
+    sophia.run_until(70);
+    let blocked = sophia
+        .cluster
+        .records
+        .iter()
+        .filter(|r| r.reason == "EvictionBlocked")
+        .count();
+    assert!(blocked >= 2, "refused, then retried every 5 s: {blocked}");
+    assert_eq!(
+        sophia.nodes_of("agno-coordinator"),
+        vec!["general-0", "general-1", "general-2"]
+    );
+    sophia.cluster.budgets[0].min_available = Some(IntOrPercent::Int(2));
+    sophia.run_until(120);
+    assert!(
+        sophia
+            .cluster
+            .records
+            .iter()
+            .any(|r| r.reason == "Killing" && r.message.contains("evicted by drain"))
+    );
+    assert_eq!(
+        sophia.nodes_of("agno-coordinator"),
+        vec!["general-1", "general-2"]
+    );
+    assert_eq!(
+        sophia.cluster.pending().count(),
+        1,
+        "the replacement has nowhere to go"
+    );
+}
+
+#[test]
+fn a_rollout_that_cannot_progress_reports_progress_deadline_exceeded() {
+    // Goal: §4.5 on the plan: maxSurge 1 / maxUnavailable 0 with required anti-affinity on 3
+    // nodes; the surge pod stays Pending, so after progressDeadlineSeconds (600 s default)
+    // the Deployment reports ProgressDeadlineExceeded, once.
+    let mut sophia = Sophia::new();
+    sophia.run_until(60);
+    let d = sophia.deployment("agno-coordinator");
+    let mut template = sophia.cluster.deployments[d].model.template.clone();
+    template.labels.insert("release".into(), "v2".into());
+    sophia.act(|c, now, out| c.roll_out(now, d, template, AppBehaviour::default(), out));
+    sophia.run_until(600);
+    assert!(
+        !sophia
+            .cluster
+            .records
+            .iter()
+            .any(|r| r.reason == "ProgressDeadlineExceeded")
+    );
+    sophia.run_until(1_400);
+    let exceeded: Vec<_> = sophia
+        .cluster
+        .records
+        .iter()
+        .filter(|r| r.reason == "ProgressDeadlineExceeded")
+        .collect();
+    assert_eq!(exceeded.len(), 1, "reported once");
+    assert!(
+        exceeded[0].at > SimTime::from_secs(660) && exceeded[0].at <= SimTime::from_secs(662),
+        "{}",
+        exceeded[0].at
+    );
+    assert_eq!(
+        exceeded[0].message,
+        "ReplicaSet \"agno-coordinator-r2\" has timed out progressing."
+    );
+}
