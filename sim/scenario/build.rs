@@ -571,8 +571,19 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
         let path = &rf.origin.file;
         let text = std::fs::read_to_string(path)
             .map_err(|e| loaded.error("manifests", format!("reading {}: {e}", path.display())))?;
-        let parsed = parse_rule_file(path, &text, eval_interval.as_millis() as i64)
+        let mut parsed = parse_rule_file(path, &text, eval_interval.as_millis() as i64)
             .map_err(ScenarioError)?;
+        // A group's evaluation slot hashes its file path as the server names it, so the run
+        // must not depend on where the checkout is: the file is named as it would be mounted,
+        // in the folder of the config's first rule_files pattern.
+        let mount_dir = prom
+            .and_then(|p| p.rule_files.first())
+            .and_then(|pattern| Path::new(pattern).parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("/etc/prometheus/rules"));
+        let server_path = mount_dir.join(path.file_name().unwrap_or_default());
+        for group in &mut parsed {
+            group.file = server_path.display().to_string();
+        }
         groups.extend(parsed);
     }
     let alert_names: BTreeSet<String> = groups
