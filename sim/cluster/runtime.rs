@@ -769,6 +769,7 @@ impl ClusterRuntime {
     /// Runs the scheduler for one Pending pod; binds it when a node is feasible.
     fn try_schedule(&mut self, now: SimTime, key: PodKey, out: &mut Vec<(SimTime, ClusterEvent)>) {
         let spec = self.pods[&key].spec.clone();
+        let (spec_namespace, spec_name) = (spec.namespace.clone(), spec.name.clone());
         let placement = schedule(&self.state, &spec, &self.config);
         match placement.selected {
             Some(node) => {
@@ -786,6 +787,7 @@ impl ClusterRuntime {
                     return;
                 };
                 self.last_pending_message.remove(&key);
+                self.state.clear_nomination(&spec_namespace, &spec_name);
                 let pod = self.pods.get_mut(&key).expect("pod exists");
                 pod.node = Some(node);
                 pod.bound = Some(bound);
@@ -839,6 +841,39 @@ impl ClusterRuntime {
                 }
                 self.pods.get_mut(&key).expect("pod exists").status =
                     PodStatus::Pending { message };
+                // DefaultPreemption: the pod is nominated to the node and its victims are
+                // deleted gracefully; it binds when they are gone (PodGone retries Pending pods).
+                if let Some(preemption) = placement.preemption {
+                    let node_name = self.state.nodes()[preemption.nominated_node].name.clone();
+                    let _ = self.state.nominate(spec.clone(), &node_name);
+                    let victims: Vec<PodKey> = preemption
+                        .victims
+                        .iter()
+                        .filter_map(|id| {
+                            self.pods
+                                .values()
+                                .find(|p| p.bound == Some(*id))
+                                .map(|p| p.key)
+                        })
+                        .collect();
+                    for victim in victims {
+                        if self.pods.get(&victim).is_some_and(|p| !p.is_terminating()) {
+                            let victim_name = self.pods[&victim].name.clone();
+                            self.record(
+                                now,
+                                "Preempted",
+                                format!("pod/{victim_name}"),
+                                format!("Preempted by pod {} on node {node_name}", spec.name),
+                            );
+                            if let Some(bound) = self.pods[&victim].bound {
+                                self.state.mark_preempted(bound);
+                            }
+                            let deployment = self.pods[&victim].deployment;
+                            self.delete_pod(now, victim, "preempted", out);
+                            self.sync_deployment(now, deployment, out);
+                        }
+                    }
+                }
             }
         }
     }

@@ -425,3 +425,87 @@ fn a_rollout_that_cannot_progress_reports_progress_deadline_exceeded() {
         "ReplicaSet \"agno-coordinator-r2\" has timed out progressing."
     );
 }
+
+#[test]
+fn a_higher_priority_pod_preempts_a_lower_one_and_binds_once_it_is_gone() {
+    // Goal: DefaultPreemption in the runtime. Method: one general node (32 CPUs); a
+    // priority-0 Deployment holding 20 CPUs, then a priority-1000 one asking 20 CPUs. The
+    // scheduler nominates the node, the victim is deleted with its 30 s grace period, and the
+    // high-priority pod binds when it is gone; the victim's replacement stays Pending.
+    let inventory = load_dir(root().join("fixtures/sophia")).expect("the plan loads");
+    let topology =
+        load_topology(root().join("fixtures/sophia/topology.yaml")).expect("the topology loads");
+    let nodes: Vec<_> = lower::nodes(&topology, lower::gpu_sharing(None))
+        .into_iter()
+        .filter(|n| n.name == "general-0")
+        .collect();
+    let mut cluster =
+        ClusterRuntime::new(nodes, Vec::new(), SchedulerConfig::default()).expect("nodes");
+    let base = lower::deployment(&inventory, &inventory.deployments()[0]).expect("lowers");
+    let sized = |name: &str, priority: i32| {
+        let mut m = base.clone();
+        m.name = name.to_string();
+        m.replicas = 1;
+        m.template.priority = priority;
+        m.template.pod_anti_affinity_required.clear();
+        m.template.labels.insert("app".into(), name.to_string());
+        m.selector = crate::cluster::model::LabelSelector::from_labels(
+            [("app".to_string(), name.to_string())].into(),
+        );
+        m.template.containers[0]
+            .requests
+            .insert("cpu".into(), 20_000);
+        m.template.containers[0].limits.insert("cpu".into(), 20_000);
+        m
+    };
+    let mut engine: Engine<ClusterEvent> = Engine::new();
+    let mut out = Vec::new();
+    cluster.add_deployment(
+        SimTime::ZERO,
+        sized("batch", 0),
+        AppBehaviour::default(),
+        &mut out,
+    );
+    for (at, ev) in out.drain(..) {
+        engine.scheduler().at(at, ev);
+    }
+    let step = |engine: &mut Engine<ClusterEvent>, cluster: &mut ClusterRuntime, until: u64| {
+        let mut out = Vec::new();
+        engine.run_until(SimTime::from_secs(until), |sched, ev| {
+            cluster.handle(sched.now(), ev, &mut out);
+            for (at, ev) in out.drain(..) {
+                sched.at(at, ev);
+            }
+        });
+    };
+    step(&mut engine, &mut cluster, 60);
+    cluster.add_deployment(
+        SimTime::from_secs(60),
+        sized("critical", 1000),
+        AppBehaviour::default(),
+        &mut out,
+    );
+    for (at, ev) in out.drain(..) {
+        engine.scheduler().at(at, ev);
+    }
+    assert!(
+        cluster
+            .records
+            .iter()
+            .any(|r| r.reason == "Preempted" && r.object.starts_with("pod/batch"))
+    );
+    step(&mut engine, &mut cluster, 120);
+    let bound: Vec<&str> = cluster
+        .pods
+        .values()
+        .filter(|p| p.node.is_some() && !p.is_terminating())
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(bound.len(), 1);
+    assert!(bound[0].starts_with("critical"), "{bound:?}");
+    assert_eq!(
+        cluster.pending().count(),
+        1,
+        "the victim's replacement waits"
+    );
+}
