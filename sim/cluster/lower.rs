@@ -80,29 +80,9 @@ pub enum Strategy {
     },
 }
 
-/// An absolute count or a percentage, as `intstr.IntOrString` carries them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IntOrPercent {
-    Int(i64),
-    Percent(i64),
-}
-
-impl IntOrPercent {
-    /// Resolves against `total`: percentages round up (`surge`) or down (`unavailable`).
-    pub fn resolve(self, total: i64, round_up: bool) -> i64 {
-        match self {
-            IntOrPercent::Int(value) => value,
-            IntOrPercent::Percent(p) => {
-                let scaled = p * total;
-                if round_up {
-                    (scaled + 99).div_euclid(100)
-                } else {
-                    scaled.div_euclid(100)
-                }
-            }
-        }
-    }
-}
+/// An absolute count or a percentage, as `intstr.IntOrString` carries them (the rollout
+/// step's own type, so the lowered strategy feeds it directly).
+pub use super::rollout::IntOrPercent;
 
 fn int_or_percent(
     value: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString,

@@ -429,79 +429,42 @@ impl ClusterRuntime {
         let target = self.deployments[deployment].replicas.max(0);
         let current = self.deployments[deployment].current;
         let n_rs = self.deployments[deployment].replica_sets.len();
-        match self.deployments[deployment].model.strategy.clone() {
-            Strategy::Recreate => {
-                let old_running: usize = (0..n_rs)
-                    .filter(|i| *i != current)
-                    .map(|i| self.deployments[deployment].replica_sets[i].pods.len())
-                    .sum();
-                for i in (0..n_rs).filter(|i| *i != current) {
-                    self.deployments[deployment].replica_sets[i].replicas = 0;
-                }
-                self.deployments[deployment].replica_sets[current].replicas =
-                    if old_running == 0 { target } else { 0 };
-            }
+        // One Deployment sync is the pure `rollout::rollout_step` (§4.3); the runtime supplies
+        // each ReplicaSet's counts and applies the new sizes.
+        use super::rollout::{self, DeploymentStrategy, ReplicaSetView, RolloutState};
+        let strategy = match self.deployments[deployment].model.strategy {
+            Strategy::Recreate => DeploymentStrategy::Recreate,
             Strategy::RollingUpdate {
                 max_surge,
                 max_unavailable,
-            } => {
-                let (surge, unavailable) =
-                    fenceposts(max_surge, max_unavailable, i64::from(target));
-                let total: i32 = self.deployments[deployment]
-                    .replica_sets
-                    .iter()
-                    .map(|rs| rs.replicas)
-                    .sum();
-                let new_replicas = self.deployments[deployment].replica_sets[current].replicas;
-                let old_total = total - new_replicas;
-                let mut changed = false;
-                if old_total == 0 {
-                    // No rollout in progress: the current ReplicaSet simply follows spec.replicas.
-                    if new_replicas != target {
-                        self.deployments[deployment].replica_sets[current].replicas = target;
-                        changed = true;
-                    }
-                } else if new_replicas > target {
-                    self.deployments[deployment].replica_sets[current].replicas = target;
-                    changed = true;
-                } else if new_replicas < target {
-                    let max_total = target + surge as i32;
-                    if total < max_total {
-                        let grow = (max_total - total).min(target - new_replicas);
-                        self.deployments[deployment].replica_sets[current].replicas += grow;
-                        changed = grow > 0;
-                    }
-                }
-                if !changed && old_total > 0 {
-                    let min_available = target - unavailable as i32;
-                    let new_available = self.available(now, deployment, current);
-                    let new_unavailable =
-                        self.deployments[deployment].replica_sets[current].replicas - new_available;
-                    let budget = total - min_available - new_unavailable;
-                    if budget > 0 {
-                        // Step 1: old ReplicaSets' unavailable replicas go first, oldest first.
-                        let mut left = budget;
-                        for i in (0..n_rs).filter(|i| *i != current) {
-                            let spec = self.deployments[deployment].replica_sets[i].replicas;
-                            let unavail = spec - self.available(now, deployment, i);
-                            let cut = unavail.min(left).max(0);
-                            self.deployments[deployment].replica_sets[i].replicas -= cut;
-                            left -= cut;
-                        }
-                        // Step 2: down to minAvailable.
-                        let available: i32 =
-                            (0..n_rs).map(|i| self.available(now, deployment, i)).sum();
-                        let mut excess = available - min_available;
-                        for i in (0..n_rs).filter(|i| *i != current) {
-                            if excess <= 0 {
-                                break;
-                            }
-                            let spec = self.deployments[deployment].replica_sets[i].replicas;
-                            let cut = spec.min(excess).max(0);
-                            self.deployments[deployment].replica_sets[i].replicas -= cut;
-                            excess -= cut;
-                        }
-                    }
+            } => DeploymentStrategy::RollingUpdate {
+                max_surge,
+                max_unavailable,
+            },
+        };
+        let view = |rs: usize| {
+            let set = &self.deployments[deployment].replica_sets[rs];
+            ReplicaSetView {
+                name: set.name.clone(),
+                replicas: i64::from(set.replicas),
+                available: i64::from(self.available(now, deployment, rs)),
+                running: set.pods.len() as i64,
+            }
+        };
+        let old_indices: Vec<usize> = (0..n_rs).filter(|i| *i != current).collect();
+        let state = RolloutState {
+            replicas: i64::from(target),
+            strategy,
+            new: Some(view(current)),
+            old: old_indices.iter().map(|&i| view(i)).collect(),
+        };
+        // The API server refuses the manifests that would make this fail (both fenceposts 0,
+        // negative replicas); should one slip through, the ReplicaSets keep their sizes.
+        if let Ok(step) = rollout::rollout_step(&state) {
+            self.deployments[deployment].replica_sets[current].replicas = step.new_replicas as i32;
+            for (slot, &rs) in old_indices.iter().enumerate() {
+                if let Some(&size) = step.old_replicas.get(slot) {
+                    self.deployments[deployment].replica_sets[rs].replicas = size as i32;
                 }
             }
         }
@@ -642,8 +605,8 @@ impl ClusterRuntime {
             let expected = matching.len() as i64;
             let healthy = matching.iter().filter(|p| p.ready).count() as i64;
             let desired_healthy = match (b.min_available, b.max_unavailable) {
-                (Some(min), _) => min.resolve(expected, true),
-                (None, Some(max)) => expected - max.resolve(expected, true),
+                (Some(min), _) => min.scaled(expected, true),
+                (None, Some(max)) => expected - max.scaled(expected, true),
                 (None, None) => 0,
             };
             // Evicting an unready pod never lowers the healthy count.
@@ -1325,20 +1288,6 @@ impl ClusterRuntime {
             .values()
             .filter(|p| p.node.is_none() && !p.is_terminating())
     }
-}
-
-/// §4.2: surge rounds up, unavailable down, 0/0 becomes 0/1, unavailable at most D.
-pub fn fenceposts(
-    max_surge: IntOrPercent,
-    max_unavailable: IntOrPercent,
-    replicas: i64,
-) -> (i64, i64) {
-    let surge = max_surge.resolve(replicas, true);
-    let mut unavailable = max_unavailable.resolve(replicas, false);
-    if surge == 0 && unavailable == 0 {
-        unavailable = 1;
-    }
-    (surge, unavailable.min(replicas))
 }
 
 #[cfg(test)]

@@ -310,26 +310,6 @@ fn a_rolling_update_never_drops_below_replicas_minus_max_unavailable() {
 }
 
 #[test]
-fn fenceposts_round_as_upstream() {
-    assert_eq!(
-        fenceposts(IntOrPercent::Percent(25), IntOrPercent::Percent(25), 10),
-        (3, 2)
-    );
-    assert_eq!(
-        fenceposts(IntOrPercent::Percent(25), IntOrPercent::Percent(25), 1),
-        (1, 0)
-    );
-    assert_eq!(
-        fenceposts(IntOrPercent::Int(0), IntOrPercent::Percent(10), 3),
-        (0, 1)
-    );
-    assert_eq!(
-        fenceposts(IntOrPercent::Int(1), IntOrPercent::Int(0), 3),
-        (1, 0)
-    );
-}
-
-#[test]
 fn a_drain_cordons_the_node_and_waits_for_the_disruption_budget() {
     // Goal: kubectl drain through the eviction API. Method: the coordinator (3 replicas, one
     // per general node) under a PDB with minAvailable 3: evicting from general-0 would leave 2,
