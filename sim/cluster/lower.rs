@@ -208,6 +208,39 @@ fn pod_term<T>(
     })
 }
 
+/// The required and preferred terms of a podAffinity or podAntiAffinity block at `base`.
+#[allow(clippy::type_complexity)]
+fn pod_terms<T>(
+    object: &Sourced<T>,
+    base: &str,
+    terms: Option<(
+        &Option<Vec<core::PodAffinityTerm>>,
+        &Option<Vec<core::WeightedPodAffinityTerm>>,
+    )>,
+) -> Result<(Vec<PodAffinityTerm>, Vec<WeightedPodAffinityTerm>), LowerError> {
+    let mut required = Vec::new();
+    let mut preferred = Vec::new();
+    if let Some((req, pref)) = terms {
+        for (idx, term) in req.iter().flatten().enumerate() {
+            required.push(pod_term(
+                object,
+                &format!("{base}.requiredDuringSchedulingIgnoredDuringExecution[{idx}]"),
+                term,
+            )?);
+        }
+        for (idx, term) in pref.iter().flatten().enumerate() {
+            let field = format!(
+                "{base}.preferredDuringSchedulingIgnoredDuringExecution[{idx}].podAffinityTerm"
+            );
+            preferred.push(WeightedPodAffinityTerm {
+                weight: i64::from(term.weight),
+                term: pod_term(object, &field, &term.pod_affinity_term)?,
+            });
+        }
+    }
+    Ok((required, preferred))
+}
+
 fn probe<T>(
     object: &Sourced<T>,
     field: &str,
@@ -440,66 +473,30 @@ pub fn deployment(
             });
         }
     }
-    let mut pod_affinity_required = Vec::new();
-    let mut pod_affinity_preferred = Vec::new();
-    if let Some(pa) = affinity.and_then(|a| a.pod_affinity.as_ref()) {
-        for (idx, term) in pa
-            .required_during_scheduling_ignored_during_execution
-            .iter()
-            .flatten()
-            .enumerate()
-        {
-            pod_affinity_required.push(pod_term(deployment, &format!("{base}.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[{idx}]"), term)?);
-        }
-        for (idx, term) in pa
-            .preferred_during_scheduling_ignored_during_execution
-            .iter()
-            .flatten()
-            .enumerate()
-        {
-            let field = format!(
-                "{base}.affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution[{idx}]"
-            );
-            pod_affinity_preferred.push(WeightedPodAffinityTerm {
-                weight: i64::from(term.weight),
-                term: pod_term(
-                    deployment,
-                    &format!("{field}.podAffinityTerm"),
-                    &term.pod_affinity_term,
-                )?,
-            });
-        }
-    }
-    let mut pod_anti_affinity_required = Vec::new();
-    let mut pod_anti_affinity_preferred = Vec::new();
-    if let Some(pa) = affinity.and_then(|a| a.pod_anti_affinity.as_ref()) {
-        for (idx, term) in pa
-            .required_during_scheduling_ignored_during_execution
-            .iter()
-            .flatten()
-            .enumerate()
-        {
-            pod_anti_affinity_required.push(pod_term(deployment, &format!("{base}.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[{idx}]"), term)?);
-        }
-        for (idx, term) in pa
-            .preferred_during_scheduling_ignored_during_execution
-            .iter()
-            .flatten()
-            .enumerate()
-        {
-            let field = format!(
-                "{base}.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[{idx}]"
-            );
-            pod_anti_affinity_preferred.push(WeightedPodAffinityTerm {
-                weight: i64::from(term.weight),
-                term: pod_term(
-                    deployment,
-                    &format!("{field}.podAffinityTerm"),
-                    &term.pod_affinity_term,
-                )?,
-            });
-        }
-    }
+    // Pod affinity and anti-affinity have the same shape: required terms and weighted
+    // preferred ones, lowered by one function.
+    let (pod_affinity_required, pod_affinity_preferred) = pod_terms(
+        deployment,
+        &format!("{base}.affinity.podAffinity"),
+        affinity.and_then(|a| a.pod_affinity.as_ref()).map(|pa| {
+            (
+                &pa.required_during_scheduling_ignored_during_execution,
+                &pa.preferred_during_scheduling_ignored_during_execution,
+            )
+        }),
+    )?;
+    let (pod_anti_affinity_required, pod_anti_affinity_preferred) = pod_terms(
+        deployment,
+        &format!("{base}.affinity.podAntiAffinity"),
+        affinity
+            .and_then(|a| a.pod_anti_affinity.as_ref())
+            .map(|pa| {
+                (
+                    &pa.required_during_scheduling_ignored_during_execution,
+                    &pa.preferred_during_scheduling_ignored_during_execution,
+                )
+            }),
+    )?;
     let (priority, preemption_policy) = priority(inventory, deployment, pod)?;
     let labels = spec
         .template
