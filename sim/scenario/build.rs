@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::schema::{
-    self, API_VERSION, ExpectationSpec, Fault, ProcessSpec, Profile, ProfilePatch, ProfilesFile,
+    API_VERSION, ExpectationSpec, Fault, ProcessSpec, Profile, ProfilePatch, ProfilesFile,
     ScenarioFile, ServiceTimeSpec,
 };
 use super::world::{
@@ -1027,6 +1027,3 @@ fn check(
     }
     out
 }
-
-/// Keeps the schema module's types reachable from here for docs.
-pub use schema::Assumptions;

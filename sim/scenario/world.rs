@@ -111,6 +111,8 @@ struct PodServe {
     counters: PodCounters,
     /// Whether its series were written at the last scrape (for stale markers).
     scraped: bool,
+    /// Its scrape target's `instance` label.
+    instance: String,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -310,7 +312,6 @@ pub struct World {
     /// Most replicas each Deployment's spec asked for, and the longest Pending seen.
     pub most_replicas: Vec<i32>,
     pub longest_pending: SimDuration,
-    pub series_samples: Vec<(f64, BTreeMap<String, f64>)>,
     next_request: u64,
     rng: SimRng,
     cluster_out: Vec<(SimTime, ClusterEvent)>,
@@ -373,7 +374,6 @@ impl World {
             arrivals: 0,
             ended: 0,
             longest_pending: SimDuration::ZERO,
-            series_samples: Vec::new(),
             next_request: 0,
             rng: rng.stream("world/requests"),
             cluster_out: Vec::new(),
@@ -805,7 +805,7 @@ impl World {
                 self.fail_request(sched, request, ResponseFlag::UpstreamConnectionTermination);
             }
             if serve.scraped {
-                self.stale_pod_series(now, key, &serve);
+                self.stale_pod_series(now, &serve.instance);
             }
         }
         let running: Vec<(PodKey, usize, usize, u32)> = self
@@ -828,6 +828,7 @@ impl World {
                     generation,
                     counters: PodCounters::default(),
                     scraped: false,
+                    instance: format!("{}:9090", self.cluster.pods[&key].name),
                 },
             );
             if let Some(leak) =
@@ -940,7 +941,7 @@ impl World {
             "kubernetes-pods".to_string()
         };
         labels.push(("job".into(), job));
-        labels.push(("instance".into(), format!("{}:9090", pod.name)));
+        labels.push(("instance".into(), self.pods[&key].instance.clone()));
         labels
     }
 
@@ -964,11 +965,16 @@ impl World {
         let _ = self.storage.store.append(&labels, t_ms, value);
     }
 
-    fn stale_pod_series(&mut self, now: SimTime, _key: PodKey, _serve: &PodServe) {
-        // The series of a pod that stopped: Prometheus writes a stale marker at the next scrape
-        // of its target set. They go stale through the store's lookback when nothing more
-        // arrives; the explicit markers are written by the scrape pass below.
-        let _ = now;
+    /// A scraped container stopped: its target's scrape fails (or the target is gone), and
+    /// Prometheus marks every series of that target stale, so instant queries stop seeing
+    /// them at once instead of after the 5-minute lookback.
+    fn stale_pod_series(&mut self, now: SimTime, instance: &str) {
+        let matcher = crate::telemetry::store::Matcher::equal("instance", instance);
+        let stale = crate::telemetry::store::stale_nan();
+        for id in self.storage.store.select(&[matcher]) {
+            // A series already written at this very millisecond keeps that sample.
+            let _ = self.storage.store.append_to(id, now.as_millis(), stale);
+        }
     }
 
     fn scrape(&mut self, now: SimTime) {
