@@ -1270,6 +1270,19 @@ impl ClusterRuntime {
         }
     }
 
+    /// Whether a Deployment's rollout is complete: its current ReplicaSet has every replica
+    /// the spec asks for, all of them available, and no older ReplicaSet keeps a pod.
+    pub fn rollout_complete(&self, now: SimTime, deployment: usize) -> bool {
+        let d = &self.deployments[deployment];
+        let current = &d.replica_sets[d.current];
+        current.replicas == d.replicas
+            && self.available(now, deployment, d.current) >= d.replicas
+            && d.replica_sets
+                .iter()
+                .enumerate()
+                .all(|(idx, rs)| idx == d.current || rs.pods.is_empty())
+    }
+
     /// Whether node `idx` is Ready.
     pub fn node_ready(&self, idx: usize) -> bool {
         self.node_ready.get(idx).copied().unwrap_or(false)

@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::schema::{
-    API_VERSION, ExpectationSpec, Fault, ProcessSpec, Profile, ProfilePatch, ProfilesFile,
-    ScenarioFile, ServiceTimeSpec,
+    API_VERSION, AnalysisSpec, ExpectationSpec, Fault, ProcessSpec, Profile, ProfilePatch,
+    ProfilesFile, Release, RolloutResult, RolloutSpec, ScenarioFile, ServiceTimeSpec,
 };
 use super::world::{
-    Event, FaultAction, HpaRuntime, LoadStream, MeshCluster, ServiceModel, Target, World,
+    Analysis, Event, FaultAction, HpaRuntime, LoadStream, MeshCluster, ReleaseModel,
+    RolloutRuntime, RouteControl, ServiceModel, Strategy, Target, World,
 };
 use crate::autoscale::controller::{self as hpa_controller, HpaController};
 use crate::autoscale::hpa::KubernetesVersion as HpaVersion;
@@ -433,6 +434,8 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
                     .iter()
                     .map(|((svc, subset), idx)| (svc.clone(), subset.clone(), *idx))
                     .collect(),
+                vs_name: vs.metadata.name.clone().unwrap_or_default(),
+                specs: routes,
             }
         } else if let Some(&c) = cluster_keys.get(&(spec.target.clone(), None)) {
             Target::Direct { cluster: c }
@@ -488,7 +491,8 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
             rng.stream(&format!("load/{idx}/arrivals")),
             start,
         )
-        .map_err(|e| loaded.error(&format!("{field}.process"), e.to_string()))?;
+        .map_err(|e| loaded.error(&format!("{field}.process"), e.to_string()))?
+        .ending_at(until.max(start));
         let mut request = HttpRequest::new(&spec.method, &spec.path);
         if let Some(p) = &spec.principal {
             request = request.with_principal(p);
@@ -699,6 +703,278 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
         };
         faults.push((at, action));
     }
+    // Rollouts.
+    let release =
+        |d: usize, field: &str, release: &Release| -> Result<ReleaseModel, ScenarioError> {
+            let name = &cluster.deployments[d].model.name;
+            let app = cluster.deployments[d]
+                .model
+                .template
+                .labels
+                .get("app")
+                .cloned()
+                .unwrap_or_default();
+            let base = loaded
+                .profiles
+                .profiles
+                .get(name)
+                .or_else(|| loaded.profiles.profiles.get(&app))
+                .ok_or_else(|| loaded.error(field, format!("no profile for {name}")))?;
+            let (model, behaviour) = model(
+                loaded,
+                &format!("{field}.profile"),
+                base,
+                Some(&release.profile),
+            )?;
+            Ok(ReleaseModel {
+                labels: release.labels.clone(),
+                model,
+                behaviour,
+            })
+        };
+    let route_control = |field: &str,
+                         vs_name: &str,
+                         service: &str,
+                         from: &str,
+                         to: &str|
+     -> Result<RouteControl, ScenarioError> {
+        let Some(vs) = inventory
+            .virtual_services()
+            .iter()
+            .find(|vs| vs.metadata.name.as_deref() == Some(vs_name))
+        else {
+            return Err(loaded.error(
+                &format!("{field}.virtualService"),
+                format!("no VirtualService named {vs_name}"),
+            ));
+        };
+        for subset in [from, to] {
+            if !cluster_keys.contains_key(&(service.to_string(), Some(subset.to_string()))) {
+                return Err(loaded.error(
+                    field,
+                    format!("the DestinationRule of {service} has no subset named {subset}"),
+                ));
+            }
+        }
+        let _ = vs;
+        Ok(RouteControl {
+            loads: loads
+                .iter()
+                .enumerate()
+                .filter(
+                    |(_, l)| matches!(&l.target, Target::Routed { vs_name: n, .. } if n == vs_name),
+                )
+                .map(|(i, _)| i)
+                .collect(),
+            service: service.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+        })
+    };
+    let service_of = |d: usize, field: &str| -> Result<String, ScenarioError> {
+        // The Service whose selector the Deployment's pods match.
+        let labels = &cluster.deployments[d].model.template.labels;
+        inventory
+            .services()
+            .iter()
+            .find(|svc| {
+                svc.spec
+                    .as_ref()
+                    .and_then(|s| s.selector.as_ref())
+                    .is_some_and(|sel| {
+                        !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+                    })
+            })
+            .and_then(|svc| svc.metadata.name.clone())
+            .ok_or_else(|| {
+                loaded.error(
+                    field,
+                    format!(
+                        "no Service selects the pods of {}",
+                        cluster.deployments[d].model.name
+                    ),
+                )
+            })
+    };
+    let mut rollouts: Vec<RolloutRuntime> = Vec::new();
+    for (idx, spec) in file.rollouts.iter().enumerate() {
+        let field = format!("rollouts[{idx}]");
+        let analysis_of = |a: &Option<AnalysisSpec>| -> Result<Option<Analysis>, ScenarioError> {
+            let Some(a) = a else { return Ok(None) };
+            let expr = crate::promql::parse(&a.abort_when)
+                .map_err(|e| loaded.error(&format!("{field}.analysis.abortWhen"), e.to_string()))?;
+            if a.interval.0 == SimDuration::ZERO {
+                return Err(loaded.error(
+                    &format!("{field}.analysis.interval"),
+                    "the analysis interval must be above 0",
+                ));
+            }
+            if a.failure_limit == 0 {
+                return Err(loaded.error(
+                    &format!("{field}.analysis.failureLimit"),
+                    "failureLimit must be at least 1",
+                ));
+            }
+            Ok(Some(Analysis {
+                abort_when: a.abort_when.clone(),
+                expr,
+                interval: a.interval.0,
+                failure_limit: a.failure_limit,
+            }))
+        };
+        let (name, at, kind, strategy, analysis) = match spec {
+            RolloutSpec::RollingUpdate {
+                name,
+                at,
+                deployment,
+                release: r,
+                analysis,
+                analysis_for,
+            } => {
+                let d = deployment_index(deployment, &format!("{field}.deployment"))?;
+                (
+                    name,
+                    at,
+                    "rollingUpdate",
+                    Strategy::RollingUpdate {
+                        deployment: d,
+                        release: release(d, &format!("{field}.release"), r)?,
+                        analysis_for: analysis_for.map_or(SimDuration::ZERO, |d| d.0),
+                    },
+                    analysis_of(analysis)?,
+                )
+            }
+            RolloutSpec::Canary {
+                name,
+                at,
+                deployment,
+                canary_deployment,
+                virtual_service,
+                stable_subset,
+                canary_subset,
+                canary_replicas,
+                release: r,
+                steps,
+                analysis,
+            } => {
+                let stable = deployment_index(deployment, &format!("{field}.deployment"))?;
+                let canary =
+                    deployment_index(canary_deployment, &format!("{field}.canaryDeployment"))?;
+                if stable == canary {
+                    return Err(loaded.error(
+                        &format!("{field}.canaryDeployment"),
+                        "the canary must be a Deployment of its own",
+                    ));
+                }
+                if steps.is_empty() {
+                    return Err(loaded.error(
+                        &format!("{field}.steps"),
+                        "a canary needs at least one step",
+                    ));
+                }
+                for (s, step) in steps.iter().enumerate() {
+                    if step.weight > 100 {
+                        return Err(loaded.error(
+                            &format!("{field}.steps[{s}].weight"),
+                            format!("weight {} is above 100", step.weight),
+                        ));
+                    }
+                }
+                if canary_replicas.is_some_and(|n| n < 1) {
+                    return Err(loaded.error(
+                        &format!("{field}.canaryReplicas"),
+                        "a canary needs at least 1 replica",
+                    ));
+                }
+                let service = service_of(stable, &format!("{field}.deployment"))?;
+                (
+                    name,
+                    at,
+                    "canary",
+                    Strategy::Canary {
+                        stable,
+                        canary,
+                        canary_replicas: *canary_replicas,
+                        routes: route_control(
+                            &field,
+                            virtual_service,
+                            &service,
+                            stable_subset,
+                            canary_subset,
+                        )?,
+                        steps: steps.iter().map(|s| (s.weight, s.pause.0)).collect(),
+                        release_canary: release(canary, &format!("{field}.release"), r)?,
+                        release_stable: release(stable, &format!("{field}.release"), r)?,
+                    },
+                    analysis_of(analysis)?,
+                )
+            }
+            RolloutSpec::BlueGreen {
+                name,
+                at,
+                deployment,
+                preview_deployment,
+                virtual_service,
+                active_subset,
+                preview_subset,
+                preview_replicas,
+                release: r,
+                switch_after,
+                analysis,
+                analysis_for,
+            } => {
+                let active = deployment_index(deployment, &format!("{field}.deployment"))?;
+                let preview =
+                    deployment_index(preview_deployment, &format!("{field}.previewDeployment"))?;
+                if active == preview {
+                    return Err(loaded.error(
+                        &format!("{field}.previewDeployment"),
+                        "the preview must be a Deployment of its own",
+                    ));
+                }
+                if preview_replicas.is_some_and(|n| n < 1) {
+                    return Err(loaded.error(
+                        &format!("{field}.previewReplicas"),
+                        "a preview needs at least 1 replica",
+                    ));
+                }
+                let service = service_of(active, &format!("{field}.deployment"))?;
+                (
+                    name,
+                    at,
+                    "blueGreen",
+                    Strategy::BlueGreen {
+                        preview,
+                        preview_replicas: *preview_replicas,
+                        routes: route_control(
+                            &field,
+                            virtual_service,
+                            &service,
+                            active_subset,
+                            preview_subset,
+                        )?,
+                        release: release(preview, &format!("{field}.release"), r)?,
+                        switch_after: switch_after.0,
+                        analysis_for: analysis_for.map_or(SimDuration::ZERO, |d| d.0),
+                    },
+                    analysis_of(analysis)?,
+                )
+            }
+        };
+        if rollouts.iter().any(|r| &r.name == name) {
+            return Err(loaded.error(
+                &format!("{field}.name"),
+                format!("two rollouts are named {name}"),
+            ));
+        }
+        rollouts.push(RolloutRuntime::new(
+            name.clone(),
+            kind,
+            SimTime::ZERO + at.0,
+            strategy,
+            analysis,
+        ));
+    }
     // Expectations refer to real things.
     for (idx, e) in file.expectations.iter().enumerate() {
         let field = format!("expectations[{idx}]");
@@ -717,6 +993,15 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
             | ExpectationSpec::P99Below { deployment, .. }
             | ExpectationSpec::HostsEjected { deployment, .. } => {
                 deployment_index(deployment, &format!("{field}.deployment"))?;
+            }
+            ExpectationSpec::RolloutEnds { rollout, .. }
+            | ExpectationSpec::No5xxDuringRollout { rollout, .. }
+                if !rollouts.iter().any(|r| &r.name == rollout) =>
+            {
+                return Err(loaded.error(
+                    &format!("{field}.rollout"),
+                    format!("no rollout named {rollout}"),
+                ));
             }
             ExpectationSpec::SloBudgetBelow { slo, .. }
                 if !inventory
@@ -746,6 +1031,7 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
         scraped,
         &rng,
     );
+    world.rollouts = rollouts;
     world.job_from_app = file.assumptions.job_from_app_label;
     world.cluster_exporters = file.assumptions.cluster_exporters;
     world.metrics_adapter = file.assumptions.metrics_adapter;
@@ -773,8 +1059,10 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
 /// run and scaled by the run's share of 30 days.
 fn slo_budgets(inventory: &Inventory, world: &World, end: SimTime) -> Vec<(String, f64)> {
     let engine = PromqlEngine::with_options(&world.storage.store, EngineOptions::default());
-    let scalar = |expr: &str, t_ms: i64| -> Option<f64> {
-        match engine.eval_instant(expr, t_ms).ok()? {
+    // Each query is parsed once and evaluated at every minute of the run.
+    let parse = |expr: &str| crate::promql::parse(expr).ok();
+    let scalar = |expr: &Option<promql_parser::parser::Expr>, t_ms: i64| -> Option<f64> {
+        match engine.eval_instant_expr(expr.as_ref()?, t_ms).ok()? {
             PromValue::Scalar(v) => Some(v),
             PromValue::Vector(v) => v.first().map(|s| s.value),
             _ => None,
@@ -787,15 +1075,25 @@ fn slo_budgets(inventory: &Inventory, world: &World, end: SimTime) -> Vec<(Strin
             let mut sum = 0.0;
             let mut n = 0u64;
             let mut t = 60_000i64;
+            let events = slo
+                .sli
+                .events
+                .as_ref()
+                .map(|ev| (parse(&ev.error_query), parse(&ev.total_query)));
+            let raw = slo
+                .sli
+                .raw
+                .as_ref()
+                .map(|raw| parse(&raw.error_ratio_query));
             while t <= end.as_millis() {
-                let ratio = if let Some(ev) = &slo.sli.events {
-                    match (scalar(&ev.error_query, t), scalar(&ev.total_query, t)) {
+                let ratio = if let Some((error_query, total_query)) = &events {
+                    match (scalar(error_query, t), scalar(total_query, t)) {
                         (Some(e), Some(total)) if total > 0.0 => Some(e / total),
                         (None, Some(total)) if total > 0.0 => Some(0.0),
                         _ => None,
                     }
-                } else if let Some(raw) = &slo.sli.raw {
-                    scalar(&raw.error_ratio_query, t).filter(|v| v.is_finite())
+                } else if let Some(raw) = &raw {
+                    scalar(raw, t).filter(|v| v.is_finite())
                 } else {
                     None
                 };
@@ -1008,6 +1306,52 @@ fn check(
                     ),
                     ok,
                     format!("{n} distinct pod(s) ejected, {at_once} at most at once"),
+                )
+            }
+            ExpectationSpec::RolloutEnds {
+                rollout,
+                result,
+                within,
+            } => {
+                let r = world.rollouts.iter().find(|r| &r.name == rollout);
+                let ended = r.and_then(|r| r.ended.map(|(at, how)| (at.since(r.at), how)));
+                let ok = ended.is_some_and(|(after, how)| {
+                    how == *result && within.is_none_or(|w| after <= w.0)
+                });
+                (
+                    format!(
+                        "rollout {rollout} ends {}{}",
+                        match result {
+                            RolloutResult::Succeeded => "succeeded",
+                            RolloutResult::Aborted => "aborted",
+                        },
+                        within.map_or(String::new(), |w| format!(" within {}", w.0))
+                    ),
+                    ok,
+                    match ended {
+                        Some((after, how)) => {
+                            format!("{how:?} {after} after it started").to_lowercase()
+                        }
+                        None => "still in progress at the end".into(),
+                    },
+                )
+            }
+            ExpectationSpec::No5xxDuringRollout { rollout, mesh_only } => {
+                let r = world.rollouts.iter().find(|r| &r.name == rollout);
+                let n = r.map_or(0, |r| {
+                    if *mesh_only {
+                        r.mesh_errors
+                    } else {
+                        r.server_errors
+                    }
+                });
+                (
+                    format!(
+                        "no {}5xx while rollout {rollout} is in progress",
+                        if *mesh_only { "mesh " } else { "" }
+                    ),
+                    n == 0,
+                    format!("{n} request(s) ended with a 5xx"),
                 )
             }
             ExpectationSpec::NoRequestsLost {} => {

@@ -13,7 +13,7 @@ use crate::engine::{SimDuration, parse_duration};
 pub const API_VERSION: &str = "twin.sophia.dev/v1";
 
 /// A duration written as a string.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub SimDuration);
 
 impl<'de> Deserialize<'de> for Dur {
@@ -74,6 +74,9 @@ pub struct ScenarioFile {
     pub load: Vec<LoadSpec>,
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Releases driven through a progressive-delivery strategy, each with its analysis.
+    #[serde(default)]
+    pub rollouts: Vec<RolloutSpec>,
     #[serde(default)]
     pub expectations: Vec<ExpectationSpec>,
 }
@@ -292,6 +295,136 @@ pub enum ExpectationSpec {
     },
     /// Every request ends with exactly one counted outcome.
     NoRequestsLost {},
+    /// The rollout ends as `result` (`succeeded` or `aborted`), within `within` of its start.
+    RolloutEnds {
+        rollout: String,
+        result: RolloutResult,
+        within: Option<Dur>,
+    },
+    /// No request ends with a 5xx while the rollout is in progress (with `meshOnly`, only the
+    /// ones Envoy answered itself count: 503 UH, UO, UC and the like, not the application's).
+    #[serde(rename = "no5xxDuringRollout")]
+    No5xxDuringRollout {
+        rollout: String,
+        #[serde(default)]
+        mesh_only: bool,
+    },
+}
+
+/// How a rollout ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RolloutResult {
+    Succeeded,
+    Aborted,
+}
+
+/// A release driven the way Argo Rollouts and Flagger drive one: a strategy, the new version,
+/// and an analysis whose abort rule, a PromQL expression, rolls the release back by itself.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields,
+    tag = "type"
+)]
+pub enum RolloutSpec {
+    /// The Deployment's own RollingUpdate to the new version, watched by the analysis from the
+    /// start until `analysisFor` after the last old pod is gone; an abort is `rollout undo`.
+    RollingUpdate {
+        name: String,
+        at: Dur,
+        deployment: String,
+        release: Release,
+        analysis: Option<AnalysisSpec>,
+        analysis_for: Option<Dur>,
+    },
+    /// Istio canary steps: the new version goes to `canaryDeployment` (the pods of the
+    /// DestinationRule's canary subset), then the VirtualService's weights move step by step,
+    /// each held for its pause while the analysis runs. After the last step the stable
+    /// Deployment is promoted to the new version and, once its rollout completes, takes all
+    /// traffic. An abort sends all traffic back to stable and undoes the canary's revision.
+    Canary {
+        name: String,
+        at: Dur,
+        deployment: String,
+        canary_deployment: String,
+        virtual_service: String,
+        #[serde(default = "default_stable_subset")]
+        stable_subset: String,
+        #[serde(default = "default_canary_subset")]
+        canary_subset: String,
+        /// Replicas the canary runs with during the release (default: as its manifest says).
+        canary_replicas: Option<i32>,
+        release: Release,
+        steps: Vec<CanaryStep>,
+        analysis: Option<AnalysisSpec>,
+    },
+    /// Blue-green: the new version goes to `previewDeployment` (the green subset); once all its
+    /// pods are Ready and `switchAfter` has passed, every request moves to it at once. The
+    /// analysis runs for `analysisFor` after the switch; an abort switches back.
+    BlueGreen {
+        name: String,
+        at: Dur,
+        deployment: String,
+        preview_deployment: String,
+        virtual_service: String,
+        #[serde(default = "default_stable_subset")]
+        active_subset: String,
+        #[serde(default = "default_canary_subset")]
+        preview_subset: String,
+        preview_replicas: Option<i32>,
+        release: Release,
+        #[serde(default)]
+        switch_after: Dur,
+        analysis: Option<AnalysisSpec>,
+        analysis_for: Option<Dur>,
+    },
+}
+
+fn default_stable_subset() -> String {
+    "stable".into()
+}
+fn default_canary_subset() -> String {
+    "canary".into()
+}
+
+/// The new version: labels its pods gain and how they behave.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Release {
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub profile: ProfilePatch,
+}
+
+/// One canary step: the canary subset's weight [percent] and how long it is held.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CanaryStep {
+    pub weight: u32,
+    pub pause: Dur,
+}
+
+/// The analysis: `abortWhen` is evaluated every `interval` over the run's Prometheus, like an
+/// alert's expression: a check fails when it returns any sample (a scalar fails when it is
+/// not 0), and the release aborts at the `failureLimit`-th failed check.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AnalysisSpec {
+    pub abort_when: String,
+    #[serde(default = "default_analysis_interval")]
+    pub interval: Dur,
+    #[serde(default = "default_failure_limit")]
+    pub failure_limit: u32,
+}
+
+fn default_analysis_interval() -> Dur {
+    Dur(SimDuration::from_secs(60))
+}
+fn default_failure_limit() -> u32 {
+    1
 }
 
 /// A service profile: how one Deployment's pods behave.

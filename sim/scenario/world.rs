@@ -13,13 +13,18 @@
 //! Modelling choices, stated here and in the report: one client proxy (the ingress gateway's
 //! sidecar) holds every cluster's state; connections open in 1 ms; a request's status is drawn
 //! at its completion from its pod's profile; CPU use is the profile's baseline plus CPU seconds
-//! per request; the metrics-server window is one 15 s scrape; the custom-metrics adapter (when
+//! per request; a deleted pod leaves the endpoints at once and finishes the requests it holds
+//! within its termination grace period, and what is left when it goes is cut (503 UC); the
+//! metrics-server window is one 15 s scrape; the custom-metrics adapter (when
 //! assumed) reports each pod's request rate over the last minute from its counter.
 //!
 //! Invariants: every arrival ends in exactly one counted outcome (`outcomes` sums to
 //! `arrivals`); virtual time only; every random draw comes from a named stream.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+mod rollout;
+pub use rollout::{Analysis, ReleaseModel, RolloutRuntime, RouteControl, Strategy};
 
 use hdrhistogram::Histogram;
 use rand::RngExt;
@@ -78,6 +83,7 @@ pub enum Event {
     RuleEval { group: u16 },
     Fault { index: u16 },
     OomKill { pod: PodKey, generation: u32 },
+    RolloutTick { rollout: u16 },
 }
 
 /// How one Deployment's pods serve requests.
@@ -104,7 +110,8 @@ pub struct ServiceModel {
 struct PodServe {
     queue: PodQueue<PodWork>,
     in_service: Vec<PodWork>,
-    /// The ReplicaSet whose model it serves with.
+    /// Its Deployment, and the ReplicaSet whose model it serves with.
+    deployment: usize,
     model: usize,
     /// Container generation this state belongs to; a restart resets the counters.
     generation: u32,
@@ -118,6 +125,7 @@ struct PodServe {
 #[derive(Clone, Debug, Default)]
 struct PodCounters {
     requests_by_status: BTreeMap<u16, u64>,
+    /// Requests per bucket of `DEFAULT_BUCKETS` (not cumulative: the scrape sums them up).
     buckets: [u64; 11],
     count: u64,
     sum_secs: f64,
@@ -152,6 +160,9 @@ pub enum Target {
     Routed {
         vs: VirtualService,
         clusters: Vec<(String, Option<String>, u16)>,
+        /// The VirtualService's name and its rules as written, for a rollout to reweigh.
+        vs_name: String,
+        specs: Vec<crate::mesh::route::HttpRouteSpec>,
     },
     Direct {
         cluster: u16,
@@ -295,6 +306,9 @@ pub struct World {
     pub alert_transitions: Vec<Transition>,
     pub rule_errors: BTreeSet<String>,
     pub faults: Vec<(SimTime, FaultAction)>,
+    pub rollouts: Vec<RolloutRuntime>,
+    /// How many rollouts are in progress (requests count their 5xx against each).
+    rollouts_active: usize,
     pub timeline: Vec<TimelineEntry>,
     pub scrape_interval: SimDuration,
     pub scraped_pods: BTreeSet<usize>,
@@ -362,6 +376,8 @@ impl World {
             alert_transitions: Vec::new(),
             rule_errors: BTreeSet::new(),
             faults,
+            rollouts: Vec::new(),
+            rollouts_active: 0,
             timeline: Vec::new(),
             scrape_interval,
             scraped_pods,
@@ -423,6 +439,14 @@ impl World {
         }
         for (idx, (at, _)) in self.faults.iter().enumerate() {
             sched.at(*at, Event::Fault { index: idx as u16 });
+        }
+        for (idx, r) in self.rollouts.iter().enumerate() {
+            sched.at(
+                r.at,
+                Event::RolloutTick {
+                    rollout: idx as u16,
+                },
+            );
         }
         let initial: Vec<_> = std::mem::take(&mut self.cluster_out);
         for (at, ev) in initial {
@@ -505,6 +529,11 @@ impl World {
                     Event::RuleEval { group },
                 );
             }
+            Event::RolloutTick { rollout } => {
+                self.rollout_tick(sched, rollout as usize);
+                self.rollouts_active = self.rollouts.iter().filter(|r| r.in_progress()).count();
+                self.flush_cluster(sched);
+            }
             Event::Fault { index } => {
                 let action = self.faults[index as usize].1.clone();
                 self.fault(now, action);
@@ -539,6 +568,12 @@ impl World {
     fn outcome(&mut self, load: u16, key: Outcome) {
         *self.outcomes[load as usize].entry(key).or_insert(0) += 1;
         self.ended += 1;
+        if self.rollouts_active > 0 && key.status >= 500 {
+            for r in self.rollouts.iter_mut().filter(|r| r.in_progress()) {
+                r.server_errors += 1;
+                r.mesh_errors += u64::from(key.flag.is_some());
+            }
+        }
     }
 
     fn arrival(&mut self, sched: &mut Scheduler<Event>, load: u16) {
@@ -558,7 +593,7 @@ impl World {
         let request = &stream.variants[variant];
         let cluster = match &stream.target {
             Target::Direct { cluster } => Some(*cluster),
-            Target::Routed { vs, clusters } => {
+            Target::Routed { vs, clusters, .. } => {
                 let draw: u64 = stream.rng.random();
                 match vs.route(request, draw) {
                     crate::mesh::route::RouteDecision::NoRoute => None,
@@ -693,11 +728,8 @@ impl World {
     }
 
     fn begin_service(&mut self, sched: &mut Scheduler<Event>, pod: PodKey, request: PodWork) {
-        let Some(deployment) = self.cluster.pods.get(&pod).map(|p| p.deployment) else {
-            return;
-        };
         let serve = self.pods.get_mut(&pod).expect("serving pods exist");
-        let model = &self.models[deployment][serve.model];
+        let model = &self.models[serve.deployment][serve.model];
         let service = model.service_time.sample(&mut self.rng) + model.extra_latency;
         serve.in_service.push(request);
         sched.after(
@@ -734,9 +766,7 @@ impl World {
             return;
         };
         let work = serve.in_service.swap_remove(pos);
-        let Some(deployment) = self.cluster.pods.get(&pod).map(|p| p.deployment) else {
-            return;
-        };
+        let deployment = serve.deployment;
         let model = &self.models[deployment][serve.model];
         let status = if self.rng.random::<f64>() < model.error_rate {
             model.error_status
@@ -750,10 +780,8 @@ impl World {
         *c.requests_by_status.entry(status).or_insert(0) += 1;
         c.count += 1;
         c.sum_secs += latency_secs;
-        for (idx, le) in DEFAULT_BUCKETS.iter().enumerate() {
-            if latency_secs <= *le {
-                c.buckets[idx] += 1;
-            }
+        if let Some(idx) = DEFAULT_BUCKETS.iter().position(|le| latency_secs <= *le) {
+            c.buckets[idx] += 1;
         }
         c.cost_dollars += model.llm_cost_per_request;
         if c.tasks.len() < model.agent_tasks_per_request.len() {
@@ -793,7 +821,11 @@ impl World {
         let mut dead = Vec::new();
         for (key, serve) in &self.pods {
             match self.cluster.pods.get(key) {
-                Some(p) if p.status == PodStatus::Running && p.generation == serve.generation => {}
+                // A terminating pod is out of the endpoints but finishes what it holds within
+                // its grace period (the application handles SIGTERM, the sidecar drains).
+                Some(p)
+                    if matches!(p.status, PodStatus::Running | PodStatus::Terminating)
+                        && p.generation == serve.generation => {}
                 _ => dead.push(*key),
             }
         }
@@ -824,6 +856,7 @@ impl World {
                 PodServe {
                     queue,
                     in_service: Vec::new(),
+                    deployment,
                     model,
                     generation,
                     counters: PodCounters::default(),
@@ -1023,13 +1056,15 @@ impl World {
                         *n as f64,
                     );
                 }
+                let mut cumulative = 0u64;
                 for (idx, le) in DEFAULT_BUCKETS.iter().enumerate() {
+                    cumulative += counters.buckets[idx];
                     self.append(
                         &labels,
                         "http_request_duration_seconds_bucket",
                         &[("le", format_le(*le))],
                         t_ms,
-                        counters.buckets[idx] as f64,
+                        cumulative as f64,
                     );
                 }
                 self.append(

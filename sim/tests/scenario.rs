@@ -125,6 +125,18 @@ fn bad_scenarios_are_refused_with_file_and_line_and_nothing_runs() {
             "unknown-alert.yaml",
             "no alerting rule named HighErrorRates",
         ),
+        (
+            "rollout-bad-abort-rule.yaml",
+            "rollouts[0].analysis.abortWhen",
+        ),
+        (
+            "rollout-unknown-subset.yaml",
+            "the DestinationRule of agno-coordinator has no subset named preview",
+        ),
+        (
+            "rollout-expectation-unknown.yaml",
+            "no rollout named coordinator-2.0",
+        ),
     ];
     for (file, needle) in cases {
         let path = format!("fixtures/scenarios/err/{file}");
