@@ -1035,6 +1035,25 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
     world.job_from_app = file.assumptions.job_from_app_label;
     world.cluster_exporters = file.assumptions.cluster_exporters;
     world.metrics_adapter = file.assumptions.metrics_adapter;
+    for (field, given, slot) in [
+        (
+            "assumptions.metricsServerResolution",
+            file.assumptions.metrics_server_resolution,
+            &mut world.metrics_resolution,
+        ),
+        (
+            "assumptions.metricsAdapterRateWindow",
+            file.assumptions.metrics_adapter_rate_window,
+            &mut world.adapter_rate_window,
+        ),
+    ] {
+        if let Some(super::schema::Dur(d)) = given {
+            if d == SimDuration::ZERO {
+                return Err(loaded.error(field, "must be longer than zero"));
+            }
+            *slot = d;
+        }
+    }
     world.take_cluster_timers(timers);
     let mut engine: Engine<Event> = Engine::new();
     world.start(&mut engine);

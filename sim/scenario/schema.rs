@@ -111,6 +111,11 @@ pub struct Assumptions {
     /// `job="kubernetes-pods"`, so `job="agno-coordinator"` selectors match nothing).
     #[serde(default)]
     pub job_from_app_label: bool,
+    /// metrics-server's `--metric-resolution` (default 15 s, as its published manifests set it):
+    /// its scrape period and so the CPU window the HPA reads.
+    pub metrics_server_resolution: Option<Dur>,
+    /// The custom-metrics adapter's rate window (default 1 m).
+    pub metrics_adapter_rate_window: Option<Dur>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

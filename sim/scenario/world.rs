@@ -14,9 +14,16 @@
 //! sidecar) holds every cluster's state; connections open in 1 ms; a request's status is drawn
 //! at its completion from its pod's profile; CPU use is the profile's baseline plus CPU seconds
 //! per request; a deleted pod leaves the endpoints at once and finishes the requests it holds
-//! within its termination grace period, and what is left when it goes is cut (503 UC); the
-//! metrics-server window is one 15 s scrape; the custom-metrics adapter (when
-//! assumed) reports each pod's request rate over the last minute from its counter.
+//! within its termination grace period, and what is left when it goes is cut (503 UC).
+//! metrics-server (v0.7, `/metrics/resource`) scrapes every pod's cumulative CPU
+//! counter and memory every `metrics_resolution` (15 s, the `--metric-resolution` of its published
+//! manifests; the binary's own default is 60 s) and reports the CPU rate between its last two
+//! scrapes, so the window is one resolution and a container needs two scrapes before it has a
+//! sample; the kubelet's counters are read exact at the scrape instant (cAdvisor's housekeeping
+//! lag is not modelled). The custom-metrics adapter (when assumed) reports each pod's request
+//! rate over `adapter_rate_window` (1 m by default) from the counter values Prometheus scraped,
+//! without `rate()`'s extrapolation; a pod Prometheus does not scrape, or a scrape gap, leaves
+//! it without samples, as the adapter's query would.
 //!
 //! Invariants: every arrival ends in exactly one counted outcome (`outcomes` sums to
 //! `arrivals`); virtual time only; every random draw comes from a named stream.
@@ -79,6 +86,7 @@ pub enum Event {
     Retry { cluster: u16, attempt: AttemptId },
     OutlierSweep { cluster: u16 },
     Scrape,
+    MetricsServerScrape,
     HpaSync { hpa: u16 },
     RuleEval { group: u16 },
     Fault { index: u16 },
@@ -133,10 +141,13 @@ struct PodCounters {
     /// Agent tasks completed, in the order of the model's `agent_tasks_per_request`.
     tasks: Vec<f64>,
     cpu_secs: f64,
-    /// CPU seconds at the previous metrics-server sample, and that sample's time.
+    /// Until when the baseline CPU is already in `cpu_secs`.
+    baseline_accrued_at: Option<SimTime>,
+    /// CPU seconds at the previous metrics-server scrape, and that scrape's time.
     cpu_mark: Option<(SimTime, f64)>,
-    cpu_cores_sample: Option<f64>,
-    /// Request count a minute ago, for the adapter's rate.
+    /// metrics-server's latest sample: its time, CPU [cores] and memory [bytes].
+    resource_sample: Option<(SimTime, f64, f64)>,
+    /// Request counts Prometheus scraped within the adapter's rate window.
     request_marks: Vec<(SimTime, u64)>,
 }
 
@@ -273,6 +284,15 @@ pub struct HpaRecord {
     pub proposals: Vec<Option<i32>>,
     pub limited_by: Option<String>,
     pub conditions: BTreeMap<String, String>,
+    /// What the reconcile read: `scale.status.replicas`, and each pod as the API and the
+    /// metrics pipeline reported it (phase, readiness, samples).
+    #[serde(skip)]
+    pub status_replicas: i32,
+    #[serde(skip)]
+    pub pods: Vec<hpa::Pod>,
+    /// The whole decision (per-metric values, stabilized count, controller memory).
+    #[serde(skip)]
+    pub decision: hpa::Decision,
 }
 
 /// Request statistics of one Deployment (or of an outcome without a pod).
@@ -311,6 +331,10 @@ pub struct World {
     rollouts_active: usize,
     pub timeline: Vec<TimelineEntry>,
     pub scrape_interval: SimDuration,
+    /// metrics-server's `--metric-resolution`: its scrape period and so its CPU window.
+    pub metrics_resolution: SimDuration,
+    /// The custom-metrics adapter's rate window.
+    pub adapter_rate_window: SimDuration,
     pub scraped_pods: BTreeSet<usize>,
     pub job_from_app: bool,
     pub cluster_exporters: bool,
@@ -380,6 +404,8 @@ impl World {
             rollouts_active: 0,
             timeline: Vec::new(),
             scrape_interval,
+            metrics_resolution: SimDuration::from_secs(15),
+            adapter_rate_window: SimDuration::from_secs(60),
             scraped_pods,
             job_from_app: false,
             cluster_exporters: false,
@@ -421,6 +447,10 @@ impl World {
             }
         }
         sched.at(SimTime::ZERO + self.scrape_interval, Event::Scrape);
+        sched.at(
+            SimTime::ZERO + self.metrics_resolution,
+            Event::MetricsServerScrape,
+        );
         for (idx, hpa) in self.hpas.iter().enumerate() {
             sched.at(
                 SimTime::ZERO + hpa.sync_period,
@@ -511,6 +541,10 @@ impl World {
             Event::Scrape => {
                 self.scrape(now);
                 sched.after(self.scrape_interval, Event::Scrape);
+            }
+            Event::MetricsServerScrape => {
+                self.metrics_server_scrape(now);
+                sched.after(self.metrics_resolution, Event::MetricsServerScrape);
             }
             Event::HpaSync { hpa } => {
                 self.hpa_sync(now, hpa as usize);
@@ -1021,27 +1055,18 @@ impl World {
             let deployment = pod.deployment;
             let serve = &self.pods[&key];
             let memory = self.pod_memory_bytes(key, serve, now);
-            // metrics-server: CPU over the last window, memory now.
-            let model = &self.models[deployment][serve.model];
-            let baseline = model.cpu_baseline_cores;
-            let serve = self.pods.get_mut(&key).expect("listed");
-            serve.counters.cpu_secs += baseline * self.scrape_interval.as_secs_f64();
-            let cpu_now = serve.counters.cpu_secs;
-            if let Some((at, mark)) = serve.counters.cpu_mark {
-                let window = now.since(at).as_secs_f64();
-                if window > 0.0 {
-                    serve.counters.cpu_cores_sample = Some((cpu_now - mark) / window);
-                }
-            }
-            serve.counters.cpu_mark = Some((now, cpu_now));
-            let count: u64 = serve.counters.requests_by_status.values().sum();
-            serve.counters.request_marks.push((now, count));
-            serve
-                .counters
-                .request_marks
-                .retain(|(at, _)| now.since(*at) <= SimDuration::from_secs(60));
             if !scraping {
                 continue;
+            }
+            if self.scraped_pods.contains(&deployment) {
+                // What the adapter's rate query will read: the counter as Prometheus stored it.
+                let window = self.adapter_rate_window;
+                let counters = &mut self.pods.get_mut(&key).expect("listed").counters;
+                let count: u64 = counters.requests_by_status.values().sum();
+                counters.request_marks.push((now, count));
+                counters
+                    .request_marks
+                    .retain(|(at, _)| now.since(*at) <= window);
             }
             let mut written = false;
             if self.scraped_pods.contains(&deployment) {
@@ -1201,6 +1226,33 @@ impl World {
         }
     }
 
+    /// metrics-server's scrape of every kubelet: the CPU rate since its previous scrape of the
+    /// same container, and memory now.
+    fn metrics_server_scrape(&mut self, now: SimTime) {
+        let keys: Vec<PodKey> = self.pods.keys().copied().collect();
+        for key in keys {
+            let Some(pod) = self.cluster.pods.get(&key) else {
+                continue;
+            };
+            let started = pod.started_at.unwrap_or(now);
+            let serve = &self.pods[&key];
+            let memory = self.pod_memory_bytes(key, serve, now);
+            let baseline = self.models[pod.deployment][serve.model].cpu_baseline_cores;
+            let counters = &mut self.pods.get_mut(&key).expect("listed").counters;
+            let since = counters.baseline_accrued_at.unwrap_or(started).min(now);
+            counters.cpu_secs += baseline * now.since(since).as_secs_f64();
+            counters.baseline_accrued_at = Some(now);
+            let cpu_now = counters.cpu_secs;
+            if let Some((at, mark)) = counters.cpu_mark {
+                let window = now.since(at).as_secs_f64();
+                if window > 0.0 {
+                    counters.resource_sample = Some((now, (cpu_now - mark) / window, memory));
+                }
+            }
+            counters.cpu_mark = Some((now, cpu_now));
+        }
+    }
+
     fn scrape_gpus(&mut self, t_ms: i64) {
         let mut rows = Vec::new();
         for (node_idx, node) in self.cluster.state.nodes().iter().enumerate() {
@@ -1284,13 +1336,12 @@ impl World {
                     *requests.entry(name.clone()).or_insert(0) += milli;
                 }
             }
+            let mut metric_age = SimDuration::ZERO;
             if metrics_up && let Some(serve) = self.pods.get(&pod.key) {
-                if let Some(cores) = serve.counters.cpu_cores_sample {
+                if let Some((at, cores, memory)) = serve.counters.resource_sample {
                     usage.insert("cpu".to_string(), (cores * 1000.0).round() as i64);
-                    usage.insert(
-                        "memory".to_string(),
-                        (self.pod_memory_bytes(pod.key, serve, now) * 1000.0).round() as i64,
-                    );
+                    usage.insert("memory".to_string(), (memory * 1000.0).round() as i64);
+                    metric_age = now.since(at);
                 }
                 if self.metrics_adapter
                     && let (Some(first), Some(last)) = (
@@ -1325,7 +1376,7 @@ impl World {
                     pod.ready_since
                         .map_or_else(|| now.since(pod.created_at), |s| now.since(s)),
                 ),
-                metric_age: SimDuration::ZERO,
+                metric_age,
                 requests,
                 usage,
                 containers: Vec::new(),
@@ -1337,9 +1388,9 @@ impl World {
             now,
             spec_replicas,
             status_replicas,
-            self.scrape_interval,
+            self.metrics_resolution,
             metrics,
-            pods,
+            pods.clone(),
         );
         let record = HpaRecord {
             at_secs: secs(now),
@@ -1362,6 +1413,9 @@ impl World {
                     )
                 })
                 .collect(),
+            status_replicas,
+            pods,
+            decision: decision.clone(),
         };
         let changed = decision.desired_replicas != spec_replicas;
         let name = record.hpa.clone();

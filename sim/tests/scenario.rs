@@ -137,6 +137,10 @@ fn bad_scenarios_are_refused_with_file_and_line_and_nothing_runs() {
             "rollout-expectation-unknown.yaml",
             "no rollout named coordinator-2.0",
         ),
+        (
+            "zero-metric-resolution.yaml",
+            "zero-metric-resolution.yaml:10:28: document 1: assumptions.metricsServerResolution: must be longer than zero",
+        ),
     ];
     for (file, needle) in cases {
         let path = format!("fixtures/scenarios/err/{file}");
