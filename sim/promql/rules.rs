@@ -65,6 +65,9 @@ pub trait RuleStorage {
 pub struct StoreStorage {
     pub store: Store,
     pub options: EngineOptions,
+    /// Each rule's expression, parsed at its first evaluation (a rule group evaluates the same
+    /// few expressions thousands of times in a day).
+    parsed: std::collections::HashMap<String, promql_parser::parser::Expr>, // lookup only
 }
 
 impl StoreStorage {
@@ -72,14 +75,23 @@ impl StoreStorage {
         StoreStorage {
             store: Store::new(),
             options,
+            parsed: std::collections::HashMap::new(), // lookup only
         }
     }
 }
 
 impl RuleStorage for StoreStorage {
     fn query(&mut self, expr: &str, t_ms: i64) -> Result<Vec<Sample>, String> {
+        if !self.parsed.contains_key(expr) {
+            let parsed = super::parse(expr).map_err(|e| e.to_string())?;
+            self.parsed.insert(expr.to_string(), parsed);
+        }
+        let parsed = &self.parsed[expr];
         let engine = Engine::with_options(&self.store, self.options);
-        match engine.eval_instant(expr, t_ms).map_err(|e| e.to_string())? {
+        match engine
+            .eval_instant_expr(parsed, t_ms)
+            .map_err(|e| e.to_string())?
+        {
             Value::Vector(samples) => Ok(samples
                 .into_iter()
                 .map(|s| Sample {

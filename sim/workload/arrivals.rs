@@ -211,6 +211,54 @@ impl ArrivalProcess {
         }
     }
 
+    /// The exact maximum of `rate_at` over `[from, to]` [req/s]: the local thinning envelope.
+    /// Every shape is monotone between its breakpoints, so the maximum lies at an end of the
+    /// interval or at a breakpoint inside it (the step, the spike, the diurnal peak).
+    pub fn max_rate_between(&self, from: SimDuration, to: SimDuration) -> f64 {
+        let ends = self.rate_at(from).max(self.rate_at(to));
+        match *self {
+            ArrivalProcess::Constant { rate_per_sec }
+            | ArrivalProcess::Poisson { rate_per_sec } => rate_per_sec,
+            ArrivalProcess::Step { .. } | ArrivalProcess::Ramp { .. } => ends,
+            ArrivalProcess::Spike {
+                peak_per_sec,
+                start,
+                duration,
+                ..
+            } => {
+                let end =
+                    SimDuration::from_nanos(start.as_nanos().saturating_add(duration.as_nanos()));
+                if from < end && to >= start {
+                    ends.max(peak_per_sec)
+                } else {
+                    ends
+                }
+            }
+            ArrivalProcess::Diurnal {
+                peak_per_sec,
+                period,
+                phase,
+                ..
+            } => {
+                // The peaks fall at `phase + k * period`: is one of them in [from, to]?
+                let period_ns = period.as_nanos();
+                let since_peak = (from.as_nanos() % period_ns + period_ns
+                    - phase.as_nanos() % period_ns)
+                    % period_ns;
+                let next_peak = if since_peak == 0 {
+                    0
+                } else {
+                    period_ns - since_peak
+                };
+                if from.as_nanos().saturating_add(next_peak) <= to.as_nanos() {
+                    peak_per_sec
+                } else {
+                    ends
+                }
+            }
+        }
+    }
+
     /// The expected number of arrivals in `[0, end)`, integrated numerically in 1 ms steps (or
     /// exactly for the flat processes). For tests and capacity estimates, not for generation.
     pub fn expected_arrivals(&self, end: SimDuration) -> f64 {
@@ -245,7 +293,17 @@ pub struct Arrivals {
     /// Index of the next arrival, for `Constant` (computed as `k / rate`, never summed).
     next_index: u64,
     peak_per_sec: f64,
+    /// The thinning window: candidates are drawn at `window_bound`, the process's maximum
+    /// rate over `[offset, window_end_secs]`, so that few are thrown away.
+    window_end_secs: f64,
+    window_bound: f64,
+    /// No arrival at or after this offset from `start` [s] is wanted (the stream's end).
+    horizon_secs: f64,
 }
+
+/// The length of a thinning window [s]: short enough that a diurnal or ramp rate changes
+/// little within one (few candidates rejected), long enough that windows are rare events.
+pub const THINNING_WINDOW_SECS: f64 = 60.0;
 
 impl Arrivals {
     /// A stream starting at `start`. Fails when the process is not a valid shape.
@@ -263,7 +321,17 @@ impl Arrivals {
             offset_secs: 0.0,
             next_index: 0,
             peak_per_sec,
+            window_end_secs: 0.0,
+            window_bound: 0.0,
+            horizon_secs: f64::INFINITY,
         })
+    }
+
+    /// The same stream, ending at `end`: past it `next_arrival` returns `None` at once instead
+    /// of searching a long stretch of zero rate for a candidate no one wants.
+    pub fn ending_at(mut self, end: SimTime) -> Self {
+        self.horizon_secs = end.since(self.start).as_secs_f64();
+        self
     }
 
     pub fn process(&self) -> &ArrivalProcess {
@@ -281,21 +349,47 @@ impl Arrivals {
             self.next_index += 1;
             return (offset != SimDuration::MAX).then(|| self.start + offset);
         }
-        loop {
+        if let ArrivalProcess::Poisson { rate_per_sec } = self.process {
             let gap_secs: f64 = Exp1.sample(&mut self.rng);
-            self.offset_secs += gap_secs / self.peak_per_sec;
+            self.offset_secs += gap_secs / rate_per_sec;
+            let offset = SimDuration::from_secs_f64(self.offset_secs);
+            return (offset != SimDuration::MAX).then(|| self.start + offset);
+        }
+        // Thinning (Lewis and Shedler) with a piecewise envelope: within each window the
+        // candidates form a Poisson process at the window's maximum rate, each kept with
+        // probability rate / bound. A candidate past the window's end is dropped and drawing
+        // restarts at the end under the next window's bound, which the exponential's lack of
+        // memory makes exact.
+        loop {
+            if self.offset_secs >= self.horizon_secs {
+                return None;
+            }
+            if self.offset_secs >= self.window_end_secs {
+                let from = SimDuration::from_secs_f64(self.offset_secs);
+                self.window_end_secs = self.offset_secs + THINNING_WINDOW_SECS;
+                let to = SimDuration::from_secs_f64(self.window_end_secs);
+                if to == SimDuration::MAX {
+                    return None;
+                }
+                self.window_bound = self.process.max_rate_between(from, to);
+            }
+            if self.window_bound <= 0.0 {
+                self.offset_secs = self.window_end_secs;
+                continue;
+            }
+            let gap_secs: f64 = Exp1.sample(&mut self.rng);
+            let candidate = self.offset_secs + gap_secs / self.window_bound;
+            if candidate > self.window_end_secs {
+                self.offset_secs = self.window_end_secs;
+                continue;
+            }
+            self.offset_secs = candidate;
             let offset = SimDuration::from_secs_f64(self.offset_secs);
             if offset == SimDuration::MAX {
                 return None;
             }
-            let keep = match self.process {
-                ArrivalProcess::Poisson { .. } => true,
-                _ => {
-                    let ratio = self.process.rate_at(offset) / self.peak_per_sec;
-                    ratio >= 1.0 || self.rng.random::<f64>() < ratio
-                }
-            };
-            if keep {
+            let ratio = self.process.rate_at(offset) / self.window_bound;
+            if ratio >= 1.0 || self.rng.random::<f64>() < ratio {
                 return Some(self.start + offset);
             }
         }
