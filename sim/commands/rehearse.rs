@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use anyhow::Context as _;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use twin::report::{SummaryRow, summary_row};
 use twin::scenario::RunResult;
 
 #[derive(Args)]
@@ -24,72 +25,6 @@ pub struct RehearseArgs {
     pub jobs: Option<usize>,
 }
 
-struct Row {
-    name: String,
-    verdict: bool,
-    alerts: String,
-    budget: String,
-    p99: String,
-    replicas: String,
-    pending: String,
-}
-
-fn row(result: &RunResult) -> Row {
-    let lives = twin::report::alert_lives(result);
-    let mut alerts: Vec<String> = lives
-        .iter()
-        .filter_map(|l| {
-            l.firing_at_secs.map(|t| {
-                format!(
-                    "{}@{}",
-                    l.alert,
-                    twin::engine::SimDuration::from_secs_f64(t)
-                )
-            })
-        })
-        .collect();
-    alerts.dedup();
-    let budget = result
-        .slo_budget
-        .iter()
-        .find(|(n, _)| n == "availability")
-        .map_or("-".into(), |(_, u)| format!("{:.2}%", u * 100.0));
-    let w = &result.world;
-    let p99 = w
-        .stats
-        .iter()
-        .zip(&w.deployment_names)
-        .filter(|(s, _)| !s.latency_us.is_empty())
-        .map(|(s, n)| {
-            format!(
-                "{n} {:.0}ms",
-                s.latency_us.value_at_quantile(0.99) as f64 / 1000.0
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let replicas = w
-        .deployment_names
-        .iter()
-        .zip(&w.most_replicas)
-        .map(|(n, r)| format!("{n} {r}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    Row {
-        name: result.name.clone(),
-        verdict: result.passed(),
-        alerts: if alerts.is_empty() {
-            "-".into()
-        } else {
-            alerts.join(" ")
-        },
-        budget,
-        p99: if p99.is_empty() { "-".into() } else { p99 },
-        replicas,
-        pending: format!("{}", w.longest_pending),
-    }
-}
-
 fn scenario_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -99,6 +34,15 @@ fn scenario_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// Writes `out/<scenario>/report.html`.
+pub fn write_html(out: &Path, result: &RunResult) -> anyhow::Result<()> {
+    let dir = out.join(&result.name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("report.html");
+    std::fs::write(&path, twin::report::html::page(result))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 pub fn run(args: RehearseArgs) -> anyhow::Result<ExitCode> {
@@ -167,8 +111,9 @@ pub fn run(args: RehearseArgs) -> anyhow::Result<ExitCode> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let mut rows = Vec::new();
+    let mut rows: Vec<SummaryRow> = Vec::new();
     let mut failed = false;
+    let mut done = Vec::new();
     for outcome in results
         .into_inner()
         .expect("the results lock is never poisoned")
@@ -176,6 +121,7 @@ pub fn run(args: RehearseArgs) -> anyhow::Result<ExitCode> {
         .flatten()
     {
         let result = outcome?;
+        write_html(&args.out, &result)?;
         let path = args.out.join(format!("{}.json", result.name));
         let text = serde_json::to_string_pretty(&twin::report::json(&result))
             .context("rendering a report")?;
@@ -187,8 +133,15 @@ pub fn run(args: RehearseArgs) -> anyhow::Result<ExitCode> {
                 println!("{}: expectation failed: {what}: {detail}", result.name);
             }
         }
-        rows.push(row(&result));
+        rows.push(summary_row(&result));
+        done.push(result);
     }
+    let index = args.out.join("index.html");
+    std::fs::write(
+        &index,
+        twin::report::html::index(&done.iter().collect::<Vec<_>>()),
+    )
+    .with_context(|| format!("writing {}", index.display()))?;
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(8).max(8);
     println!(
         "{:width$}  {:7}  {:10}  {:28}  {:8}  {}",
@@ -198,7 +151,7 @@ pub fn run(args: RehearseArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{:width$}  {:7}  {:10}  {:28}  {:8}  {} / {}",
             r.name,
-            if r.verdict { "pass" } else { "FAIL" },
+            if r.passed { "pass" } else { "FAIL" },
             r.pending,
             r.alerts,
             r.budget,
@@ -209,7 +162,7 @@ pub fn run(args: RehearseArgs) -> anyhow::Result<ExitCode> {
     println!(
         "{} scenarios, {} failed; reports in {}",
         rows.len(),
-        rows.iter().filter(|r| !r.verdict).count(),
+        rows.iter().filter(|r| !r.passed).count(),
         args.out.display()
     );
     Ok(if failed {

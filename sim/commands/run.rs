@@ -23,7 +23,8 @@ pub struct RunArgs {
     /// `text` for people, `json` for the stable report (docs/report.md).
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
-    /// Also write the JSON report to DIR/<scenario>.json.
+    /// Also write the JSON report to DIR/<scenario>.json, the HTML page to
+    /// DIR/<scenario>/report.html and DIR/index.html.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -40,6 +41,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let path = dir.join(format!("{}.json", result.name));
         std::fs::write(&path, format!("{text}\n"))
             .with_context(|| format!("writing {}", path.display()))?;
+        super::rehearse::write_html(dir, &result)?;
+        let index = dir.join("index.html");
+        std::fs::write(&index, twin::report::html::index(&[&result]))
+            .with_context(|| format!("writing {}", index.display()))?;
     }
     match args.format {
         Format::Json => println!("{text}"),

@@ -1,12 +1,16 @@
-//! Reports of a run: the stable JSON (schema in `docs/report.md`) and the terminal summary.
+//! Reports of a run: the stable JSON (schema in `docs/report.md`), the terminal summary, the
+//! summary row `twin rehearse` prints, and the HTML page ([`html`]).
 //!
-//! Invariants: the JSON is a pure function of the run (ordered maps, fixed float precision), so
-//! the same scenario and seed give the same bytes.
+//! Invariants: the JSON and the HTML are pure functions of the run (ordered maps, fixed float
+//! precision), so the same scenario and seed give the same bytes.
+
+pub mod html;
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::engine::SimDuration;
 use crate::promql::rules::AlertState;
 use crate::scenario::RunResult;
 
@@ -60,6 +64,73 @@ pub fn alert_lives(result: &RunResult) -> Vec<AlertLife> {
         }
     }
     lives
+}
+
+/// One run in a summary table (`twin rehearse`'s and the HTML index's), as text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryRow {
+    pub name: String,
+    pub passed: bool,
+    /// Each alert that fired, with its first firing time: `HighErrorRate@14m28.621s`.
+    pub alerts: String,
+    /// The availability SLO's share of its 30-day budget the run used.
+    pub budget: String,
+    /// Per Deployment that answered requests, its application p99.
+    pub p99: String,
+    pub replicas: String,
+    pub pending: String,
+}
+
+/// The summary row of a run.
+pub fn summary_row(result: &RunResult) -> SummaryRow {
+    let lives = alert_lives(result);
+    let mut alerts: Vec<String> = lives
+        .iter()
+        .filter_map(|l| {
+            l.firing_at_secs
+                .map(|t| format!("{}@{}", l.alert, SimDuration::from_secs_f64(t)))
+        })
+        .collect();
+    alerts.dedup();
+    let budget = result
+        .slo_budget
+        .iter()
+        .find(|(n, _)| n == "availability")
+        .map_or("-".into(), |(_, u)| format!("{:.2}%", u * 100.0));
+    let w = &result.world;
+    let p99 = w
+        .stats
+        .iter()
+        .zip(&w.deployment_names)
+        .filter(|(s, _)| !s.latency_us.is_empty())
+        .map(|(s, n)| {
+            format!(
+                "{n} {:.0}ms",
+                s.latency_us.value_at_quantile(0.99) as f64 / 1000.0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let replicas = w
+        .deployment_names
+        .iter()
+        .zip(&w.most_replicas)
+        .map(|(n, r)| format!("{n} {r}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    SummaryRow {
+        name: result.name.clone(),
+        passed: result.passed(),
+        alerts: if alerts.is_empty() {
+            "-".into()
+        } else {
+            alerts.join(" ")
+        },
+        budget,
+        p99: if p99.is_empty() { "-".into() } else { p99 },
+        replicas,
+        pending: format!("{}", w.longest_pending),
+    }
 }
 
 /// The run as stable JSON.
@@ -220,3 +291,6 @@ pub fn text(result: &RunResult) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

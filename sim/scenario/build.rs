@@ -272,6 +272,10 @@ pub struct RunResult {
     pub world: World,
     pub expectations: Vec<(String, bool, String)>,
     pub slo_budget: Vec<(String, f64)>,
+    /// Each SLO's error ratio each minute, from which `slo_budget` is computed.
+    pub slo_ratios: Vec<SloRatios>,
+    /// The plan's Grafana dashboards, for the HTML report to draw with their own queries.
+    pub dashboards: Vec<crate::manifests::grafana::Dashboard>,
     pub events: u64,
 }
 
@@ -1059,8 +1063,14 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
     world.start(&mut engine);
     let end = SimTime::ZERO + file.duration.0;
     engine.run_until(end, |sched, ev| world.handle(sched, ev));
-    let slo_budget = slo_budgets(inventory, &world, end);
+    let slo_ratios = slo_ratios(inventory, &world, end);
+    let slo_budget = slo_budgets(&slo_ratios, end);
     let expectations = check(file, &world, &slo_budget, end);
+    let dashboards = inventory
+        .dashboards()
+        .iter()
+        .map(|d| d.object.clone())
+        .collect();
     Ok(RunResult {
         name: file.name.clone(),
         description: file.description.clone(),
@@ -1070,13 +1080,32 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
         world,
         expectations,
         slo_budget,
+        slo_ratios,
+        dashboards,
     })
 }
 
-/// The share of each SLO's 30-day error budget the run used: the SLI's own error and total
-/// queries evaluated every minute over the synthesized series, their ratio averaged over the
-/// run and scaled by the run's share of 30 days.
-fn slo_budgets(inventory: &Inventory, world: &World, end: SimTime) -> Vec<(String, f64)> {
+/// One SLO's error ratio over the run, as its SLI's own queries give it each minute.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SloRatios {
+    pub name: String,
+    /// Target in percent, e.g. `99.9`.
+    pub objective: f64,
+    /// `(t_ms, error ratio)` each minute, in time order; `None` where the SLI had no data
+    /// (no traffic, or a query that returned nothing).
+    pub points: Vec<(i64, Option<f64>)>,
+}
+
+impl SloRatios {
+    /// The error budget's share of events: `1 - objective/100`.
+    pub fn budget_ratio(&self) -> f64 {
+        1.0 - self.objective / 100.0
+    }
+}
+
+/// Each SLO's error ratio each minute of the run: the SLI's error and total queries (or its raw
+/// error-ratio query) evaluated over the synthesized series.
+fn slo_ratios(inventory: &Inventory, world: &World, end: SimTime) -> Vec<SloRatios> {
     let engine = PromqlEngine::with_options(&world.storage.store, EngineOptions::default());
     // Each query is parsed once and evaluated at every minute of the run.
     let parse = |expr: &str| crate::promql::parse(expr).ok();
@@ -1090,9 +1119,7 @@ fn slo_budgets(inventory: &Inventory, world: &World, end: SimTime) -> Vec<(Strin
     let mut out = Vec::new();
     for slo_file in inventory.slos() {
         for slo in &slo_file.spec.slos {
-            let budget = 1.0 - slo.objective / 100.0;
-            let mut sum = 0.0;
-            let mut n = 0u64;
+            let mut points = Vec::new();
             let mut t = 60_000i64;
             let events = slo
                 .sli
@@ -1116,11 +1143,31 @@ fn slo_budgets(inventory: &Inventory, world: &World, end: SimTime) -> Vec<(Strin
                 } else {
                     None
                 };
-                if let Some(r) = ratio {
-                    sum += r;
-                    n += 1;
-                }
+                points.push((t, ratio));
                 t += 60_000;
+            }
+            out.push(SloRatios {
+                name: slo.name.clone(),
+                objective: slo.objective,
+                points,
+            });
+        }
+    }
+    out
+}
+
+/// The share of each SLO's 30-day error budget the run used: the SLI's error ratio each
+/// minute, averaged over the minutes with data and scaled by the run's share of 30 days.
+fn slo_budgets(ratios: &[SloRatios], end: SimTime) -> Vec<(String, f64)> {
+    ratios
+        .iter()
+        .map(|slo| {
+            let budget = slo.budget_ratio();
+            let mut sum = 0.0;
+            let mut n = 0u64;
+            for r in slo.points.iter().filter_map(|(_, r)| *r) {
+                sum += r;
+                n += 1;
             }
             let mean = if n == 0 { 0.0 } else { sum / n as f64 };
             let share_of_period = end.as_secs_f64() / (30.0 * 86_400.0);
@@ -1129,10 +1176,9 @@ fn slo_budgets(inventory: &Inventory, world: &World, end: SimTime) -> Vec<(Strin
             } else {
                 0.0
             };
-            out.push((slo.name.clone(), used));
-        }
-    }
-    out
+            (slo.name.clone(), used)
+        })
+        .collect()
 }
 
 /// Pods of a Deployment that outlier detection ejected at least once, and the most hosts a

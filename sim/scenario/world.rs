@@ -274,6 +274,21 @@ pub struct TimelineEntry {
     pub message: String,
 }
 
+/// A Deployment's pod counts from a moment on, kept whenever one of them changes (a step
+/// series: each value holds until the Deployment's next sample).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaSample {
+    pub at: SimTime,
+    /// Index into `World::deployment_names`.
+    pub deployment: usize,
+    /// `spec.replicas`.
+    pub spec: i32,
+    /// Pods with the Ready condition, not terminating.
+    pub ready: u32,
+    /// Pods bound to no node, not terminating.
+    pub pending: u32,
+}
+
 /// One HPA decision, as the report keeps it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct HpaRecord {
@@ -350,6 +365,8 @@ pub struct World {
     /// Most replicas each Deployment's spec asked for, and the longest Pending seen.
     pub most_replicas: Vec<i32>,
     pub longest_pending: SimDuration,
+    /// Replicas, Ready and Pending pods per Deployment over time, in time order.
+    pub replica_history: Vec<ReplicaSample>,
     next_request: u64,
     rng: SimRng,
     cluster_out: Vec<(SimTime, ClusterEvent)>,
@@ -416,6 +433,7 @@ impl World {
             arrivals: 0,
             ended: 0,
             longest_pending: SimDuration::ZERO,
+            replica_history: Vec::new(),
             next_request: 0,
             rng: rng.stream("world/requests"),
             cluster_out: Vec::new(),
@@ -953,6 +971,41 @@ impl World {
         }
         for p in self.cluster.pending() {
             self.longest_pending = self.longest_pending.max(now.since(p.created_at));
+        }
+        self.note_replicas(now);
+    }
+
+    /// Appends a [`ReplicaSample`] for each Deployment whose counts changed since its last one.
+    fn note_replicas(&mut self, now: SimTime) {
+        let n = self.deployment_names.len();
+        let mut ready = vec![0u32; n];
+        let mut pending = vec![0u32; n];
+        for p in self.cluster.pods.values() {
+            if p.is_terminating() || p.deployment >= n {
+                continue;
+            }
+            if p.node.is_none() {
+                pending[p.deployment] += 1;
+            } else if p.ready {
+                ready[p.deployment] += 1;
+            }
+        }
+        for (idx, d) in self.cluster.deployments.iter().enumerate() {
+            let last = self
+                .replica_history
+                .iter()
+                .rev()
+                .find(|s| s.deployment == idx);
+            let counts = (d.replicas, ready[idx], pending[idx]);
+            if last.map(|s| (s.spec, s.ready, s.pending)) != Some(counts) {
+                self.replica_history.push(ReplicaSample {
+                    at: now,
+                    deployment: idx,
+                    spec: counts.0,
+                    ready: counts.1,
+                    pending: counts.2,
+                });
+            }
         }
     }
 

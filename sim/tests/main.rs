@@ -1,6 +1,7 @@
 //! The one integration-test binary of the `twin` package (STYLE.md). Each area adds a module.
 
 mod hpa;
+mod html;
 mod lint;
 mod manifests;
 mod mesh;
