@@ -1,7 +1,12 @@
-//! Reports of a run: the stable JSON (schema in `docs/report.md`) and the terminal summary.
+//! Reports of a run: the stable JSON (schema in `docs/report.md`), the terminal summary, the
+//! run directory ([`run_dir`]: report, series, rule files) and the exports made from it
+//! ([`export`]: OpenMetrics, promtool unit tests).
 //!
 //! Invariants: the JSON is a pure function of the run (ordered maps, fixed float precision), so
 //! the same scenario and seed give the same bytes.
+
+pub mod export;
+pub mod run_dir;
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,8 @@
 //! The one integration-test binary of the `twin` package (STYLE.md). Each area adds a module.
 
+mod export;
 mod hpa;
+mod kube_state;
 mod lint;
 mod manifests;
 mod mesh;
