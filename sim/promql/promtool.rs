@@ -801,21 +801,31 @@ pub fn step_test_group(
     mut after_step: impl FnMut(i64, &[Group]),
 ) -> Result<StoreStorage, Vec<String>> {
     let mut storage = StoreStorage::new(EngineOptions::default());
+    // Each input series' store id, found once (a label set promtool's appender would refuse
+    // has none, and its samples are dropped as the appender drops them).
+    let ids: Vec<Option<crate::telemetry::store::SeriesId>> = test
+        .input_series
+        .iter()
+        .map(|series| {
+            let labels = crate::telemetry::store::Labels::from_pairs(
+                series.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            storage.store.series_id(&labels).ok()
+        })
+        .collect();
     // Input samples in time order, loaded lazily before each evaluation (LazyLoader).
-    let mut inputs: Vec<(i64, usize, LabelSet, f64)> = Vec::new();
+    let mut inputs: Vec<(i64, usize, f64)> = Vec::new();
     for (series_idx, series) in test.input_series.iter().enumerate() {
+        if ids[series_idx].is_none() {
+            continue;
+        }
         for (slot, value) in series.values.iter().enumerate() {
             if let Some(v) = value {
-                inputs.push((
-                    slot as i64 * test.interval_ms,
-                    series_idx,
-                    series.labels.clone(),
-                    *v,
-                ));
+                inputs.push((slot as i64 * test.interval_ms, series_idx, *v));
             }
         }
     }
-    inputs.sort_by_key(|(t, series_idx, _, _)| (*t, *series_idx));
+    inputs.sort_by_key(|(t, series_idx, _)| (*t, *series_idx));
     let mut next_input = 0;
     let mut groups = ordered_groups(file);
     let ctx = EvalContext {
@@ -841,9 +851,10 @@ pub fn step_test_group(
     let mut ts = 0;
     while ts <= until_ms {
         while next_input < inputs.len() && inputs[next_input].0 <= ts {
-            let (t, _, labels, v) = &inputs[next_input];
+            let (t, series_idx, v) = inputs[next_input];
+            let id = ids[series_idx].expect("inputs hold only series with an id");
             // A refused sample (same timestamp twice) is dropped, as the loader's appender does.
-            let _ = storage.append(labels, *t, *v);
+            let _ = storage.store.append_to(id, t, v);
             next_input += 1;
         }
         let mut eval_errors = Vec::new();
