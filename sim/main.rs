@@ -35,6 +35,9 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Run every scenario of a folder (default scenarios/) and print the summary
     Rehearse(commands::rehearse::RehearseArgs),
+    /// Export a run directory: OpenMetrics for promtool's block import, a promtool unit test
+    #[command(subcommand)]
+    Export(commands::export::ExportCommand),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Rules(args) => commands::rules::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Rehearse(args) => commands::rehearse::run(args),
+        Command::Export(args) => commands::export::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 
 pub mod explain;
 pub mod explain_hpa;
+pub mod export;
 pub mod lint;
 pub mod promql;
 pub mod rehearse;

@@ -17,7 +17,7 @@ pub struct RehearseArgs {
     /// The folder of scenario files (`*.yaml`).
     #[arg(default_value = "scenarios")]
     pub dir: PathBuf,
-    /// Where the JSON reports go, one per scenario.
+    /// Where the run directories go, DIR/<scenario>/ for each scenario (docs/report.md).
     #[arg(long, value_name = "DIR", default_value = "target/twin")]
     pub out: PathBuf,
     /// Scenarios run at once (default: the machine's cores).
@@ -114,19 +114,18 @@ pub fn run(args: RehearseArgs) -> anyhow::Result<ExitCode> {
     let mut rows: Vec<SummaryRow> = Vec::new();
     let mut failed = false;
     let mut done = Vec::new();
-    for outcome in results
+    for (idx, outcome) in results
         .into_inner()
         .expect("the results lock is never poisoned")
         .into_iter()
-        .flatten()
+        .enumerate()
     {
+        let Some(outcome) = outcome else { continue };
         let result = outcome?;
+        // The run's HTML report (report.html) joins the directory this returns.
+        twin::report::run_dir::write(&result, &loaded[idx], &args.out)
+            .with_context(|| format!("writing the run directory of {}", result.name))?;
         write_html(&args.out, &result)?;
-        let path = args.out.join(format!("{}.json", result.name));
-        let text = serde_json::to_string_pretty(&twin::report::json(&result))
-            .context("rendering a report")?;
-        std::fs::write(&path, format!("{text}\n"))
-            .with_context(|| format!("writing {}", path.display()))?;
         failed |= !result.passed();
         for (what, ok, detail) in &result.expectations {
             if !ok {
@@ -159,8 +158,9 @@ pub fn run(args: RehearseArgs) -> anyhow::Result<ExitCode> {
             r.replicas
         );
     }
+    // The index of the runs (index.html in `args.out`) is written here, after every run.
     println!(
-        "{} scenarios, {} failed; reports in {}",
+        "{} scenarios, {} failed; run directories in {}",
         rows.len(),
         rows.iter().filter(|r| !r.passed).count(),
         args.out.display()

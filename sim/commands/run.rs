@@ -23,8 +23,8 @@ pub struct RunArgs {
     /// `text` for people, `json` for the stable report (docs/report.md).
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
-    /// Also write the JSON report to DIR/<scenario>.json, the HTML page to
-    /// DIR/<scenario>/report.html and DIR/index.html.
+    /// Also write the run directory DIR/<scenario>/: report.json, series.jsonl, run.json, the
+    /// rule files and report.html, and DIR/index.html (docs/report.md).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -36,11 +36,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("building {}", args.scenario.display()))?;
     let report = twin::report::json(&result);
     let text = serde_json::to_string_pretty(&report).context("rendering the report")?;
-    if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join(format!("{}.json", result.name));
-        std::fs::write(&path, format!("{text}\n"))
-            .with_context(|| format!("writing {}", path.display()))?;
+    let run_dir = match &args.out {
+        // The run's HTML report (report.html) joins the directory this returns.
+        Some(dir) => Some(
+            twin::report::run_dir::write(&result, &loaded, dir)
+                .with_context(|| format!("writing the run directory under {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    if let (Some(dir), Some(_)) = (&args.out, &run_dir) {
         super::rehearse::write_html(dir, &result)?;
         let index = dir.join("index.html");
         std::fs::write(&index, twin::report::html::index(&[&result]))
@@ -55,6 +59,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 args.scenario.display(),
                 result.seed
             );
+            if let Some(run_dir) = &run_dir {
+                println!("  run directory: {}", run_dir.display());
+            }
         }
     }
     Ok(if result.passed() {

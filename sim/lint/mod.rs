@@ -32,7 +32,7 @@ pub mod model;
 
 mod checks;
 mod lower;
-mod promql;
+pub mod promql;
 pub mod render;
 
 pub use lower::lower;

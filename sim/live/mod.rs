@@ -1,5 +1,5 @@
 //! The only networked part of twin: the stand-in server (one simulated pod behind a real HTTP
-//! port) and the drivers of real peers (Envoy) on loopback, for conformance tests.
+//! port) and the drivers of real peers (Envoy, Prometheus) on loopback, for conformance tests.
 //!
 //! Invariants: every socket binds or connects to a loopback address only (checked by
 //! [`require_loopback`]); every load loop is bounded in count and in wall time and stops by
@@ -7,6 +7,7 @@
 //! here, because these drivers talk to real processes.
 
 pub mod envoy;
+pub mod prometheus;
 pub mod stand_in;
 
 use std::net::SocketAddr;

@@ -786,28 +786,46 @@ fn format_float_upper_e(v: f64) -> String {
     format_float_e(v, frac, true)
 }
 
-fn run_test_group(file: &TestFile, test: &TestGroup) -> Vec<String> {
-    let test_name = if test.name.is_empty() {
-        String::new()
-    } else {
-        format!("    name: {},\n", test.name)
-    };
+/// Steps one test group the way promtool 2.42 does, from t=0 to `until_ms` at the file's
+/// `evaluation_interval`: before each step the input samples up to that time are loaded
+/// (promtool's lazy loader), then every group is evaluated in evaluation order, then
+/// `after_step(ts, groups)` sees the groups' alert state. The first step whose evaluation
+/// reports rule errors ends the run with promtool's lines for them.
+///
+/// `twin rules test` checks its `alert_rule_test` entries from `after_step`;
+/// `twin export promtool-test` uses it to find when promtool will see each alert firing.
+pub fn step_test_group(
+    file: &TestFile,
+    test: &TestGroup,
+    until_ms: i64,
+    mut after_step: impl FnMut(i64, &[Group]),
+) -> Result<StoreStorage, Vec<String>> {
     let mut storage = StoreStorage::new(EngineOptions::default());
+    // Each input series' store id, found once (a label set promtool's appender would refuse
+    // has none, and its samples are dropped as the appender drops them).
+    let ids: Vec<Option<crate::telemetry::store::SeriesId>> = test
+        .input_series
+        .iter()
+        .map(|series| {
+            let labels = crate::telemetry::store::Labels::from_pairs(
+                series.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            storage.store.series_id(&labels).ok()
+        })
+        .collect();
     // Input samples in time order, loaded lazily before each evaluation (LazyLoader).
-    let mut inputs: Vec<(i64, usize, LabelSet, f64)> = Vec::new();
+    let mut inputs: Vec<(i64, usize, f64)> = Vec::new();
     for (series_idx, series) in test.input_series.iter().enumerate() {
+        if ids[series_idx].is_none() {
+            continue;
+        }
         for (slot, value) in series.values.iter().enumerate() {
             if let Some(v) = value {
-                inputs.push((
-                    slot as i64 * test.interval_ms,
-                    series_idx,
-                    series.labels.clone(),
-                    *v,
-                ));
+                inputs.push((slot as i64 * test.interval_ms, series_idx, *v));
             }
         }
     }
-    inputs.sort_by_key(|(t, series_idx, _, _)| (*t, *series_idx));
+    inputs.sort_by_key(|(t, series_idx, _)| (*t, *series_idx));
     let mut next_input = 0;
     let mut groups = ordered_groups(file);
     let ctx = EvalContext {
@@ -815,39 +833,28 @@ fn run_test_group(file: &TestFile, test: &TestGroup) -> Vec<String> {
         external_url: test.external_url.clone(),
         ..EvalContext::default()
     };
-    let mut alert_times: Vec<i64> = test.alert_tests.iter().map(|t| t.eval_time_ms).collect();
-    alert_times.sort_unstable();
-    alert_times.dedup();
-    let max_eval_ms = test
-        .alert_tests
-        .iter()
-        .map(|t| t.eval_time_ms)
-        .chain(test.expr_tests.iter().map(|t| t.eval_time_ms))
-        .max()
-        .unwrap_or(0);
     let step = file.evaluation_interval_ms.max(1);
     // promtool would grind through any number of steps; a typo like `eval_time: 100y` at
     // 1s steps is reported instead of running for hours.
-    if max_eval_ms / step > STEPS_MAX {
-        return vec![format!(
+    if until_ms / step > STEPS_MAX {
+        return Err(vec![format!(
             "    {}evaluation up to {} at {} steps needs more than {STEPS_MAX} steps",
             if test.name.is_empty() {
                 String::new()
             } else {
                 format!("name: {}, ", test.name)
             },
-            format_prom_duration(max_eval_ms),
+            format_prom_duration(until_ms),
             format_prom_duration(step)
-        )];
+        )]);
     }
-    let mut errors = Vec::new();
-    let mut curr = 0;
     let mut ts = 0;
-    while ts <= max_eval_ms {
+    while ts <= until_ms {
         while next_input < inputs.len() && inputs[next_input].0 <= ts {
-            let (t, _, labels, v) = &inputs[next_input];
+            let (t, series_idx, v) = inputs[next_input];
+            let id = ids[series_idx].expect("inputs hold only series with an id");
             // A refused sample (same timestamp twice) is dropped, as the loader's appender does.
-            let _ = storage.append(labels, *t, *v);
+            let _ = storage.store.append_to(id, t, v);
             next_input += 1;
         }
         let mut eval_errors = Vec::new();
@@ -861,23 +868,59 @@ fn run_test_group(file: &TestFile, test: &TestGroup) -> Vec<String> {
             }
         }
         if !eval_errors.is_empty() {
-            return eval_errors;
+            return Err(eval_errors);
         }
+        after_step(ts, &groups);
+        ts += step;
+    }
+    Ok(storage)
+}
+
+/// The firing, unresolved alerts of `alertname` as promtool compares them: (labels,
+/// annotations), sorted.
+pub fn firing_alerts(
+    groups: &[Group],
+    alertname: &str,
+) -> Vec<(LabelSet, BTreeMap<String, String>)> {
+    let mut got: Vec<(LabelSet, BTreeMap<String, String>)> = Vec::new();
+    for group in groups {
+        for rule in group.alerting_rules().filter(|r| r.name == alertname) {
+            for alert in rule
+                .active_alerts()
+                .filter(|a| a.state == rules::AlertState::Firing)
+            {
+                got.push((alert.labels.clone(), alert.annotations.clone()));
+            }
+        }
+    }
+    got.sort();
+    got
+}
+
+fn run_test_group(file: &TestFile, test: &TestGroup) -> Vec<String> {
+    let test_name = if test.name.is_empty() {
+        String::new()
+    } else {
+        format!("    name: {},\n", test.name)
+    };
+    let mut alert_times: Vec<i64> = test.alert_tests.iter().map(|t| t.eval_time_ms).collect();
+    alert_times.sort_unstable();
+    alert_times.dedup();
+    let max_eval_ms = test
+        .alert_tests
+        .iter()
+        .map(|t| t.eval_time_ms)
+        .chain(test.expr_tests.iter().map(|t| t.eval_time_ms))
+        .max()
+        .unwrap_or(0);
+    let step = file.evaluation_interval_ms.max(1);
+    let mut errors = Vec::new();
+    let mut curr = 0;
+    let stepped = step_test_group(file, test, max_eval_ms, |ts, groups| {
         while curr < alert_times.len() && ts <= alert_times[curr] && alert_times[curr] < ts + step {
             let t = alert_times[curr];
             for case in test.alert_tests.iter().filter(|c| c.eval_time_ms == t) {
-                let mut got: Vec<(LabelSet, BTreeMap<String, String>)> = Vec::new();
-                for group in &groups {
-                    for rule in group.alerting_rules().filter(|r| r.name == case.alertname) {
-                        for alert in rule
-                            .active_alerts()
-                            .filter(|a| a.state == rules::AlertState::Firing)
-                        {
-                            got.push((alert.labels.clone(), alert.annotations.clone()));
-                        }
-                    }
-                }
-                got.sort();
+                let got = firing_alerts(groups, &case.alertname);
                 if got != case.expected {
                     errors.push(format!(
                         "{test_name}    alertname: {}, time: {}, \n        exp:{}, \n        got:{}",
@@ -890,8 +933,11 @@ fn run_test_group(file: &TestFile, test: &TestGroup) -> Vec<String> {
             }
             curr += 1;
         }
-        ts += step;
-    }
+    });
+    let mut storage = match stepped {
+        Ok(storage) => storage,
+        Err(eval_errors) => return eval_errors,
+    };
     for case in &test.expr_tests {
         let time = format_prom_duration(case.eval_time_ms);
         let mut got = match storage.query(&case.expr, case.eval_time_ms) {

@@ -1,10 +1,15 @@
 //! Reports of a run: the stable JSON (schema in `docs/report.md`), the terminal summary, the
-//! summary row `twin rehearse` prints, and the HTML page ([`html`]).
+//! summary row `twin rehearse` prints, the HTML page ([`html`]), the run directory
+//! ([`run_dir`]: report, series, rule files) and the exports made from it ([`export`]:
+//! OpenMetrics, promtool unit tests).
 //!
 //! Invariants: the JSON and the HTML are pure functions of the run (ordered maps, fixed float
 //! precision), so the same scenario and seed give the same bytes.
 
 pub mod html;
+
+pub mod export;
+pub mod run_dir;
 
 use std::collections::BTreeMap;
 

@@ -49,6 +49,8 @@ use crate::promql::rules::{EvalContext, Group, StoreStorage, Transition};
 use crate::telemetry::store::Labels;
 use crate::workload::{Admission, Arrivals, PodQueue, ServiceTimeSampler};
 
+mod kube_state;
+
 /// The Prometheus client's default histogram buckets [s].
 pub const DEFAULT_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -1273,6 +1275,7 @@ impl World {
                     f64::from(restarts),
                 );
             }
+            self.scrape_kube_state_metrics(now);
         }
         if scraping {
             self.scrape_gpus(t_ms);

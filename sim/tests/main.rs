@@ -1,7 +1,9 @@
 //! The one integration-test binary of the `twin` package (STYLE.md). Each area adds a module.
 
+mod export;
 mod hpa;
 mod html;
+mod kube_state;
 mod lint;
 mod manifests;
 mod mesh;
