@@ -35,6 +35,12 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Run every scenario of a folder (default scenarios/) and print the summary
     Rehearse(commands::rehearse::RehearseArgs),
+    /// One DestinationRule's cluster: its Envoy config, the model on a request script, and the
+    /// model beside a real Envoy
+    #[command(subcommand)]
+    Mesh(commands::mesh::MeshCommand),
+    /// Serve as one pod of a service profile on loopback (the upstream behind real Envoy)
+    StandIn(commands::stand_in::StandInArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +52,8 @@ fn main() -> ExitCode {
         Command::Rules(args) => commands::rules::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Rehearse(args) => commands::rehearse::run(args),
+        Command::Mesh(command) => commands::mesh::run(command),
+        Command::StandIn(args) => commands::stand_in::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! The one integration-test binary of the `twin` package (STYLE.md). Each area adds a module.
 
+mod conformance;
 mod hpa;
 mod lint;
 mod manifests;
