@@ -38,6 +38,12 @@ enum Command {
     /// Export a run directory: OpenMetrics for promtool's block import, a promtool unit test
     #[command(subcommand)]
     Export(commands::export::ExportCommand),
+    /// One DestinationRule's cluster: its Envoy config, the model on a request script, and the
+    /// model beside a real Envoy
+    #[command(subcommand)]
+    Mesh(commands::mesh::MeshCommand),
+    /// Serve as one pod of a service profile on loopback (the upstream behind real Envoy)
+    StandIn(commands::stand_in::StandInArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +56,8 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Rehearse(args) => commands::rehearse::run(args),
         Command::Export(args) => commands::export::run(args),
+        Command::Mesh(command) => commands::mesh::run(command),
+        Command::StandIn(args) => commands::stand_in::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -4,10 +4,12 @@ pub mod explain;
 pub mod explain_hpa;
 pub mod export;
 pub mod lint;
+pub mod mesh;
 pub mod promql;
 pub mod rehearse;
 pub mod rules;
 pub mod run;
+pub mod stand_in;
 
 use twin::diag::Diagnostics;
 

@@ -23,6 +23,8 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use super::{LiveError, io_err, require_loopback};
+use crate::engine::SimDuration;
+use crate::mesh::policy::{ClusterPolicy, LbPolicy};
 
 /// The name of the one upstream cluster in every bootstrap twin writes.
 pub const CLUSTER_NAME: &str = "twin_upstream";
@@ -76,25 +78,136 @@ pub struct OutlierEvent {
     pub timestamp_secs: f64,
 }
 
-/// Writes the bootstrap for `setup`, with the listener and admin on port 0 (Envoy picks).
-pub fn bootstrap(setup: &EnvoySetup, access_log: &Path, event_log: &Path) -> Value {
-    let endpoints: Vec<Value> = setup
-        .hosts
+/// The Envoy cluster twin models as equivalent to `policy` (`spec/mesh.md` §2): everything but
+/// `name` and `load_assignment`, every field the models read written out, so that what a
+/// conformance run feeds Envoy is exactly what the model runs with. `twin mesh envoy-config`
+/// prints it through [`cluster`].
+pub fn cluster_config(policy: &ClusterPolicy) -> Value {
+    let breakers = policy.circuit_breakers;
+    let mut cluster = serde_json::Map::new();
+    cluster.insert("type".into(), json!("STATIC"));
+    cluster.insert(
+        "connect_timeout".into(),
+        json!(duration_text(policy.connect_timeout)),
+    );
+    match policy.lb {
+        LbPolicy::RoundRobin => {
+            cluster.insert("lb_policy".into(), json!("ROUND_ROBIN"));
+        }
+        LbPolicy::Random => {
+            cluster.insert("lb_policy".into(), json!("RANDOM"));
+        }
+        LbPolicy::LeastRequest {
+            choice_count,
+            active_request_bias,
+        } => {
+            cluster.insert("lb_policy".into(), json!("LEAST_REQUEST"));
+            // istiod leaves `least_request_lb_config` unset, which is 2 choices and bias 1.0.
+            if choice_count != 2 || active_request_bias != 1.0 {
+                cluster.insert(
+                    "least_request_lb_config".into(),
+                    json!({"choice_count": choice_count, "active_request_bias": {"default_value": active_request_bias, "runtime_key": "twin.active_request_bias"}}),
+                );
+            }
+        }
+    }
+    cluster.insert(
+        "circuit_breakers".into(),
+        json!({"thresholds": [{
+            "max_connections": breakers.max_connections,
+            "max_pending_requests": breakers.max_pending_requests,
+            "max_requests": breakers.max_requests,
+            "max_retries": breakers.max_retries
+        }]}),
+    );
+    cluster.insert(
+        "common_lb_config".into(),
+        json!({"healthy_panic_threshold": {"value": policy.healthy_panic_threshold_percent}}),
+    );
+    let mut protocol = serde_json::Map::new();
+    if let Some(n) = policy.max_requests_per_connection {
+        protocol.insert("max_requests_per_connection".into(), json!(n));
+    }
+    if let Some(idle) = policy.idle_timeout {
+        protocol.insert("idle_timeout".into(), json!(duration_text(idle)));
+    }
+    // HTTP/1.1 to the upstream, as a sidecar speaks to a plain HTTP port.
+    cluster.insert(
+        "typed_extension_protocol_options".into(),
+        json!({"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "common_http_protocol_options": protocol,
+            "explicit_http_config": {"http_protocol_options": {}}
+        }}),
+    );
+    if let Some(outlier) = &policy.outlier {
+        let mut od = json!({
+            "consecutive_5xx": outlier.consecutive_5xx,
+            "enforcing_consecutive_5xx": outlier.enforcing_consecutive_5xx,
+            "consecutive_gateway_failure": outlier.consecutive_gateway_failure,
+            "enforcing_consecutive_gateway_failure": outlier.enforcing_consecutive_gateway_failure,
+            "split_external_local_origin_errors": outlier.split_external_local_origin_errors,
+            "consecutive_local_origin_failure": outlier.consecutive_local_origin_failure,
+            "enforcing_consecutive_local_origin_failure": outlier.enforcing_consecutive_local_origin_failure,
+            "interval": duration_text(outlier.interval),
+            "base_ejection_time": duration_text(outlier.base_ejection_time),
+            "max_ejection_time_jitter": duration_text(outlier.max_ejection_time_jitter),
+            "max_ejection_percent": outlier.max_ejection_percent,
+            "always_eject_one_host": outlier.always_eject_one_host,
+            "success_rate_minimum_hosts": outlier.success_rate_minimum_hosts,
+            "success_rate_request_volume": outlier.success_rate_request_volume,
+            "success_rate_stdev_factor": outlier.success_rate_stdev_factor,
+            "enforcing_success_rate": outlier.enforcing_success_rate,
+            "failure_percentage_threshold": outlier.failure_percentage_threshold,
+            "enforcing_failure_percentage": outlier.enforcing_failure_percentage,
+            "failure_percentage_minimum_hosts": outlier.failure_percentage_minimum_hosts,
+            "failure_percentage_request_volume": outlier.failure_percentage_request_volume
+        });
+        if let (Some(max), Value::Object(fields)) = (outlier.max_ejection_time, &mut od) {
+            fields.insert("max_ejection_time".into(), json!(duration_text(max)));
+        }
+        cluster.insert("outlier_detection".into(), od);
+    }
+    Value::Object(cluster)
+}
+
+/// A protobuf JSON duration: whole seconds, or seconds with up to nine decimals (`0.5s`).
+pub fn duration_text(duration: SimDuration) -> String {
+    let nanos = duration.as_nanos();
+    let (secs, frac) = (nanos / 1_000_000_000, nanos % 1_000_000_000);
+    if frac == 0 {
+        format!("{secs}s")
+    } else {
+        let digits = format!("{frac:09}");
+        format!("{secs}.{}s", digits.trim_end_matches('0'))
+    }
+}
+
+/// A whole cluster as the bootstrap holds it: `body` (from [`cluster_config`]) with `name`,
+/// the defaults Envoy needs, and one endpoint per host in order.
+pub fn cluster(name: &str, body: &Value, hosts: &[SocketAddr]) -> Value {
+    let endpoints: Vec<Value> = hosts
         .iter()
         .map(|addr| {
             json!({"endpoint": {"address": {"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}}}})
         })
         .collect();
-    let mut cluster = setup.cluster.clone();
+    let mut cluster = body.clone();
     if let Value::Object(fields) = &mut cluster {
-        fields.insert("name".into(), json!(CLUSTER_NAME));
+        fields.insert("name".into(), json!(name));
         fields.entry("connect_timeout").or_insert(json!("10s"));
         fields.entry("type").or_insert(json!("STATIC"));
         fields.insert(
             "load_assignment".into(),
-            json!({"cluster_name": CLUSTER_NAME, "endpoints": [{"lb_endpoints": endpoints}]}),
+            json!({"cluster_name": name, "endpoints": [{"lb_endpoints": endpoints}]}),
         );
     }
+    cluster
+}
+
+/// Writes the bootstrap for `setup`, with the listener and admin on port 0 (Envoy picks).
+pub fn bootstrap(setup: &EnvoySetup, access_log: &Path, event_log: &Path) -> Value {
+    let cluster = cluster(CLUSTER_NAME, &setup.cluster, &setup.hosts);
     let mut route = setup.route.clone();
     if let Value::Object(fields) = &mut route {
         fields.insert("cluster".into(), json!(CLUSTER_NAME));
@@ -134,7 +247,7 @@ pub fn bootstrap(setup: &EnvoySetup, access_log: &Path, event_log: &Path) -> Val
     })
 }
 
-async fn http(
+pub(crate) async fn http(
     addr: SocketAddr,
     method: Method,
     path: &str,

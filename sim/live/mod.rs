@@ -1,11 +1,13 @@
 //! The only networked part of twin: the stand-in server (one simulated pod behind a real HTTP
-//! port) and the drivers of real peers (Envoy, Prometheus) on loopback, for conformance tests.
+//! port) and the drivers of real peers (Envoy, Prometheus) on loopback, for conformance tests;
+//! [`conformance`] runs a mesh request script through stand-ins behind a real Envoy.
 //!
 //! Invariants: every socket binds or connects to a loopback address only (checked by
 //! [`require_loopback`]); every load loop is bounded in count and in wall time and stops by
 //! itself; tokio lives here and nowhere else in `sim/`. Wall-clock time is allowed here, and only
 //! here, because these drivers talk to real processes.
 
+pub mod conformance;
 pub mod envoy;
 pub mod prometheus;
 pub mod stand_in;

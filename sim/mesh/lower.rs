@@ -371,3 +371,97 @@ pub fn virtual_service(vs: &Sourced<VirtualService>) -> Result<Vec<HttpRouteSpec
 pub fn short_host(host: &str) -> &str {
     host.split('.').next().unwrap_or(host)
 }
+
+/// One cluster of a DestinationRule, as the Envoy of a client sidecar gets it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DestinationRuleCluster {
+    /// The DR's `spec.host` as written.
+    pub host: String,
+    /// `None` for the service's default cluster.
+    pub subset: Option<String>,
+    pub policy: crate::mesh::policy::ClusterPolicy,
+}
+
+/// Reads the one DestinationRule of a file (other kinds in it are ignored) and translates its
+/// default cluster and each subset's as istiod `version` would. Every refusal names the file,
+/// line and field.
+pub fn load_destination_rule_file(
+    path: &std::path::Path,
+    version: crate::mesh::istio::IstioVersion,
+) -> Result<Vec<DestinationRuleCluster>, crate::diag::Diagnostics> {
+    use crate::diag::{Diagnostics, Location};
+    let inventory =
+        crate::manifests::load_file(path).map_err(|err| Diagnostics(err.diagnostics().to_vec()))?;
+    let here = Location {
+        file: path.to_path_buf(),
+        ..Default::default()
+    };
+    let dr = match inventory.destination_rules() {
+        [dr] => dr,
+        [] => {
+            return Err(Diagnostics(vec![Diagnostic::error(
+                here,
+                "",
+                "no DestinationRule (networking.istio.io) in this file",
+            )]));
+        }
+        many => {
+            let names: Vec<&str> = many.iter().map(|dr| dr.spec.host.as_str()).collect();
+            return Err(Diagnostics(vec![Diagnostic::error(
+                here,
+                "",
+                format!(
+                    "{} DestinationRules in this file (hosts {}); give a file with one",
+                    many.len(),
+                    names.join(", ")
+                ),
+            )]));
+        }
+    };
+    let subsets = destination_rule(dr).map_err(|err| Diagnostics(vec![err.diagnostic]))?;
+    let mut out = Vec::new();
+    for subset in subsets {
+        let base = match &subset.subset {
+            None => "spec".to_string(),
+            Some(name) => {
+                let idx = dr
+                    .spec
+                    .subsets
+                    .iter()
+                    .position(|s| &s.name == name)
+                    .unwrap_or(0);
+                format!("spec.subsets[{idx}]")
+            }
+        };
+        let policy =
+            crate::mesh::istio::cluster_policy(&subset.policy, version).map_err(|err| {
+                let field = match &err {
+                    crate::mesh::MeshError::Invalid { field, .. }
+                    | crate::mesh::MeshError::Unsupported { field, .. } => {
+                        if field.starts_with("trafficPolicy") {
+                            format!("{base}.{field}")
+                        } else {
+                            format!("{base}.trafficPolicy")
+                        }
+                    }
+                };
+                let message = match &err {
+                    crate::mesh::MeshError::Invalid { why, .. } => why.clone(),
+                    crate::mesh::MeshError::Unsupported { what, .. } => {
+                        format!("{what} is valid Istio but not modelled by the simulator")
+                    }
+                };
+                Diagnostics(vec![Diagnostic::error(
+                    dr.field_location(&field),
+                    field.clone(),
+                    message,
+                )])
+            })?;
+        out.push(DestinationRuleCluster {
+            host: dr.spec.host.clone(),
+            subset: subset.subset,
+            policy,
+        });
+    }
+    Ok(out)
+}

@@ -27,6 +27,7 @@
 //! cluster, as in Envoy, so nothing here is shared between two callers of the same service.
 
 pub mod authz;
+pub mod conformance;
 pub mod istio;
 pub mod lb;
 pub mod lower;
@@ -35,6 +36,7 @@ pub mod outlier;
 pub mod policy;
 pub mod pool;
 pub mod route;
+pub mod script;
 pub mod upstream;
 
 use std::fmt;

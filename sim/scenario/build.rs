@@ -1436,3 +1436,91 @@ fn check(
     }
     out
 }
+
+/// One profile of a service profiles file (`kind: ServiceProfiles`), checked as a scenario
+/// checks it: what a stand-in needs to serve as one pod of it.
+#[derive(Clone, Debug)]
+pub struct CheckedProfile {
+    pub name: String,
+    pub service_time: crate::workload::ServiceTimeSampler,
+    pub error_rate: f64,
+    pub error_status: u16,
+    pub concurrency: u32,
+}
+
+/// Reads a profiles file and checks the profile of `service` (which may be left out when the
+/// file has one profile). Every problem names the file, line and field.
+pub fn load_profile(path: &Path, service: Option<&str>) -> Result<CheckedProfile, ScenarioError> {
+    let profiles: Sourced<ProfilesFile> = manifests::load_typed(path)?;
+    if profiles.api_version != API_VERSION || profiles.kind != "ServiceProfiles" {
+        return Err(one(Diagnostic::error(
+            profiles.field_location("kind"),
+            "kind",
+            "expected apiVersion twin.sophia.dev/v1, kind ServiceProfiles",
+        )));
+    }
+    let names: Vec<&str> = profiles.profiles.keys().map(String::as_str).collect();
+    let name = match service {
+        Some(name) if profiles.profiles.contains_key(name) => name.to_string(),
+        Some(name) => {
+            return Err(one(Diagnostic::error(
+                profiles.field_location("profiles"),
+                "profiles",
+                format!("no profile {name:?} (profiles: {})", names.join(", ")),
+            )));
+        }
+        None if names.len() == 1 => names[0].to_string(),
+        None => {
+            return Err(one(Diagnostic::error(
+                profiles.field_location("profiles"),
+                "profiles",
+                format!(
+                    "{} profiles; say which with --service ({})",
+                    names.len(),
+                    names.join(", ")
+                ),
+            )));
+        }
+    };
+    let profile = &profiles.profiles[&name];
+    let base = format!("profiles.{name}");
+    let at = |field: &str| {
+        let path = format!("{base}.{field}");
+        Diagnostic::error(profiles.field_location(&path), path, "")
+    };
+    let fail = |field: &str, message: String| {
+        let mut diag = at(field);
+        diag.message = message;
+        one(diag)
+    };
+    let quantile_field = match &profile.service_time {
+        ServiceTimeSpec::Lognormal { .. } => "serviceTime.lognormal.p99",
+        ServiceTimeSpec::Exponential { .. } => "serviceTime.exponential.mean",
+        ServiceTimeSpec::Constant(_) => "serviceTime",
+    };
+    let service_time = service_time(&profile.service_time)
+        .sampler()
+        .map_err(|err| fail(quantile_field, err.to_string()))?;
+    if !(0.0..=1.0).contains(&profile.error_rate) {
+        return Err(fail(
+            "errorRate",
+            format!("errorRate {} is not in [0, 1]", profile.error_rate),
+        ));
+    }
+    if !(100..=599).contains(&profile.error_status) {
+        return Err(fail(
+            "errorStatus",
+            format!("{} is not an HTTP status", profile.error_status),
+        ));
+    }
+    if profile.concurrency == 0 {
+        return Err(fail("concurrency", "concurrency must be at least 1".into()));
+    }
+    Ok(CheckedProfile {
+        name,
+        service_time,
+        error_rate: profile.error_rate,
+        error_status: profile.error_status,
+        concurrency: profile.concurrency,
+    })
+}

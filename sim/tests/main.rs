@@ -1,5 +1,6 @@
 //! The one integration-test binary of the `twin` package (STYLE.md). Each area adds a module.
 
+mod conformance;
 mod export;
 mod hpa;
 mod html;
