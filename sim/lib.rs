@@ -7,7 +7,7 @@
 //! - [`manifests`]: YAML/JSON files into a typed [`manifests::Inventory`], with file, document and line:column; the topology.
 //! - [`lint`]: cross-object findings over the inventory (`twin lint`).
 //! - [`cluster`]: nodes and GPUs, the scheduler, quota admission, rollouts, the kubelet's probes and back-off.
-//! - [`workload`]: arrival processes, service-time distributions, the per-pod queue, queueing theory oracles.
+//! - [`workload`]: arrival processes (trace replay among them), service-time distributions, the GPU calibration, the per-pod queue, queueing theory oracles.
 //! - [`mesh`]: Istio routing, subsets, load balancers, connection pools, outlier detection, AuthorizationPolicy.
 //! - [`telemetry`]: the in-memory series store the simulated scrape writes and PromQL reads.
 //! - [`autoscale`]: the HPA: a pure decision, `hpa::recommend(&HpaCase) -> Decision`.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::schema::{
     API_VERSION, AnalysisSpec, ExpectationSpec, Fault, ProcessSpec, Profile, ProfilePatch,
-    ProfilesFile, Release, RolloutResult, RolloutSpec, ScenarioFile, ServiceTimeSpec,
+    ProfilesFile, Release, RolloutResult, RolloutSpec, ScenarioFile, ServiceTimeSpec, SpacingSpec,
 };
 use super::world::{
     Analysis, Event, FaultAction, HpaRuntime, LoadStream, MeshCluster, ReleaseModel,
@@ -14,6 +14,7 @@ use super::world::{
 };
 use crate::autoscale::controller::{self as hpa_controller, HpaController};
 use crate::autoscale::hpa::KubernetesVersion as HpaVersion;
+use crate::cluster::gpu::GpuSharing;
 use crate::cluster::lower;
 use crate::cluster::runtime::{AppBehaviour, ClusterRuntime};
 use crate::cluster::schedule::{KubernetesVersion, SchedulerConfig};
@@ -25,7 +26,9 @@ use crate::mesh::route::{HttpRequest, VirtualService};
 use crate::mesh::upstream::Upstream;
 use crate::promql::rules::{EvalContext, Group, StoreStorage, parse_rule_file};
 use crate::promql::{Engine as PromqlEngine, EngineOptions, Value as PromValue};
-use crate::workload::{ArrivalProcess, Arrivals, ServiceTime};
+use crate::workload::calibration::{self, CalibrationSet, GpuWork};
+use crate::workload::trace::{self, Trace, TraceRequest};
+use crate::workload::{ArrivalProcess, Arrivals, HistogramBucket, ServiceTime, Spacing};
 
 /// Why a scenario could not be run: every problem found, with where it is.
 #[derive(Debug, thiserror::Error)]
@@ -147,29 +150,201 @@ pub fn load(path: impl AsRef<Path>) -> Result<Loaded, ScenarioError> {
     })
 }
 
-fn service_time(spec: &ServiceTimeSpec) -> ServiceTime {
-    match spec {
+fn service_time(spec: &ServiceTimeSpec) -> Result<ServiceTime, String> {
+    Ok(match spec {
         ServiceTimeSpec::Constant(d) => ServiceTime::Constant(d.0),
         ServiceTimeSpec::Exponential { mean } => ServiceTime::Exponential { mean: mean.0 },
         ServiceTimeSpec::Lognormal { p50, p99 } => ServiceTime::LogNormal {
             p50: p50.0,
             p99: p99.0,
         },
-    }
+        ServiceTimeSpec::Empirical { buckets } => {
+            let mut finite = Vec::with_capacity(buckets.len());
+            for (index, bucket) in buckets.iter().enumerate() {
+                match bucket.le.0 {
+                    Some(le) => finite.push(HistogramBucket {
+                        le,
+                        count: bucket.count,
+                    }),
+                    // Prometheus's last bucket: it adds nothing when every observation lies
+                    // below the last finite bound, and cannot be sampled when some do not.
+                    None if index + 1 == buckets.len() => {
+                        let below = finite.last().map_or(0, |b: &HistogramBucket| b.count);
+                        if bucket.count != below {
+                            return Err(format!(
+                                "empirical.buckets[{index}]: {} observation(s) lie above the last finite bound, which has no upper end to sample from; add a finite bucket that holds them",
+                                bucket.count.saturating_sub(below)
+                            ));
+                        }
+                    }
+                    None => {
+                        return Err(format!(
+                            "empirical.buckets[{index}]: only the last bucket may be +Inf"
+                        ));
+                    }
+                }
+            }
+            ServiceTime::Empirical { buckets: finite }
+        }
+    })
 }
 
+/// What lowering a GPU profile's `work` needs: the calibration, the cluster's sharing mode and
+/// the topology's GPU classes (a pod may land on any of them).
+struct GpuContext {
+    calibration: CalibrationSet,
+    sharing: GpuSharing,
+    classes: Vec<String>,
+}
+
+/// Reads the calibration when some profile, override or release asks for calibrated GPU work.
+fn gpu_context(loaded: &Loaded, sharing: GpuSharing) -> Result<Option<GpuContext>, ScenarioError> {
+    let file = &loaded.file;
+    let wanted = loaded
+        .profiles
+        .profiles
+        .values()
+        .any(|p| p.gpu.as_ref().is_some_and(|g| g.work.is_some()))
+        || file
+            .profile_overrides
+            .values()
+            .any(|p| p.gpu_work.is_some())
+        || file
+            .faults
+            .iter()
+            .any(|f| matches!(f, Fault::BadRelease { profile, .. } if profile.gpu_work.is_some()));
+    if !wanted {
+        return Ok(None);
+    }
+    let calibration = match &file.calibration {
+        None => calibration::builtin(),
+        Some(entry) => {
+            let dir = loaded
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let target = dir.join(entry);
+            if !target.exists() {
+                return Err(loaded.error(
+                    "calibration",
+                    format!("{} does not exist", target.display()),
+                ));
+            }
+            calibration::load(&target).map_err(ScenarioError)?
+        }
+    };
+    let classes: BTreeSet<String> = loaded
+        .topology
+        .nodes
+        .iter()
+        .filter_map(|n| n.gpus.as_ref().map(|g| g.class.clone()))
+        .collect();
+    Ok(Some(GpuContext {
+        calibration,
+        sharing,
+        classes: classes.into_iter().collect(),
+    }))
+}
+
+/// The service model of the profile named `name`, changed by `patch`. `field` locates the patch
+/// in the scenario file.
 fn model(
     loaded: &Loaded,
     field: &str,
+    name: &str,
     profile: &Profile,
     patch: Option<&ProfilePatch>,
+    gpu_context: Option<&GpuContext>,
 ) -> Result<(ServiceModel, AppBehaviour), ScenarioError> {
-    let spec = patch
-        .and_then(|p| p.service_time.clone())
-        .unwrap_or_else(|| profile.service_time.clone());
-    let sampler = service_time(&spec)
-        .sampler()
-        .map_err(|err| loaded.error(field, err.to_string()))?;
+    let at_profile = |what: &str, message: String| {
+        let path = format!("profiles.{name}{what}");
+        one(Diagnostic::error(
+            loaded.profiles.field_location(&path),
+            path,
+            message,
+        ))
+    };
+    let work = profile.gpu.as_ref().and_then(|g| g.work);
+    match (&profile.service_time, work) {
+        (None, None) => {
+            return Err(at_profile(
+                "",
+                "give serviceTime, or gpu.work to take it from the GPU calibration".into(),
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(at_profile(
+                ".gpu.work",
+                "give serviceTime or gpu.work, not both: the calibrated GPU work is the whole service time".into(),
+            ));
+        }
+        _ => {}
+    }
+    if let Some(p) = patch
+        && p.service_time.is_some()
+        && p.gpu_work.is_some()
+    {
+        return Err(loaded.error(
+            field,
+            "give serviceTime or gpuWork, not both: the calibrated GPU work is the whole service time",
+        ));
+    }
+    if patch.is_some_and(|p| p.gpu_work.is_some()) && profile.gpu.is_none() {
+        return Err(loaded.error(
+            field,
+            format!("gpuWork needs a GPU pod, and profile {name} has no gpu block"),
+        ));
+    }
+    // A patch's choice of service time, calibrated or not, replaces the profile's.
+    let (spec, work) = match patch {
+        Some(ProfilePatch {
+            service_time: Some(spec),
+            ..
+        }) => (Some(spec.clone()), None),
+        Some(ProfilePatch {
+            gpu_work: Some(work),
+            ..
+        }) => (None, Some(*work)),
+        _ => (profile.service_time.clone(), work),
+    };
+    let gpu_work = match work {
+        None => None,
+        Some(work) => {
+            let context = gpu_context.expect("the calibration is read when some profile has work");
+            let resolved = GpuWork::new(
+                &context.calibration,
+                work.batch_size,
+                context.sharing,
+                &context.classes,
+            )
+            .map_err(|why| match patch.and_then(|p| p.gpu_work) {
+                Some(_) => loaded.error(field, why),
+                None => at_profile(".gpu.work", why),
+            })?;
+            Some(Box::new(resolved))
+        }
+    };
+    // A calibrated model keeps its first class's time as its plain sampler: pods are seated on
+    // their device before they serve, so it is never drawn from (the World asserts it).
+    let sampler = match (&spec, &gpu_work) {
+        (Some(spec), _) => service_time(spec)
+            .and_then(|t| t.sampler().map_err(|err| err.to_string()))
+            .map_err(|why| match patch.and_then(|p| p.service_time.as_ref()) {
+                Some(_) => loaded.error(field, why),
+                None => at_profile(".serviceTime", why),
+            })?,
+        (None, Some(work)) => match work.classes.first() {
+            Some(class) => class.service_time.clone(),
+            None => {
+                return Err(at_profile(
+                    ".gpu.work",
+                    "the topology has no GPU pool, so there is no GPU to do the work on".into(),
+                ));
+            }
+        },
+        (None, None) => unreachable!("checked above: one of them is given"),
+    };
     let error_rate = patch
         .and_then(|p| p.error_rate)
         .unwrap_or(profile.error_rate);
@@ -201,6 +376,7 @@ fn model(
             .collect(),
         gpu_memory_baseline_bytes: gpu.map_or(0.0, |g| g.memory_baseline.0),
         gpu_memory_per_in_flight_bytes: gpu.map_or(0.0, |g| g.memory_per_in_flight.0),
+        gpu_work,
         extra_latency: SimDuration::ZERO,
         leak_bytes_per_sec: 0.0,
     };
@@ -214,8 +390,59 @@ fn model(
     Ok((model, behaviour))
 }
 
-fn process(spec: &ProcessSpec) -> ArrivalProcess {
-    match spec {
+/// The arrival process of a load stream, and a request trace's rows when it has per-request
+/// columns. A trace file is read relative to the scenario file.
+fn process(
+    loaded: &Loaded,
+    field: &str,
+    spec: &ProcessSpec,
+) -> Result<(ArrivalProcess, Vec<TraceRequest>), ScenarioError> {
+    let process = match spec {
+        ProcessSpec::Trace { file, spacing } => {
+            let dir = loaded
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let target = dir.join(file);
+            if !target.is_file() {
+                return Err(loaded.error(
+                    &format!("{field}.file"),
+                    format!("{} does not exist", target.display()),
+                ));
+            }
+            let parsed = trace::load(&target).map_err(one)?;
+            return Ok(match parsed {
+                Trace::Rates(steps) => (
+                    ArrivalProcess::RateTrace {
+                        steps: steps.into(),
+                        spacing: match spacing {
+                            None | Some(SpacingSpec::Poisson) => Spacing::Poisson,
+                            Some(SpacingSpec::Even) => Spacing::Even,
+                        },
+                    },
+                    Vec::new(),
+                ),
+                Trace::Requests(_) if spacing.is_some() => {
+                    return Err(loaded.error(
+                        &format!("{field}.spacing"),
+                        format!(
+                            "{} is a request trace, replayed at its own times; spacing applies to a time,rps trace",
+                            target.display()
+                        ),
+                    ));
+                }
+                Trace::Requests(rows) => {
+                    let offsets = rows.iter().map(|r| r.at).collect();
+                    let rows = if rows.iter().any(TraceRequest::sets_fields) {
+                        rows
+                    } else {
+                        Vec::new()
+                    };
+                    (ArrivalProcess::Replay { offsets }, rows)
+                }
+            });
+        }
         ProcessSpec::Constant { rate } => ArrivalProcess::Constant {
             rate_per_sec: *rate,
         },
@@ -260,7 +487,8 @@ fn process(spec: &ProcessSpec) -> ArrivalProcess {
             period: period.0,
             phase: phase.0,
         },
-    }
+    };
+    Ok((process, Vec::new()))
 }
 
 /// Everything a run produced, ready for the report.
@@ -308,6 +536,7 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
     )
     .map_err(|e| loaded.error("topology", e.to_string()))?;
     cluster.budgets = lower::budgets(inventory).map_err(lower_err)?;
+    let gpu_context = gpu_context(loaded, sharing)?;
     let mut models: Vec<Vec<ServiceModel>> = Vec::new();
     let mut timers = Vec::new();
     let mut scraped = BTreeSet::new();
@@ -333,12 +562,35 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
                     format!("no profile for Deployment {name} (nor for its app label {app:?})"),
                 ))
             })?;
+        let profile_name = if loaded.profiles.profiles.contains_key(&name) {
+            name.clone()
+        } else {
+            app.clone()
+        };
         let (model, behaviour) = model(
             loaded,
-            "profileOverrides",
+            &format!("profileOverrides.{name}"),
+            &profile_name,
             profile,
             file.profile_overrides.get(&name),
+            gpu_context.as_ref(),
         )?;
+        if model.gpu_work.is_some()
+            && dmodel
+                .template
+                .requests()
+                .extended
+                .get(crate::cluster::model::GPU_RESOURCE)
+                .is_none_or(|units| *units <= 0)
+        {
+            return Err(one(Diagnostic::error(
+                dmodel.location.clone(),
+                "spec.template.spec.containers",
+                format!(
+                    "profile {profile_name} takes its service time from the GPU calibration, but Deployment {name} requests no nvidia.com/gpu"
+                ),
+            )));
+        }
         let annotations = d
             .spec
             .as_ref()
@@ -490,8 +742,9 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
         let until = spec
             .until
             .map_or(SimTime::ZERO + file.duration.0, |d| SimTime::ZERO + d.0);
+        let (arrival_process, rows) = process(loaded, &format!("{field}.process"), &spec.process)?;
         let arrivals = Arrivals::new(
-            process(&spec.process),
+            arrival_process,
             rng.stream(&format!("load/{idx}/arrivals")),
             start,
         )
@@ -501,14 +754,64 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
         if let Some(p) = &spec.principal {
             request = request.with_principal(p);
         }
-        loads.push(LoadStream {
-            name: spec.target.clone(),
-            arrivals,
-            until,
-            target,
-            variants: (0..1usize << spec.headers.len())
-                .map(|mask| {
-                    let mut r = request.clone();
+        // A request trace's rows: each distinct row is one base request, and the optional
+        // header shares multiply the bases (variant = base << shares | mask).
+        let mut bases: Vec<HttpRequest> = Vec::new();
+        let mut trace_variants: Vec<u32> = Vec::with_capacity(rows.len());
+        let mut base_index: BTreeMap<(Option<&str>, Option<&str>, &[(String, String)]), u32> =
+            BTreeMap::new();
+        for row in &rows {
+            if let Some((name, _)) = row
+                .headers
+                .iter()
+                .find(|(name, _)| spec.headers.keys().any(|h| h.eq_ignore_ascii_case(name)))
+            {
+                return Err(loaded.error(
+                    &format!("{field}.headers.{name}"),
+                    format!("header {name} is set by both the trace and a share; keep one"),
+                ));
+            }
+            let key = (
+                row.method.as_deref(),
+                row.path.as_deref(),
+                row.headers.as_slice(),
+            );
+            let next = bases.len() as u32;
+            let base = *base_index.entry(key).or_insert_with(|| {
+                let mut r = request.clone();
+                if let Some(method) = &row.method {
+                    r.method = method.clone();
+                }
+                if let Some(path) = &row.path {
+                    r.path = path.clone();
+                }
+                for (name, value) in &row.headers {
+                    r = r.with_header(name, value);
+                }
+                bases.push(r);
+                next
+            });
+            trace_variants.push(base);
+        }
+        if bases.is_empty() {
+            bases.push(request);
+        }
+        let n_variants = bases.len() << spec.headers.len();
+        if n_variants > 1 << 16 {
+            return Err(loaded.error(
+                &format!("{field}.process.file"),
+                format!(
+                    "{} distinct requests in the trace times {} header combinations is above 65536; drop some header shares",
+                    bases.len(),
+                    1usize << spec.headers.len()
+                ),
+            ));
+        }
+        let variants = bases
+            .iter()
+            .flat_map(|base| {
+                (0..1usize << spec.headers.len()).map(move |mask| {
+                    let mut r = base.clone();
                     for (bit, (name, h)) in spec.headers.iter().enumerate() {
                         if mask & (1 << bit) != 0 {
                             r = r.with_header(name, &h.value);
@@ -516,8 +819,17 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
                     }
                     r
                 })
-                .collect(),
+            })
+            .collect();
+        loads.push(LoadStream {
+            name: spec.target.clone(),
+            arrivals,
+            until,
+            target,
+            variants,
             header_shares: spec.headers.values().map(|h| h.share).collect(),
+            trace_variants,
+            trace_next: 0,
             rng: rng.stream(&format!("load/{idx}/requests")),
         });
     }
@@ -646,14 +958,23 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
                     .get("app")
                     .cloned()
                     .unwrap_or_default();
-                let base = loaded
-                    .profiles
-                    .profiles
-                    .get(deployment)
-                    .or_else(|| loaded.profiles.profiles.get(&app))
-                    .ok_or_else(|| loaded.error(&field, format!("no profile for {deployment}")))?;
-                let (m, behaviour) =
-                    model(loaded, &format!("{field}.profile"), base, Some(profile))?;
+                let base_name = if loaded.profiles.profiles.contains_key(deployment) {
+                    deployment.clone()
+                } else {
+                    app.clone()
+                };
+                let base =
+                    loaded.profiles.profiles.get(&base_name).ok_or_else(|| {
+                        loaded.error(&field, format!("no profile for {deployment}"))
+                    })?;
+                let (m, behaviour) = model(
+                    loaded,
+                    &format!("{field}.profile"),
+                    &base_name,
+                    base,
+                    Some(profile),
+                    gpu_context.as_ref(),
+                )?;
                 FaultAction::NewRevision {
                     deployment: d,
                     labels: labels.clone(),
@@ -718,17 +1039,23 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
                 .get("app")
                 .cloned()
                 .unwrap_or_default();
+            let base_name = if loaded.profiles.profiles.contains_key(name) {
+                name.clone()
+            } else {
+                app
+            };
             let base = loaded
                 .profiles
                 .profiles
-                .get(name)
-                .or_else(|| loaded.profiles.profiles.get(&app))
+                .get(&base_name)
                 .ok_or_else(|| loaded.error(field, format!("no profile for {name}")))?;
             let (model, behaviour) = model(
                 loaded,
                 &format!("{field}.profile"),
+                &base_name,
                 base,
                 Some(&release.profile),
+                gpu_context.as_ref(),
             )?;
             Ok(ReleaseModel {
                 labels: release.labels.clone(),
@@ -1493,12 +1820,20 @@ pub fn load_profile(path: &Path, service: Option<&str>) -> Result<CheckedProfile
         diag.message = message;
         one(diag)
     };
-    let quantile_field = match &profile.service_time {
+    let Some(spec) = &profile.service_time else {
+        return Err(fail(
+            "gpu.work",
+            "this profile takes its service time from the GPU calibration; a stand-in needs an explicit serviceTime".into(),
+        ));
+    };
+    let quantile_field = match spec {
         ServiceTimeSpec::Lognormal { .. } => "serviceTime.lognormal.p99",
         ServiceTimeSpec::Exponential { .. } => "serviceTime.exponential.mean",
         ServiceTimeSpec::Constant(_) => "serviceTime",
+        ServiceTimeSpec::Empirical { .. } => "serviceTime.empirical",
     };
-    let service_time = service_time(&profile.service_time)
+    let service_time = service_time(spec)
+        .map_err(|err| fail(quantile_field, err))?
         .sampler()
         .map_err(|err| fail(quantile_field, err.to_string()))?;
     if !(0.0..=1.0).contains(&profile.error_rate) {

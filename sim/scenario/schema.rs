@@ -63,6 +63,9 @@ pub struct ScenarioFile {
     pub topology: String,
     /// A service profiles file, relative to the scenario file.
     pub profiles: String,
+    /// A GPU calibration file or folder of them, relative to the scenario file (default: the
+    /// shipped `fixtures/calibration/`, built in). Read only when a profile has `gpu.work`.
+    pub calibration: Option<String>,
     /// Per-Deployment changes to the profiles (only the fields given).
     #[serde(default)]
     pub profile_overrides: BTreeMap<String, ProfilePatch>,
@@ -188,6 +191,19 @@ pub enum ProcessSpec {
         period: Dur,
         phase: Dur,
     },
+    /// Replay of a trace file (docs/scenarios.md, "Trace files"), relative to the scenario.
+    Trace {
+        file: String,
+        /// For a `time,rps` trace: `poisson` (default) or `even` arrivals within the rate.
+        spacing: Option<SpacingSpec>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum SpacingSpec {
+    Poisson,
+    Even,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -436,7 +452,8 @@ fn default_failure_limit() -> u32 {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Profile {
-    pub service_time: ServiceTimeSpec,
+    /// Required unless `gpu.work` takes the service time from the calibration.
+    pub service_time: Option<ServiceTimeSpec>,
     /// Requests served at once per pod (worker slots).
     pub concurrency: u32,
     /// Image pull plus container start.
@@ -471,13 +488,32 @@ pub struct GpuProfile {
     /// Device memory the model holds [bytes] and per request in flight [bytes].
     pub memory_baseline: Qty,
     pub memory_per_in_flight: Qty,
+    /// The service time is the GPU work of the calibration for the pod's GPU class, slowed by
+    /// the pods sharing its device (docs/calibration.md); `serviceTime` is then not given.
+    pub work: Option<GpuWorkSpec>,
+}
+
+/// GPU work per request, looked up in the calibration.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GpuWorkSpec {
+    /// The calibration row: requests run in batches of this size [requests].
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+}
+
+fn default_batch_size() -> u32 {
+    1
 }
 
 /// The fields of a profile a scenario may change.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProfilePatch {
+    /// Replaces the profile's service time, calibrated or not.
     pub service_time: Option<ServiceTimeSpec>,
+    /// Replaces the profile's service time with the calibrated GPU work (a GPU profile only).
+    pub gpu_work: Option<GpuWorkSpec>,
     pub error_rate: Option<f64>,
     pub error_status: Option<u16>,
     pub startup: Option<Dur>,
@@ -490,8 +526,60 @@ pub struct ProfilePatch {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum ServiceTimeSpec {
     Constant(Dur),
-    Exponential { mean: Dur },
-    Lognormal { p50: Dur, p99: Dur },
+    Exponential {
+        mean: Dur,
+    },
+    Lognormal {
+        p50: Dur,
+        p99: Dur,
+    },
+    /// Prometheus-style cumulative buckets: `count` requests took at most `le`.
+    Empirical {
+        buckets: Vec<BucketSpec>,
+    },
+}
+
+/// One cumulative histogram bucket, as `histogram_quantile` reads them.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BucketSpec {
+    /// Upper bound: seconds (`0.25`), a duration (`250ms`), or `+Inf` for the last bucket.
+    pub le: Le,
+    pub count: u64,
+}
+
+/// A bucket's upper bound; `None` is `+Inf`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Le(pub Option<SimDuration>);
+
+impl<'de> Deserialize<'de> for Le {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let bad = |shown: String| {
+            serde::de::Error::custom(format!(
+                "le {shown} is not a bucket bound: give seconds (0.25), a duration (250ms) or +Inf"
+            ))
+        };
+        match &value {
+            serde_json::Value::Number(n) => match n.as_f64() {
+                Some(secs) if secs.is_finite() && secs >= 0.0 => {
+                    Ok(Le(Some(SimDuration::from_secs_f64(secs))))
+                }
+                _ => Err(bad(n.to_string())),
+            },
+            serde_json::Value::String(text) if text == "+Inf" || text == "Inf" => Ok(Le(None)),
+            serde_json::Value::String(text) => match text.parse::<f64>() {
+                Ok(secs) if secs.is_finite() && secs >= 0.0 => {
+                    Ok(Le(Some(SimDuration::from_secs_f64(secs))))
+                }
+                Ok(_) => Err(bad(format!("{text:?}"))),
+                Err(_) => parse_duration(text)
+                    .map(|d| Le(Some(d)))
+                    .map_err(|_| bad(format!("{text:?}"))),
+            },
+            other => Err(bad(other.to_string())),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -47,9 +47,12 @@ use crate::mesh::upstream::{AttemptId, Upstream, UpstreamEvent};
 use crate::mesh::{HostId, ResponseFlag};
 use crate::promql::rules::{EvalContext, Group, StoreStorage, Transition};
 use crate::telemetry::store::Labels;
+use crate::workload::calibration::GpuWork;
 use crate::workload::{Admission, Arrivals, PodQueue, ServiceTimeSampler};
 
+mod gpu;
 mod kube_state;
+use gpu::GpuSeat;
 
 /// The Prometheus client's default histogram buckets [s].
 pub const DEFAULT_BUCKETS: [f64; 11] = [
@@ -111,6 +114,8 @@ pub struct ServiceModel {
     pub agent_tasks_per_request: Vec<(String, f64)>,
     pub gpu_memory_baseline_bytes: f64,
     pub gpu_memory_per_in_flight_bytes: f64,
+    /// Service time from the GPU calibration instead of `service_time` (see `world/gpu.rs`).
+    pub gpu_work: Option<Box<GpuWork>>,
     pub extra_latency: SimDuration,
     pub leak_bytes_per_sec: f64,
 }
@@ -130,6 +135,8 @@ struct PodServe {
     scraped: bool,
     /// Its scrape target's `instance` label.
     instance: String,
+    /// Its GPU class and current co-tenant slowdown, when its model is calibrated.
+    gpu: Option<GpuSeat>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -190,6 +197,10 @@ pub struct LoadStream {
     /// The request with every combination of the optional headers, by bitmask.
     pub variants: Vec<HttpRequest>,
     pub header_shares: Vec<f64>,
+    /// A request trace's base variant per arrival, in order (empty when it sets nothing per
+    /// request), and the index of the next arrival's.
+    pub trace_variants: Vec<u32>,
+    pub trace_next: usize,
     pub rng: SimRng,
 }
 
@@ -637,8 +648,13 @@ impl World {
         if let Some(t) = stream.arrivals.next_arrival().filter(|t| *t < stream.until) {
             sched.at(t, Event::Arrival { load });
         }
-        // Which of the stream's optional headers this request carries picks a prebuilt request.
-        let mut variant = 0usize;
+        // Which of the stream's optional headers this request carries picks a prebuilt request;
+        // a request trace's row picks the base the headers are added to.
+        let mut variant = match stream.trace_variants.get(stream.trace_next) {
+            Some(base) => (*base as usize) << stream.header_shares.len(),
+            None => 0,
+        };
+        stream.trace_next += 1;
         for (bit, share) in stream.header_shares.iter().enumerate() {
             if stream.rng.random::<f64>() < *share {
                 variant |= 1 << bit;
@@ -784,7 +800,7 @@ impl World {
     fn begin_service(&mut self, sched: &mut Scheduler<Event>, pod: PodKey, request: PodWork) {
         let serve = self.pods.get_mut(&pod).expect("serving pods exist");
         let model = &self.models[serve.deployment][serve.model];
-        let service = model.service_time.sample(&mut self.rng) + model.extra_latency;
+        let service = gpu::service_time(model, serve.gpu, &mut self.rng) + model.extra_latency;
         serve.in_service.push(request);
         sched.after(
             service,
@@ -883,6 +899,7 @@ impl World {
                 _ => dead.push(*key),
             }
         }
+        let mut serving_changed = !dead.is_empty();
         for key in dead {
             let mut serve = self.pods.remove(&key).expect("listed above");
             let mut failed: Vec<PodWork> = serve.in_service.drain(..).collect();
@@ -901,6 +918,7 @@ impl World {
             .filter(|p| p.status == PodStatus::Running && !self.pods.contains_key(&p.key))
             .map(|p| (p.key, p.deployment, p.replica_set, p.generation))
             .collect();
+        serving_changed |= !running.is_empty();
         for (key, deployment, rs, generation) in running {
             let model = rs.min(self.models[deployment].len().saturating_sub(1));
             let concurrency = self.models[deployment][model].concurrency.max(1);
@@ -916,6 +934,7 @@ impl World {
                     counters: PodCounters::default(),
                     scraped: false,
                     instance: format!("{}:9090", self.cluster.pods[&key].name),
+                    gpu: None,
                 },
             );
             if let Some(leak) =
@@ -923,6 +942,9 @@ impl World {
             {
                 self.schedule_oom(sched, key, deployment, model, generation, leak);
             }
+        }
+        if serving_changed {
+            self.seat_gpu_pods();
         }
         // Endpoints: Ready, not terminating, labels match.
         for (idx, cluster) in self.clusters.iter_mut().enumerate() {

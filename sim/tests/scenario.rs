@@ -175,3 +175,120 @@ fn twin_run_prints_the_seed_and_the_rerun_command_and_exits_by_verdict() {
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("[FAILED]"), "{stdout}");
 }
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("fixtures/scenarios").join(name)
+}
+
+fn run_loaded(loaded: &twin::scenario::Loaded) -> twin::scenario::RunResult {
+    twin::scenario::run(loaded, None).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+fn deployment_index(result: &twin::scenario::RunResult, name: &str) -> usize {
+    result
+        .world
+        .deployment_names
+        .iter()
+        .position(|n| n == name)
+        .unwrap_or_else(|| panic!("no Deployment {name}"))
+}
+
+#[test]
+fn a_request_traces_header_column_reaches_the_requests_and_routes_them() {
+    // Goal: per-request header columns of a trace reach the request the VirtualService
+    // matches. Method: ten replayed requests, three with `x-route: b`, which the route sends to
+    // web-b; the others go to web-a. Every request is answered 200.
+    let loaded = twin::scenario::load(fixture("trace-replay.yaml")).expect("loads");
+    let result = run_loaded(&loaded);
+    let answered = |name: &str| -> u64 {
+        result.world.stats[deployment_index(&result, name)]
+            .by_status
+            .values()
+            .sum()
+    };
+    assert_eq!(answered("web-b"), 3);
+    assert_eq!(answered("web-a"), 7);
+    assert_eq!(result.world.arrivals, 10);
+}
+
+#[test]
+fn requests_in_flight_on_a_container_that_dies_fail_with_503_uc() {
+    // Goal: the status Envoy gives for an upstream reset before the response headers (503,
+    // flag UC) is what in-flight requests get when their pod dies. Method: the worker takes 10 s
+    // per request, 1 request a second arrives from 10 s, its container exits at 35.5 s: the ten
+    // requests that arrived at 26 s to 35 s are in flight and cut; the sixteen before completed.
+    let loaded = twin::scenario::load(fixture("in-flight-cut.yaml")).expect("loads");
+    let result = run_loaded(&loaded);
+    let outcomes = &result.world.outcomes[0];
+    let count = |status: u16, flag: Option<&str>| -> u64 {
+        outcomes
+            .iter()
+            .filter(|(k, _)| k.status == status && k.flag == flag)
+            .map(|(_, n)| *n)
+            .sum()
+    };
+    assert_eq!(count(503, Some("UC")), 10, "{outcomes:?}");
+    assert_eq!(count(200, None), 16, "{outcomes:?}");
+    assert_eq!(result.world.arrivals, 26);
+}
+
+#[test]
+fn two_gpu_pods_sharing_one_device_serve_slower_than_one_alone_by_the_calibrated_factor() {
+    // Goal: GPU work is slowed by co-tenants per the calibration. Method: the test calibration
+    // gives 100 ms alone and a factor of 1.5 for two pods under MPS; the load is light enough
+    // that nothing queues, so the pod-side latency is the service time: 150 ms with both
+    // replicas on the one device, 100 ms with one replica (a patch), within hdrhistogram's
+    // 3-digit precision.
+    let mean_ms = |loaded: &twin::scenario::Loaded| -> f64 {
+        let result = run_loaded(loaded);
+        let stats = &result.world.stats[deployment_index(&result, "gpu-worker")];
+        assert!(stats.latency_us.len() > 200, "requests were served");
+        stats.latency_us.mean() / 1000.0
+    };
+    let shared = twin::scenario::load(fixture("gpu-shared-device.yaml")).expect("loads");
+    let mut alone = twin::scenario::load(fixture("gpu-shared-device.yaml")).expect("loads");
+    alone
+        .inventory
+        .patch(
+            "Deployment",
+            "gpu-worker",
+            None,
+            &serde_json::json!({"spec": {"replicas": 1}}),
+        )
+        .expect("the Deployment exists");
+    let (shared_ms, alone_ms) = (mean_ms(&shared), mean_ms(&alone));
+    assert!((alone_ms - 100.0).abs() < 0.2, "alone: {alone_ms} ms");
+    assert!((shared_ms - 150.0).abs() < 0.3, "shared: {shared_ms} ms");
+}
+
+#[test]
+fn bad_traces_calibrations_and_histograms_are_refused_naming_their_file_and_line() {
+    // Goal: the new inputs fail like every other: exit 2, the file and line of the mistake.
+    // Method: one scenario per mistake under fixtures/scenarios/err/.
+    let cases = [
+        (
+            "trace-bad-row.yaml",
+            "traces/bad-row.csv:3:1: rps \"fast\" is not a rate",
+        ),
+        (
+            "calibration-not-monotone.yaml",
+            "calibration-not-monotone.json:14:",
+        ),
+        ("calibration-not-monotone.yaml", "factor 0.9 is below 1"),
+        (
+            "empirical-unsampleable.yaml",
+            "3 observation(s) lie above the last finite bound",
+        ),
+    ];
+    for (file, needle) in cases {
+        let path = format!("fixtures/scenarios/err/{file}");
+        let (code, stdout, stderr) = twin(&["run", &path]);
+        assert_eq!(code, 2, "{file}: exit code; stderr: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{file}: stderr lacks {needle:?}:\n{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{file}: {stderr}");
+        assert!(stdout.is_empty(), "{file}: {stdout}");
+    }
+}

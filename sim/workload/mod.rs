@@ -6,7 +6,9 @@
 //! [`queue::PodQueue`], which starts it at once or holds it in its backlog; a started request
 //! takes a time drawn from a [`service::ServiceTimeSampler`]. [`single_pod`] wires these onto
 //! the [`crate::engine::Engine`], and [`theory`] gives the closed forms (Erlang C,
-//! Pollaczek–Khinchine) with the batch-means interval used to compare them.
+//! Pollaczek–Khinchine) with the batch-means interval used to compare them. [`trace`] reads
+//! recorded load for replay, and [`calibration`] the measured (or estimated) GPU service
+//! times and co-tenant slowdowns that GPU pods serve by.
 //!
 //! Invariants: `workload` draws randomness only from the [`crate::engine::SimRng`] streams it is
 //! handed and never reads a wall clock; a distribution or process with an impossible shape
@@ -14,12 +16,14 @@
 //! never fails; arrival times never go backwards.
 
 pub mod arrivals;
+pub mod calibration;
 pub mod queue;
 pub mod service;
 pub mod single_pod;
 pub mod theory;
+pub mod trace;
 
-pub use arrivals::{ArrivalProcess, Arrivals};
+pub use arrivals::{ArrivalProcess, Arrivals, Spacing};
 pub use queue::{Admission, PodQueue, Started};
 pub use service::{HistogramBucket, ServiceTime, ServiceTimeSampler};
 

@@ -553,3 +553,380 @@ fn a_pod_with_no_concurrency_is_refused() {
     };
     assert!(single_pod::simulate(&case).is_err());
 }
+
+// Trace replay.
+
+fn rate_trace(steps: &[(u64, f64)], spacing: Spacing) -> ArrivalProcess {
+    ArrivalProcess::RateTrace {
+        steps: steps
+            .iter()
+            .map(|(from_secs, rate)| (SimDuration::from_secs(*from_secs), *rate))
+            .collect(),
+        spacing,
+    }
+}
+
+#[test]
+fn a_rate_trace_with_a_header_row_and_one_without_read_the_same() {
+    // Goal: the header row is optional and detected. Method: the same rows with and without
+    // `time,rps`, times as seconds and as durations, with comments and blank lines.
+    let with = trace::parse("time,rps\n# warm-up\n0,5\n\n1m,20\n90.5,0\n").unwrap();
+    let without = trace::parse("0,5\n60,20\n1m30.5s,0\n").unwrap();
+    assert_eq!(with, without);
+    assert_eq!(
+        with,
+        trace::Trace::Rates(vec![
+            (SimDuration::ZERO, 5.0),
+            (SimDuration::from_secs(60), 20.0),
+            (SimDuration::from_millis(90_500), 0.0),
+        ])
+    );
+}
+
+#[test]
+fn a_request_trace_carries_method_path_and_headers_per_row() {
+    // Goal: per-request columns reach the rows, empty cells leave defaults, and quoting works.
+    // Method: three rows with a header column set on one of them.
+    let parsed =
+        trace::parse("time,method,path,header:Canary\n0.5,GET,/a,true\n1,,,\n1,POST,\"/b,c\",\n")
+            .unwrap();
+    let trace::Trace::Requests(rows) = parsed else {
+        panic!("a request trace")
+    };
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].at, SimDuration::from_millis(500));
+    assert_eq!(rows[0].method.as_deref(), Some("GET"));
+    assert_eq!(
+        rows[0].headers,
+        vec![("canary".to_string(), "true".to_string())]
+    );
+    assert!(!rows[1].sets_fields());
+    assert_eq!(rows[2].path.as_deref(), Some("/b,c"));
+    assert!(rows[2].headers.is_empty());
+}
+
+#[test]
+fn malformed_trace_rows_are_refused_with_their_line() {
+    // Goal: every kind of bad row names its 1-based line. Method: one text per mistake.
+    let cases = [
+        ("time,rps\n0,1\n1,abc\n", 3, "rps \"abc\" is not a rate"),
+        ("time,rps\n0,1\n2,1\n1,1\n", 4, "not after the previous row"),
+        ("0,1\n-1,1\n", 2, "is not a time"),
+        ("time\n2\n1\n", 3, "before the previous row"),
+        (
+            "time,rps\n0,1,2\n",
+            2,
+            "3 field(s), but the trace has 2 column(s)",
+        ),
+        ("time,colour\n0,red\n", 1, "unknown column \"colour\""),
+        ("time,method,rps\n", 1, "exactly the columns time and rps"),
+        ("0,1,2\n", 1, "no header row"),
+        ("time,path\n0,nope\n", 2, "does not start with /"),
+        ("time,path\n0,\"/a\n", 2, "not closed"),
+        ("time,rps\n0,-3\n", 2, "not a rate"),
+        ("# nothing\n", 0, "no rows"),
+    ];
+    for (text, line, needle) in cases {
+        let err = trace::parse(text).expect_err(text);
+        assert_eq!(err.line, line, "{text:?}: {err}");
+        assert!(err.why.contains(needle), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn a_replayed_request_trace_yields_exactly_its_times_from_the_stream_start() {
+    // Goal: replay is exact. Method: three recorded offsets from a start at 10 s, then the end.
+    let process = ArrivalProcess::Replay {
+        offsets: vec![
+            SimDuration::from_millis(0),
+            SimDuration::from_millis(250),
+            SimDuration::from_millis(250),
+        ]
+        .into(),
+    };
+    let times: Vec<SimTime> = Arrivals::new(process, stream("r"), SimTime::from_secs(10))
+        .unwrap()
+        .collect();
+    assert_eq!(
+        times,
+        vec![
+            SimTime::from_secs(10),
+            SimTime::from_nanos(10_250_000_000),
+            SimTime::from_nanos(10_250_000_000)
+        ]
+    );
+}
+
+#[test]
+fn an_evenly_spaced_rate_trace_gives_each_interval_its_expected_count() {
+    // Goal: deterministic spacing carries fractions across rows. Method: 0.5 req/s for 3 s
+    // then 2 req/s for 2 s then 0: the expected count reaches k - 1/2 at 1 s, 3 s (the end of
+    // the first row holds 1.5), 3.5 s, 4 s, 4.5 s, and the trace ends at 5.5 expected.
+    let process = rate_trace(&[(0, 0.5), (3, 2.0), (5, 0.0)], Spacing::Even);
+    let times: Vec<f64> = Arrivals::new(process, stream("e"), SimTime::ZERO)
+        .unwrap()
+        .map(|t| t.as_secs_f64())
+        .collect();
+    assert_eq!(times, vec![1.0, 3.0, 3.5, 4.0, 4.5]);
+}
+
+#[test]
+fn a_poisson_rate_trace_has_each_rows_rate() {
+    // Goal: the non-homogeneous Poisson replay has the trace's rate in every row. Method:
+    // 1000 s at 20 req/s, 500 s at nothing, 1000 s at 80 req/s; counts within 4 sigma.
+    let process = rate_trace(&[(0, 20.0), (1000, 0.0), (1500, 80.0)], Spacing::Poisson);
+    let count = |from: u64, to: u64| {
+        count_between(
+            &process,
+            SimDuration::from_secs(from),
+            SimDuration::from_secs(to),
+            "pt",
+        )
+    };
+    assert_poisson_count(count(0, 1000), 20_000.0, "first row");
+    assert_eq!(count(1000, 1500), 0, "a zero-rate row has no arrivals");
+    assert_poisson_count(count(1500, 2500), 80_000.0, "last row");
+    assert!(
+        (process.expected_arrivals(SimDuration::from_secs(2500)) - 100_000.0).abs() < 1e-6,
+        "expected arrivals integrate the steps exactly"
+    );
+}
+
+#[test]
+fn a_rate_trace_ending_in_zero_ends_its_stream() {
+    // Goal: a trace with a last zero row stops instead of looping. Method: count everything.
+    let process = rate_trace(&[(0, 100.0), (2, 0.0)], Spacing::Poisson);
+    let n = Arrivals::new(process, stream("z"), SimTime::ZERO)
+        .unwrap()
+        .inspect(|t| assert!(*t < SimTime::from_secs(2)))
+        .count();
+    assert!((100..=300).contains(&n), "{n} arrivals in 2 s at 100 req/s");
+}
+
+#[test]
+fn the_shipped_example_trace_parses() {
+    // Goal: the example under scenarios/traces/ stays valid. Method: read it from disk.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/traces");
+    for entry in std::fs::read_dir(path).expect("scenarios/traces exists") {
+        let path = entry.expect("readable").path();
+        trace::load(&path).unwrap_or_else(|d| panic!("{d}"));
+    }
+}
+
+// GPU calibration.
+
+#[test]
+fn the_shipped_calibration_is_valid_and_covers_the_sophia_gpu_classes() {
+    // Goal: the defaults load, and the topology's classes (A100, H100) are all calibrated.
+    // Method: the built-in copy and the folder on disk agree on the classes.
+    let builtin = calibration::builtin();
+    let on_disk = calibration::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/calibration"),
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
+    let classes: Vec<&String> = builtin.classes.keys().collect();
+    assert_eq!(classes, vec!["A100", "H100"]);
+    assert_eq!(classes, on_disk.classes.keys().collect::<Vec<_>>());
+}
+
+fn calibration_text(service_time: &str, slowdown: &str) -> String {
+    format!(
+        r#"{{
+  "schemaVersion": 1,
+  "kind": "GpuCalibration",
+  "gpuClass": "T",
+  "device": "test",
+  "source": "estimate",
+  "basis": "test",
+  "serviceTime": [{service_time}],
+  "slowdown": {{"mps": [{slowdown}]}}
+}}"#
+    )
+}
+
+fn check_calibration(text: &str) -> Result<calibration::Calibration, Vec<String>> {
+    let file = crate::manifests::typed_from_str::<calibration::CalibrationFile>(
+        std::path::Path::new("cal.json"),
+        text,
+    )
+    .map_err(|e| {
+        e.diagnostics()
+            .iter()
+            .map(|d| d.headline())
+            .collect::<Vec<_>>()
+    })?;
+    calibration::validate(&file).map_err(|ds| ds.iter().map(|d| d.headline()).collect())
+}
+
+const ONE_ROW: &str = r#"{"batchSize": 1, "p50Ms": 100, "p99Ms": 100, "basis": "b"}"#;
+const ALONE: &str = r#"{"tenants": 1, "factor": 1, "basis": "b"}"#;
+
+#[test]
+fn bad_calibration_files_are_refused_naming_file_line_and_json_path() {
+    // Goal: each validation rule holds and its error points at the value. Method: one file
+    // per mistake; the headline carries `cal.json:LINE:COL` and the JSON path.
+    let two = |a: &str, b: &str| format!("{a},\n{b}");
+    let cases = [
+        (
+            calibration_text(ONE_ROW, ALONE)
+                .replace("\"schemaVersion\": 1", "\"schemaVersion\": 2"),
+            "cal.json:2:20: document 1: schemaVersion: schema version 2 is not one this twin reads",
+        ),
+        (
+            calibration_text(
+                &two(
+                    ONE_ROW,
+                    r#"{"batchSize": 1, "p50Ms": 100, "p99Ms": 100, "basis": "b"}"#,
+                ),
+                ALONE,
+            ),
+            "cal.json:9:15: document 1: serviceTime[1].batchSize: batch size 1 is not above",
+        ),
+        (
+            calibration_text(
+                &two(
+                    ONE_ROW,
+                    r#"{"batchSize": 2, "p50Ms": 50, "p99Ms": 100, "basis": "b"}"#,
+                ),
+                ALONE,
+            ),
+            "serviceTime[1].p50Ms: 50 ms is below the previous row's 100 ms",
+        ),
+        (
+            calibration_text(
+                r#"{"batchSize": 1, "p50Ms": 100, "p99Ms": 90, "basis": "b"}"#,
+                ALONE,
+            ),
+            "serviceTime[0].p99Ms: p99 90 ms is below p50 100 ms",
+        ),
+        (
+            calibration_text(
+                ONE_ROW,
+                &two(ALONE, r#"{"tenants": 2, "factor": 0.8, "basis": "b"}"#),
+            ),
+            "slowdown.mps[1]: factor 0.8 is below 1",
+        ),
+        (
+            calibration_text(
+                ONE_ROW,
+                &two(
+                    ALONE,
+                    r#"{"tenants": 2, "factor": 2, "basis": "b"}, {"tenants": 3, "factor": 1.5, "basis": "b"}"#,
+                ),
+            ),
+            "slowdown.mps[2]: factor 1.5 is below the previous row's 2",
+        ),
+        (
+            calibration_text(ONE_ROW, r#"{"tenants": 2, "factor": 2, "basis": "b"}"#),
+            "slowdown.mps: the first row must be {tenants: 1, factor: 1}",
+        ),
+        (
+            calibration_text(
+                r#"{"batchSize": 1, "p50Ms": 100, "p99Ms": 100, "basis": " "}"#,
+                ALONE,
+            ),
+            "serviceTime[0].basis: state where this row comes from",
+        ),
+        (
+            calibration_text(ONE_ROW, ALONE).replace("\"device\"", "\"devise\""),
+            "unknown field `devise`",
+        ),
+    ];
+    for (text, needle) in cases {
+        let problems = check_calibration(&text).expect_err(needle);
+        assert!(
+            problems.iter().any(|p| p.contains(needle)),
+            "{needle:?} not in {problems:?}"
+        );
+        assert!(
+            problems.iter().all(|p| p.starts_with("cal.json:")),
+            "{problems:?}"
+        );
+    }
+}
+
+#[test]
+fn batch_sizes_between_rows_interpolate_and_outside_the_table_are_refused() {
+    // Goal: the stated lookup rule for batch sizes. Method: rows at 1 and 5; batch 2 lies a
+    // quarter of the way, batch 6 is outside.
+    let text = calibration_text(
+        &format!(
+            "{ONE_ROW}, {}",
+            r#"{"batchSize": 5, "p50Ms": 300, "p99Ms": 500, "basis": "b"}"#
+        ),
+        ALONE,
+    );
+    let cal = check_calibration(&text).unwrap();
+    assert_eq!(
+        cal.service_time(2).unwrap(),
+        ServiceTime::LogNormal {
+            p50: SimDuration::from_millis(150),
+            p99: SimDuration::from_millis(200)
+        }
+    );
+    assert_eq!(
+        cal.service_time(5).unwrap(),
+        ServiceTime::LogNormal {
+            p50: SimDuration::from_millis(300),
+            p99: SimDuration::from_millis(500)
+        }
+    );
+    assert!(cal.service_time(6).unwrap_err().contains("outside"));
+    assert!(cal.service_time(0).is_err());
+}
+
+#[test]
+fn slowdown_is_one_alone_interpolates_between_rows_and_grows_in_proportion_past_the_table() {
+    // Goal: the stated lookup rule for co-tenants. Method: rows (1, 1), (2, 1.8), (4, 3).
+    let table = calibration::Slowdown::new(vec![(1, 1.0), (2, 1.8), (4, 3.0)]).unwrap();
+    assert_eq!(table.factor(0), 1.0);
+    assert_eq!(table.factor(1), 1.0);
+    assert_eq!(table.factor(2), 1.8);
+    assert!((table.factor(3) - 2.4).abs() < 1e-12);
+    assert_eq!(table.factor(4), 3.0);
+    assert!((table.factor(8) - 6.0).abs() < 1e-12);
+    let shipped = calibration::builtin();
+    let a100 = &shipped.classes["A100"];
+    let mps = a100
+        .slowdown(crate::cluster::gpu::GpuSharing::Mps { replicas: 4 })
+        .expect("the A100 file has an MPS table");
+    assert_eq!(mps.factor(2), 1.7);
+    assert_eq!(
+        a100.slowdown(crate::cluster::gpu::GpuSharing::Exclusive)
+            .unwrap()
+            .factor(3),
+        1.0,
+        "without sharing there is nothing to slow down"
+    );
+}
+
+proptest! {
+    #[test]
+    fn slowdown_never_falls_as_co_tenants_are_added(
+        steps in proptest::collection::vec((1u32..5, 0.0f64..3.0), 0..6),
+        probe in 0u32..64,
+    ) {
+        // Goal: any valid table is monotone in the co-tenant count and never below 1, inside
+        // the table, between rows and beyond it. Method: random increasing rows, every count
+        // up to `probe` and one past it.
+        let mut rows = vec![(1u32, 1.0f64)];
+        for (gap, rise) in steps {
+            let (n, f) = *rows.last().unwrap();
+            rows.push((n + gap, f + rise));
+        }
+        let table = calibration::Slowdown::new(rows).unwrap();
+        let mut before = table.factor(0);
+        prop_assert!(before >= 1.0);
+        for tenants in 1..=probe + 1 {
+            let now = table.factor(tenants);
+            prop_assert!(now >= before, "factor({tenants}) = {now} < factor({}) = {before}", tenants - 1);
+            before = now;
+        }
+    }
+
+    #[test]
+    fn trace_parsing_never_panics_on_arbitrary_text(text in "[0-9a-z,\"#:.\\n /-]{0,200}") {
+        // Goal: bad input is an error, never a panic. Method: random short texts.
+        let _ = trace::parse(&text);
+    }
+}
