@@ -914,6 +914,42 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
                 .collect::<Vec<_>>()
         })
         .collect();
+    // A new version of a Deployment (a bad release, a rollout): its profile, its own or its
+    // app's, patched.
+    let release =
+        |d: usize, field: &str, release: &Release| -> Result<ReleaseModel, ScenarioError> {
+            let name = &cluster.deployments[d].model.name;
+            let app = cluster.deployments[d]
+                .model
+                .template
+                .labels
+                .get("app")
+                .cloned()
+                .unwrap_or_default();
+            let base_name = if loaded.profiles.profiles.contains_key(name) {
+                name.clone()
+            } else {
+                app
+            };
+            let base = loaded
+                .profiles
+                .profiles
+                .get(&base_name)
+                .ok_or_else(|| loaded.error(field, format!("no profile for {name}")))?;
+            let (model, behaviour) = model(
+                loaded,
+                &format!("{field}.profile"),
+                &base_name,
+                base,
+                Some(&release.profile),
+                gpu_context.as_ref(),
+            )?;
+            Ok(ReleaseModel {
+                labels: release.labels.clone(),
+                model,
+                behaviour,
+            })
+        };
     // Faults.
     let mut faults = Vec::new();
     for (idx, f) in file.faults.iter().enumerate() {
@@ -951,35 +987,19 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
                 ..
             } => {
                 let d = deployment_index(deployment, &format!("{field}.deployment"))?;
-                let app = cluster.deployments[d]
-                    .model
-                    .template
-                    .labels
-                    .get("app")
-                    .cloned()
-                    .unwrap_or_default();
-                let base_name = if loaded.profiles.profiles.contains_key(deployment) {
-                    deployment.clone()
-                } else {
-                    app.clone()
-                };
-                let base =
-                    loaded.profiles.profiles.get(&base_name).ok_or_else(|| {
-                        loaded.error(&field, format!("no profile for {deployment}"))
-                    })?;
-                let (m, behaviour) = model(
-                    loaded,
-                    &format!("{field}.profile"),
-                    &base_name,
-                    base,
-                    Some(profile),
-                    gpu_context.as_ref(),
+                let r = release(
+                    d,
+                    &field,
+                    &Release {
+                        labels: labels.clone(),
+                        profile: profile.clone(),
+                    },
                 )?;
                 FaultAction::NewRevision {
                     deployment: d,
-                    labels: labels.clone(),
-                    model: Box::new(m),
-                    behaviour,
+                    labels: r.labels,
+                    model: Box::new(r.model),
+                    behaviour: r.behaviour,
                 }
             }
             Fault::Latency {
@@ -1029,40 +1049,6 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
         faults.push((at, action));
     }
     // Rollouts.
-    let release =
-        |d: usize, field: &str, release: &Release| -> Result<ReleaseModel, ScenarioError> {
-            let name = &cluster.deployments[d].model.name;
-            let app = cluster.deployments[d]
-                .model
-                .template
-                .labels
-                .get("app")
-                .cloned()
-                .unwrap_or_default();
-            let base_name = if loaded.profiles.profiles.contains_key(name) {
-                name.clone()
-            } else {
-                app
-            };
-            let base = loaded
-                .profiles
-                .profiles
-                .get(&base_name)
-                .ok_or_else(|| loaded.error(field, format!("no profile for {name}")))?;
-            let (model, behaviour) = model(
-                loaded,
-                &format!("{field}.profile"),
-                &base_name,
-                base,
-                Some(&release.profile),
-                gpu_context.as_ref(),
-            )?;
-            Ok(ReleaseModel {
-                labels: release.labels.clone(),
-                model,
-                behaviour,
-            })
-        };
     let route_control = |field: &str,
                          vs_name: &str,
                          service: &str,
