@@ -16,24 +16,9 @@ use twin::mesh::lower::load_destination_rule_file;
 use twin::mesh::policy::ClusterPolicy;
 use twin::mesh::script::{self, MeshScript};
 
+use super::support::{root, twin};
+
 const PLAN_DR: &str = "fixtures/sophia/ops/kubernetes/istio/virtual-service.yaml";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn twin(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_twin"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("twin runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// The default cluster of a DestinationRule file, its outlier times divided by `time_scale`.
 fn policy(dr: &str, time_scale: f64) -> ClusterPolicy {

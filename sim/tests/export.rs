@@ -15,22 +15,7 @@ use twin::promql::{Engine, RangeSeries, Value};
 use twin::report::run_dir;
 use twin::telemetry::store::{Store, is_stale_nan};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn twin(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_twin"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the twin binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use super::support::{root, twin};
 
 /// The peer, or `None` after printing why the test skips (a failure under TWIN_REQUIRE_PEERS=1).
 fn peer(test: &str, var: &str, name: &str) -> Option<PathBuf> {

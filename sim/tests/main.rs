@@ -12,4 +12,5 @@ mod promql;
 mod rules;
 mod scenario;
 mod schedule;
+mod support;
 mod tidy;

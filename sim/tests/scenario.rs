@@ -2,11 +2,8 @@
 //! report, and bad scenario files are refused with file and line before anything runs.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
+use super::support::{root, twin};
 
 fn bundled() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("scenarios"))
@@ -89,19 +86,6 @@ fn another_seed_changes_a_randomized_rehearsal() {
     let (a, _, _) = report(&path, Some(1));
     let (b, _, _) = report(&path, Some(2));
     assert_ne!(a, b);
-}
-
-fn twin(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_twin"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("twin runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]
