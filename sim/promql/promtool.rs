@@ -813,24 +813,16 @@ pub fn step_test_group(
             storage.store.series_id(&labels).ok()
         })
         .collect();
-    // Input samples in time order, loaded lazily before each evaluation (LazyLoader).
-    let mut inputs: Vec<(i64, usize, f64)> = Vec::new();
-    for (series_idx, series) in test.input_series.iter().enumerate() {
-        if ids[series_idx].is_none() {
-            continue;
-        }
-        for (slot, value) in series.values.iter().enumerate() {
-            if let Some(v) = value {
-                inputs.push((slot as i64 * test.interval_ms, series_idx, *v));
-            }
-        }
-    }
-    inputs.sort_by_key(|(t, series_idx, _)| (*t, *series_idx));
-    let mut next_input = 0;
+    // Input samples are loaded lazily before each evaluation (LazyLoader): every series has
+    // its samples at the test's interval, so a cursor per series (its next slot) keeps them in
+    // time order, series by series within one time as the loader appends them.
+    let mut next_slot: Vec<usize> = vec![0; test.input_series.len()];
     let mut groups = ordered_groups(file);
     let ctx = EvalContext {
         external_labels: test.external_labels.clone(),
         external_url: test.external_url.clone(),
+        // promtool compares alert states, it sends nothing.
+        skip_notifications: true,
         ..EvalContext::default()
     };
     let step = file.evaluation_interval_ms.max(1);
@@ -850,12 +842,19 @@ pub fn step_test_group(
     }
     let mut ts = 0;
     while ts <= until_ms {
-        while next_input < inputs.len() && inputs[next_input].0 <= ts {
-            let (t, series_idx, v) = inputs[next_input];
-            let id = ids[series_idx].expect("inputs hold only series with an id");
-            // A refused sample (same timestamp twice) is dropped, as the loader's appender does.
-            let _ = storage.store.append_to(id, t, v);
-            next_input += 1;
+        for (series_idx, series) in test.input_series.iter().enumerate() {
+            let Some(id) = ids[series_idx] else { continue };
+            let slot = &mut next_slot[series_idx];
+            while *slot < series.values.len() && (*slot as i64) * test.interval_ms <= ts {
+                if let Some(v) = series.values[*slot] {
+                    // A refused sample (same timestamp twice) is dropped, as the loader's
+                    // appender does.
+                    let _ = storage
+                        .store
+                        .append_to(id, *slot as i64 * test.interval_ms, v);
+                }
+                *slot += 1;
+            }
         }
         let mut eval_errors = Vec::new();
         for group in &mut groups {
@@ -889,7 +888,7 @@ pub fn firing_alerts(
                 .active_alerts()
                 .filter(|a| a.state == rules::AlertState::Firing)
             {
-                got.push((alert.labels.clone(), alert.annotations.clone()));
+                got.push((alert.labels.clone(), rule.annotations(alert)));
             }
         }
     }

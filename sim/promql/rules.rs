@@ -730,12 +730,21 @@ fn build_rule(
     }
     let kind = if record.is_empty() {
         RuleKind::Alerting(AlertingRule {
+            label_templates: labels
+                .iter()
+                .map(|(name, text)| (name.clone(), template::Template::new(&alert, text)))
+                .collect(),
+            annotations: annotations
+                .iter()
+                .map(|(name, text)| (name.clone(), template::Template::new(&alert, text)))
+                .collect(),
             name: alert,
             for_ms,
             keep_firing_for_ms,
-            annotations,
             active: BTreeMap::new(),
             restored: true,
+            external_labels: BTreeMap::new(),
+            external_url: String::new(),
         })
     } else {
         RuleKind::Recording { record }
@@ -776,7 +785,9 @@ impl fmt::Display for AlertState {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Alert {
     pub labels: LabelSet,
-    pub annotations: BTreeMap<String, String>,
+    /// The query sample's labels at the last evaluation that found the alert: `$labels` in
+    /// its annotation templates ([`AlertingRule::annotations`]).
+    pub sample_labels: LabelSet,
     pub value: f64,
     pub state: AlertState,
     pub active_at_ms: i64,
@@ -785,6 +796,10 @@ pub struct Alert {
     pub keep_firing_since_ms: Option<i64>,
     /// Last time the alert was handed to the notifier [Unix ms].
     pub last_sent_at_ms: Option<i64>,
+    /// Scratch of [`AlertingRule::eval`]: the state before this evaluation, whether this
+    /// evaluation's result holds the alert.
+    state_before_eval: AlertState,
+    in_result: bool,
 }
 
 /// An alerting rule with its alerts.
@@ -795,13 +810,19 @@ pub struct AlertingRule {
     pub for_ms: i64,
     /// `keep_firing_for` [ms].
     pub keep_firing_for_ms: i64,
-    pub annotations: IndexMap<String, String>,
+    /// The rule's label templates, parsed once.
+    pub label_templates: IndexMap<String, template::Template>,
+    /// The rule's annotation templates, parsed once.
+    pub annotations: IndexMap<String, template::Template>,
     /// Alerts by label set, including resolved ones kept for [`RESOLVED_RETENTION_MS`].
     pub active: BTreeMap<LabelSet, Alert>,
     /// Whether `for` state has been restored; until then no `ALERTS`/`ALERTS_FOR_STATE`
     /// series are written. Loaded rules start restored (promtool's view, and a server that
     /// never restarts); [`Group::start_after_restart`] clears it.
     pub restored: bool,
+    /// The external labels and URL of the last evaluation, which annotations expand with.
+    external_labels: BTreeMap<String, String>,
+    external_url: String,
 }
 
 /// Context shared by every template expansion of a group evaluation.
@@ -815,6 +836,8 @@ pub struct EvalContext {
     pub for_outage_tolerance_ms: Option<i64>,
     /// `--rules.alert.for-grace-period` [ms]; `None` means the default, 10m.
     pub for_grace_period_ms: Option<i64>,
+    /// Build no [`Notification`]s (promtool's runner, which only compares alert states).
+    pub skip_notifications: bool,
 }
 
 /// One alert as handed to Alertmanager (`notifier.Alert` built by `SendAlerts`): external
@@ -870,7 +893,12 @@ impl AlertingRule {
             out.push(Notification {
                 sent_at_ms: ts_ms,
                 labels,
-                annotations: alert.annotations.clone(),
+                annotations: annotations_of(
+                    &self.annotations,
+                    &self.external_labels,
+                    &self.external_url,
+                    alert,
+                ),
                 starts_at_ms: alert.fired_at_ms.unwrap_or(alert.active_at_ms),
                 ends_at_ms: alert.resolved_at_ms.unwrap_or(valid_until),
                 resolved: alert.resolved_at_ms.is_some(),
@@ -881,6 +909,19 @@ impl AlertingRule {
 }
 
 impl AlertingRule {
+    /// The annotations of one of this rule's alerts. Prometheus expands them at every
+    /// evaluation; twin keeps what they expand from (the alert's last sample and value, the
+    /// evaluation's external labels and URL) and expands them when they are read, which gives
+    /// the same text for a fraction of the work: most evaluations read no annotation.
+    pub fn annotations(&self, alert: &Alert) -> BTreeMap<String, String> {
+        annotations_of(
+            &self.annotations,
+            &self.external_labels,
+            &self.external_url,
+            alert,
+        )
+    }
+
     /// The rule's state: the highest state of its alerts.
     pub fn state(&self) -> AlertState {
         self.active
@@ -899,64 +940,70 @@ impl AlertingRule {
     /// Returns the `ALERTS` and `ALERTS_FOR_STATE` samples to append.
     pub fn eval(
         &mut self,
-        rule_labels: &IndexMap<String, String>,
         result: Vec<Sample>,
         ts_ms: i64,
         ctx: &EvalContext,
         limit: u64,
+        transitions: &mut Vec<Transition>,
     ) -> Result<Vec<Sample>, String> {
-        let mut fresh: BTreeMap<LabelSet, Alert> = BTreeMap::new();
+        if self.external_labels != ctx.external_labels {
+            self.external_labels.clone_from(&ctx.external_labels);
+        }
+        if self.external_url != ctx.external_url {
+            self.external_url.clone_from(&ctx.external_url);
+        }
+        // The alerts of this result: (labels, sample labels, value), checked for duplicates
+        // before any state changes, as upstream does.
+        let mut fresh: BTreeMap<LabelSet, (LabelSet, f64)> = BTreeMap::new();
         for sample in result {
-            let data = TemplateData {
-                labels: sample.labels.clone(),
-                external_labels: ctx.external_labels.clone(),
-                external_url: ctx.external_url.clone(),
-                value: sample.value,
-            };
-            let expand = |text: &str| match template::expand(&self.name, text, &data) {
-                Ok(out) => out,
-                Err(err) => format!("<error expanding template: {err}>"),
-            };
             let mut labels = sample.labels.clone();
             labels.remove(METRIC_NAME);
-            for (name, text) in rule_labels {
-                set_label(&mut labels, name, expand(text));
+            if !self.label_templates.is_empty() {
+                let data = TemplateData {
+                    labels: sample.labels.clone(),
+                    external_labels: ctx.external_labels.clone(),
+                    external_url: ctx.external_url.clone(),
+                    value: sample.value,
+                };
+                for (name, text) in &self.label_templates {
+                    set_label(&mut labels, name, expanded(text, &data));
+                }
             }
             labels.insert("alertname".to_string(), self.name.clone());
-            let annotations: BTreeMap<String, String> = self
-                .annotations
-                .iter()
-                .map(|(name, text)| (name.clone(), expand(text)))
-                .collect();
             if fresh.contains_key(&labels) {
                 return Err(
                     "vector contains metrics with the same labelset after applying alert labels"
                         .to_string(),
                 );
             }
-            fresh.insert(
-                labels.clone(),
-                Alert {
-                    labels,
-                    annotations,
-                    value: sample.value,
-                    state: AlertState::Pending,
-                    active_at_ms: ts_ms,
-                    fired_at_ms: None,
-                    resolved_at_ms: None,
-                    keep_firing_since_ms: None,
-                    last_sent_at_ms: None,
-                },
-            );
+            fresh.insert(labels, (sample.labels, sample.value));
         }
-        let present: BTreeSet<LabelSet> = fresh.keys().cloned().collect();
-        for (key, alert) in fresh {
+        let mark = transitions.len();
+        for alert in self.active.values_mut() {
+            alert.state_before_eval = alert.state;
+            alert.in_result = false;
+        }
+        for (key, (sample_labels, value)) in fresh {
             match self.active.get_mut(&key) {
                 Some(existing) if existing.state != AlertState::Inactive => {
-                    existing.value = alert.value;
-                    existing.annotations = alert.annotations;
+                    existing.value = value;
+                    existing.sample_labels = sample_labels;
+                    existing.in_result = true;
                 }
                 _ => {
+                    let alert = Alert {
+                        labels: key.clone(),
+                        sample_labels,
+                        value,
+                        state: AlertState::Pending,
+                        active_at_ms: ts_ms,
+                        fired_at_ms: None,
+                        resolved_at_ms: None,
+                        keep_firing_since_ms: None,
+                        last_sent_at_ms: None,
+                        state_before_eval: AlertState::Inactive,
+                        in_result: true,
+                    };
                     self.active.insert(key, alert);
                 }
             }
@@ -965,7 +1012,8 @@ impl AlertingRule {
         let mut n_active = 0u64;
         let mut to_delete = Vec::new();
         for (key, alert) in self.active.iter_mut() {
-            if !present.contains(key) {
+            let mut emit = true;
+            if !alert.in_result {
                 let mut keep_firing = false;
                 if alert.state == AlertState::Firing && self.keep_firing_for_ms > 0 {
                     let since = *alert.keep_firing_since_ms.get_or_insert(ts_ms);
@@ -982,18 +1030,31 @@ impl AlertingRule {
                     alert.state = AlertState::Inactive;
                     alert.resolved_at_ms = Some(ts_ms);
                 }
-                if !keep_firing {
-                    continue;
-                }
+                emit = keep_firing;
             } else {
                 alert.keep_firing_since_ms = None;
             }
-            n_active += 1;
-            if alert.state == AlertState::Pending && ts_ms - alert.active_at_ms >= self.for_ms {
-                alert.state = AlertState::Firing;
-                alert.fired_at_ms = Some(ts_ms);
+            if emit {
+                n_active += 1;
+                if alert.state == AlertState::Pending && ts_ms - alert.active_at_ms >= self.for_ms {
+                    alert.state = AlertState::Firing;
+                    alert.fired_at_ms = Some(ts_ms);
+                }
             }
-            if !self.restored {
+            if alert.state != alert.state_before_eval {
+                let deleted = to_delete.last() == Some(key);
+                transitions.push(Transition {
+                    alertname: self.name.clone(),
+                    labels: key.clone(),
+                    from: alert.state_before_eval,
+                    to: alert.state,
+                    at_ms: ts_ms,
+                    // A deleted alert's transition carries the evaluation time and no value.
+                    active_at_ms: if deleted { ts_ms } else { alert.active_at_ms },
+                    value: if deleted { f64::NAN } else { alert.value },
+                });
+            }
+            if !emit || !self.restored {
                 continue;
             }
             let mut alerts = alert.labels.clone();
@@ -1011,15 +1072,59 @@ impl AlertingRule {
                 value: alert.active_at_ms.div_euclid(1000) as f64,
             });
         }
+        if limit > 0 && n_active > limit {
+            // Every alert is dropped: each that was pending or firing before ends inactive.
+            transitions.truncate(mark);
+            for (key, alert) in std::mem::take(&mut self.active) {
+                if alert.state_before_eval != AlertState::Inactive {
+                    transitions.push(Transition {
+                        alertname: self.name.clone(),
+                        labels: key,
+                        from: alert.state_before_eval,
+                        to: AlertState::Inactive,
+                        at_ms: ts_ms,
+                        active_at_ms: ts_ms,
+                        value: f64::NAN,
+                    });
+                }
+            }
+            return Err(format!("exceeded limit of {limit} with {n_active} alerts"));
+        }
         for key in to_delete {
             self.active.remove(&key);
         }
-        if limit > 0 && n_active > limit {
-            self.active.clear();
-            return Err(format!("exceeded limit of {limit} with {n_active} alerts"));
-        }
         Ok(out)
     }
+}
+
+/// A template's expansion, or Prometheus's error text in its place.
+fn expanded(template: &template::Template, data: &TemplateData) -> String {
+    match template.expand(data) {
+        Ok(out) => out,
+        Err(err) => format!("<error expanding template: {err}>"),
+    }
+}
+
+/// The annotations of `alert` expanded from its last sample and value.
+fn annotations_of(
+    templates: &IndexMap<String, template::Template>,
+    external_labels: &BTreeMap<String, String>,
+    external_url: &str,
+    alert: &Alert,
+) -> BTreeMap<String, String> {
+    if templates.is_empty() {
+        return BTreeMap::new();
+    }
+    let data = TemplateData {
+        labels: alert.sample_labels.clone(),
+        external_labels: external_labels.clone(),
+        external_url: external_url.to_string(),
+        value: alert.value,
+    };
+    templates
+        .iter()
+        .map(|(name, text)| (name.clone(), expanded(text, &data)))
+        .collect()
 }
 
 /// Sets a label, or removes it when the value is empty (`labels.Builder.Set`).
@@ -1091,13 +1196,6 @@ pub struct GroupEval {
     pub errors: Vec<(String, String)>,
 }
 
-fn snapshot(rule: &AlertingRule) -> BTreeMap<LabelSet, AlertState> {
-    rule.active
-        .iter()
-        .map(|(k, a)| (k.clone(), a.state))
-        .collect()
-}
-
 impl Group {
     /// Evaluates every rule in file order at `ts_ms` (`Group.Eval`, v2.42.0): each rule's output
     /// is appended before the next rule runs, then series the rule wrote last time but not now
@@ -1110,29 +1208,21 @@ impl Group {
     ) -> GroupEval {
         let mut report = GroupEval::default();
         for rule in &mut self.rules {
-            let before = match &rule.kind {
-                RuleKind::Alerting(a) => snapshot(a),
-                RuleKind::Recording { .. } => BTreeMap::new(),
-            };
             let result = storage.query(&rule.expr, ts_ms);
             let output = result.and_then(|samples| match &mut rule.kind {
                 RuleKind::Recording { record } => {
                     eval_recording(record, &rule.labels, samples, self.limit)
                 }
                 RuleKind::Alerting(alerting) => {
-                    alerting.eval(&rule.labels, samples, ts_ms, ctx, self.limit)
+                    alerting.eval(samples, ts_ms, ctx, self.limit, &mut report.transitions)
                 }
             });
-            if let RuleKind::Alerting(alerting) = &rule.kind {
-                let after = snapshot(alerting);
-                report
-                    .transitions
-                    .extend(transitions(alerting, &before, &after, ts_ms));
-            }
             let samples = match output {
                 Ok(samples) => {
                     rule.last_error = None;
-                    if let RuleKind::Alerting(alerting) = &mut rule.kind {
+                    if let (RuleKind::Alerting(alerting), false) =
+                        (&mut rule.kind, ctx.skip_notifications)
+                    {
                         let resend_delay_ms = ctx.resend_delay_ms.unwrap_or(60_000);
                         report.notifications.extend(alerting.notifications(
                             ts_ms,
@@ -1272,34 +1362,6 @@ impl Group {
         }
         out
     }
-}
-
-fn transitions(
-    rule: &AlertingRule,
-    before: &BTreeMap<LabelSet, AlertState>,
-    after: &BTreeMap<LabelSet, AlertState>,
-    ts_ms: i64,
-) -> Vec<Transition> {
-    let mut out = Vec::new();
-    let keys: BTreeSet<&LabelSet> = before.keys().chain(after.keys()).collect();
-    for key in keys {
-        let from = before.get(key).copied().unwrap_or(AlertState::Inactive);
-        let to = after.get(key).copied().unwrap_or(AlertState::Inactive);
-        if from == to {
-            continue;
-        }
-        let alert = rule.active.get(key);
-        out.push(Transition {
-            alertname: rule.name.clone(),
-            labels: key.clone(),
-            from,
-            to,
-            at_ms: ts_ms,
-            active_at_ms: alert.map(|a| a.active_at_ms).unwrap_or(ts_ms),
-            value: alert.map(|a| a.value).unwrap_or(f64::NAN),
-        });
-    }
-    out
 }
 
 /// The group hash of Prometheus: xxhash64 over `file 0xff <file> 0xff name 0xff <name> 0xff`

@@ -42,56 +42,96 @@ pub struct TemplateError(pub String);
 /// Prometheus first prepends `{{$labels := .Labels}}...` to the text; we bind those variables
 /// directly, which is the same for every template that does not redefine them.
 pub fn expand(name: &str, text: &str, data: &TemplateData) -> Result<String, TemplateError> {
-    let template_name = format!("__alert_{name}");
-    let nodes = parse(text).map_err(|err| {
-        TemplateError(format!(
-            "error parsing template {template_name}: template: {template_name}:{}: {}",
-            err.line, err.message
-        ))
-    })?;
-    let mut exec = Exec {
-        vars: Vec::new(),
-        out: String::new(),
-    };
-    let dot = Value::Struct(vec![
-        ("Labels".to_string(), Value::Map(data.labels.clone())),
-        (
-            "ExternalLabels".to_string(),
-            Value::Map(data.external_labels.clone()),
-        ),
-        (
-            "ExternalURL".to_string(),
-            Value::Str(data.external_url.clone()),
-        ),
-        ("Value".to_string(), Value::Float(data.value)),
-    ]);
-    exec.vars.push(("$".to_string(), dot.clone()));
-    exec.vars
-        .push(("$labels".to_string(), Value::Map(data.labels.clone())));
-    exec.vars.push((
-        "$externalLabels".to_string(),
-        Value::Map(data.external_labels.clone()),
-    ));
-    exec.vars.push((
-        "$externalURL".to_string(),
-        Value::Str(data.external_url.clone()),
-    ));
-    exec.vars
-        .push(("$value".to_string(), Value::Float(data.value)));
-    exec.run(&nodes, &dot).map_err(|err| {
-        let (place, context) = match &err.at {
-            Some((pos, command)) => {
-                let (line, col) = go_error_position(text, *pos);
-                (format!("{line}:{col}"), format!(" at <{command}>"))
-            }
-            None => (err.line.to_string(), String::new()),
+    Template::new(name, text).expand(data)
+}
+
+/// A label or annotation template parsed once, to be expanded at every evaluation.
+#[derive(Clone, Debug)]
+pub struct Template {
+    text: String,
+    /// `__alert_<name>`.
+    template_name: String,
+    /// The parsed text, or the parse error every expansion reports.
+    nodes: Result<Vec<Node>, TemplateError>,
+}
+
+impl Template {
+    /// Parses `text` for an alert named `name`.
+    pub fn new(name: &str, text: &str) -> Template {
+        let template_name = format!("__alert_{name}");
+        let nodes = parse(text).map_err(|err| {
+            TemplateError(format!(
+                "error parsing template {template_name}: template: {template_name}:{}: {}",
+                err.line, err.message
+            ))
+        });
+        Template {
+            text: text.to_string(),
+            template_name,
+            nodes,
+        }
+    }
+
+    /// The template text as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Expands the template over `data`.
+    pub fn expand(&self, data: &TemplateData) -> Result<String, TemplateError> {
+        let nodes = self.nodes.as_ref().map_err(Clone::clone)?;
+        // Text without actions is its own expansion.
+        if let [Node::Text(text)] = nodes.as_slice() {
+            return Ok(text.clone());
+        }
+        if nodes.is_empty() {
+            return Ok(String::new());
+        }
+        let template_name = &self.template_name;
+        let mut exec = Exec {
+            vars: Vec::new(),
+            out: String::new(),
         };
-        TemplateError(format!(
-            "error executing template {template_name}: template: {template_name}:{place}: executing \"{template_name}\"{context}: {}",
-            err.message
-        ))
-    })?;
-    Ok(exec.out)
+        let dot = Value::Struct(vec![
+            ("Labels".to_string(), Value::Map(data.labels.clone())),
+            (
+                "ExternalLabels".to_string(),
+                Value::Map(data.external_labels.clone()),
+            ),
+            (
+                "ExternalURL".to_string(),
+                Value::Str(data.external_url.clone()),
+            ),
+            ("Value".to_string(), Value::Float(data.value)),
+        ]);
+        exec.vars.push(("$".to_string(), dot.clone()));
+        exec.vars
+            .push(("$labels".to_string(), Value::Map(data.labels.clone())));
+        exec.vars.push((
+            "$externalLabels".to_string(),
+            Value::Map(data.external_labels.clone()),
+        ));
+        exec.vars.push((
+            "$externalURL".to_string(),
+            Value::Str(data.external_url.clone()),
+        ));
+        exec.vars
+            .push(("$value".to_string(), Value::Float(data.value)));
+        exec.run(nodes, &dot).map_err(|err| {
+            let (place, context) = match &err.at {
+                Some((pos, command)) => {
+                    let (line, col) = go_error_position(&self.text, *pos);
+                    (format!("{line}:{col}"), format!(" at <{command}>"))
+                }
+                None => (err.line.to_string(), String::new()),
+            };
+            TemplateError(format!(
+                "error executing template {template_name}: template: {template_name}:{place}: executing \"{template_name}\"{context}: {}",
+                err.message
+            ))
+        })?;
+        Ok(exec.out)
+    }
 }
 
 /// Length of the definitions Prometheus prepends to every alert template

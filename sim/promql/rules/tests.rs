@@ -98,7 +98,7 @@ fn alert_goes_pending_then_fires_after_for_on_evaluation_timestamps() {
         labels(&[("alertname", "A"), ("pod", "p0"), ("severity", "page")])
     );
     assert_eq!(
-        alert.annotations.get("summary").map(String::as_str),
+        rule.annotations(alert).get("summary").map(String::as_str),
         Some("pod p0 at 50%")
     );
 }
