@@ -366,6 +366,144 @@ pub fn virtual_service(vs: &Sourced<VirtualService>) -> Result<Vec<HttpRouteSpec
     Ok(routes)
 }
 
+/// Which pods an AuthorizationPolicy applies to, with the policy in the mesh model's form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScopedAuthorizationPolicy {
+    /// The policy's namespace; the root namespace (`istio-system`) makes it mesh-wide.
+    pub namespace: String,
+    /// `spec.selector.matchLabels`; `None` selects every workload of the namespace.
+    pub selector: Option<BTreeMap<String, String>>,
+    pub policy: crate::mesh::authz::AuthorizationPolicy,
+}
+
+/// Istio's default root namespace: a policy there applies to the whole mesh.
+pub const ROOT_NAMESPACE: &str = "istio-system";
+
+impl ScopedAuthorizationPolicy {
+    /// Whether the policy applies to a pod of `namespace` with `labels`.
+    pub fn selects(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
+        (self.namespace == ROOT_NAMESPACE || self.namespace == namespace)
+            && self
+                .selector
+                .as_ref()
+                .is_none_or(|sel| sel.iter().all(|(k, v)| labels.get(k) == Some(v)))
+    }
+}
+
+/// An AuthorizationPolicy in the mesh model's form. ALLOW and DENY with principals, methods
+/// and paths are modelled; AUDIT and CUSTOM, `when` conditions, `targetRef(s)`, and sources
+/// or operations by namespace, IP, request principal, service account, host or port are valid
+/// Istio the simulator refuses rather than ignore (ignoring one would allow or deny what the
+/// real sidecar does not).
+pub fn authorization_policy(
+    ap: &Sourced<crate::manifests::istio::AuthorizationPolicy>,
+) -> Result<ScopedAuthorizationPolicy, MeshLowerError> {
+    use crate::mesh::authz::{
+        AuthorizationPolicy, AuthzAction, AuthzOperation, AuthzRule, AuthzSource,
+    };
+    let unsupported = |field: &str, what: &str| MeshLowerError {
+        diagnostic: Diagnostic::error(
+            ap.field_location(field),
+            field,
+            format!("{what} is valid Istio but not modelled by the simulator"),
+        ),
+    };
+    let spec = &ap.spec;
+    let action = match spec.action.as_deref() {
+        None | Some("ALLOW") => AuthzAction::Allow,
+        Some("DENY") => AuthzAction::Deny,
+        Some(other @ ("AUDIT" | "CUSTOM")) => {
+            return Err(unsupported("spec.action", &format!("action {other}")));
+        }
+        Some(other) => {
+            return Err(bad(
+                ap,
+                "spec.action",
+                format!("unknown action {other:?}: one of ALLOW, DENY, AUDIT, CUSTOM"),
+            ));
+        }
+    };
+    if spec.target_ref.is_some() || spec.target_refs.is_some() {
+        return Err(unsupported("spec.targetRef", "a targetRef"));
+    }
+    if spec.provider.is_some() {
+        return Err(unsupported("spec.provider", "a CUSTOM provider"));
+    }
+    let mut rules = Vec::with_capacity(spec.rules.len());
+    for (idx, rule) in spec.rules.iter().enumerate() {
+        let base = format!("spec.rules[{idx}]");
+        if !rule.when.is_empty() {
+            return Err(unsupported(&format!("{base}.when"), "a when condition"));
+        }
+        let mut from = Vec::with_capacity(rule.from.len());
+        for (fidx, f) in rule.from.iter().enumerate() {
+            let field = format!("{base}.from[{fidx}].source");
+            let s = &f.source;
+            for (name, list) in [
+                ("requestPrincipals", &s.request_principals),
+                ("notRequestPrincipals", &s.not_request_principals),
+                ("namespaces", &s.namespaces),
+                ("notNamespaces", &s.not_namespaces),
+                ("ipBlocks", &s.ip_blocks),
+                ("notIpBlocks", &s.not_ip_blocks),
+                ("remoteIpBlocks", &s.remote_ip_blocks),
+                ("notRemoteIpBlocks", &s.not_remote_ip_blocks),
+                ("serviceAccounts", &s.service_accounts),
+                ("notServiceAccounts", &s.not_service_accounts),
+            ] {
+                if !list.is_empty() {
+                    return Err(unsupported(
+                        &format!("{field}.{name}"),
+                        &format!("a source by {name}"),
+                    ));
+                }
+            }
+            from.push(AuthzSource {
+                principals: s.principals.clone(),
+                not_principals: s.not_principals.clone(),
+            });
+        }
+        let mut to = Vec::with_capacity(rule.to.len());
+        for (tidx, t) in rule.to.iter().enumerate() {
+            let field = format!("{base}.to[{tidx}].operation");
+            let o = &t.operation;
+            for (name, list) in [
+                ("hosts", &o.hosts),
+                ("notHosts", &o.not_hosts),
+                ("ports", &o.ports),
+                ("notPorts", &o.not_ports),
+            ] {
+                if !list.is_empty() {
+                    return Err(unsupported(
+                        &format!("{field}.{name}"),
+                        &format!("an operation by {name}"),
+                    ));
+                }
+            }
+            to.push(AuthzOperation {
+                methods: o.methods.clone(),
+                not_methods: o.not_methods.clone(),
+                paths: o.paths.clone(),
+                not_paths: o.not_paths.clone(),
+            });
+        }
+        rules.push(AuthzRule { from, to });
+    }
+    Ok(ScopedAuthorizationPolicy {
+        namespace: ap
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string()),
+        selector: spec.selector.as_ref().map(|s| s.match_labels.clone()),
+        policy: AuthorizationPolicy {
+            name: ap.metadata.name.clone().unwrap_or_default(),
+            action,
+            rules,
+        },
+    })
+}
+
 /// The short name of a destination host (`agno-coordinator`, `agno-coordinator.ns`,
 /// `agno-coordinator.ns.svc.cluster.local` all name the Service `agno-coordinator`).
 pub fn short_host(host: &str) -> &str {

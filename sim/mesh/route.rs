@@ -213,6 +213,8 @@ pub struct VirtualService {
 pub enum RouteDecision<'a> {
     Forward {
         rule: usize,
+        /// The destination's index in its rule's (weighted) destinations.
+        index: usize,
         destination: &'a Destination,
     },
     /// 404 `NR`.
@@ -298,6 +300,14 @@ impl VirtualService {
 
     /// Routes `request`; `random` is the request's random draw (Envoy uses the stream id).
     #[inline]
+    /// Every rule's destinations that can receive traffic, in the indices
+    /// [`RouteDecision::Forward`] reports.
+    pub fn destinations(&self) -> impl Iterator<Item = &[Destination]> {
+        self.routes
+            .iter()
+            .map(|route| route.destinations.as_slice())
+    }
+
     pub fn route(&self, request: &HttpRequest, random: u64) -> RouteDecision<'_> {
         for (rule, route) in self.routes.iter().enumerate() {
             if route.matches.is_empty() || route.matches.iter().any(|block| block.matches(request))
@@ -310,6 +320,7 @@ impl VirtualService {
                 let index = route.cumulative.partition_point(|&end| end <= draw);
                 return RouteDecision::Forward {
                     rule,
+                    index,
                     destination: &route.destinations[index],
                 };
             }

@@ -197,6 +197,13 @@ impl<T> Upstream<T> {
     }
 
     /// The sweep period, when outlier detection is on.
+    /// The request an attempt in flight carries.
+    pub fn request(&self, attempt: AttemptId) -> Option<&T> {
+        self.slots
+            .get(attempt.0 as usize)
+            .and_then(|slot| slot.request.as_ref())
+    }
+
     pub fn sweep_interval(&self) -> Option<SimDuration> {
         self.detector.as_ref().map(|d| d.config().interval)
     }

@@ -226,6 +226,7 @@ pub fn json(result: &RunResult) -> Value {
         "expectations": result.expectations.iter().map(|(what, ok, detail)| json!({"expectation": what, "passed": ok, "observed": detail})).collect::<Vec<_>>(),
         "requests": {"arrived": w.arrivals, "ended": w.ended, "inFlightAtEnd": w.arrivals - w.ended, "byTarget": loads},
         "latency": latency,
+        "authzDenied": w.deployment_names.iter().zip(&w.authz_denied).filter(|(_, n)| **n > 0).map(|(name, n)| (name.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "alerts": alerts,
         "ruleErrors": w.rule_errors.iter().collect::<Vec<_>>(),
         "sloBudgetUsed": result.slo_budget.iter().map(|(n, u)| (n.clone(), fixed(*u, 6))).collect::<serde_json::Map<_, _>>(),

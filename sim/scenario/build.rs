@@ -684,12 +684,14 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
                     e.to_string(),
                 ))
             })?;
+            let clusters: Vec<(String, Option<String>, u16)> = cluster_keys
+                .iter()
+                .map(|((svc, subset), idx)| (svc.clone(), subset.clone(), *idx))
+                .collect();
             Target::Routed {
+                table: crate::scenario::world::route_table(&compiled, &clusters),
                 vs: compiled,
-                clusters: cluster_keys
-                    .iter()
-                    .map(|((svc, subset), idx)| (svc.clone(), subset.clone(), *idx))
-                    .collect(),
+                clusters,
                 vs_name: vs.metadata.name.clone().unwrap_or_default(),
                 specs: routes,
             }
@@ -1331,6 +1333,12 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
             _ => {}
         }
     }
+    let authz_policies = inventory
+        .authorization_policies()
+        .iter()
+        .map(crate::mesh::lower::authorization_policy)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| one(e.diagnostic))?;
     let mut world = World::new(
         cluster,
         models,
@@ -1349,6 +1357,7 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
         &rng,
     );
     world.rollouts = rollouts;
+    world.authz_policies = authz_policies;
     world.job_from_app = file.assumptions.job_from_app_label;
     world.cluster_exporters = file.assumptions.cluster_exporters;
     world.metrics_adapter = file.assumptions.metrics_adapter;
@@ -1628,7 +1637,20 @@ fn check(
                     format!("p99 {p99}"),
                 )
             }
-            ExpectationSpec::ErrorShare { target, min, max } => {
+            ExpectationSpec::ErrorShare {
+                target,
+                status,
+                min,
+                max,
+            } => {
+                let counts = |code: u16| match status {
+                    Some(wanted) => code == *wanted,
+                    None => (500..600).contains(&code),
+                };
+                let what = match status {
+                    Some(code) => format!("{code} share"),
+                    None => "5xx share".to_string(),
+                };
                 let mut total = 0u64;
                 let mut errors = 0u64;
                 for (idx, load) in world.loads.iter().enumerate() {
@@ -1637,7 +1659,7 @@ fn check(
                     }
                     for (key, n) in &world.outcomes[idx] {
                         total += n;
-                        if (500..600).contains(&key.status) {
+                        if counts(key.status) {
                             errors += n;
                         }
                     }
@@ -1650,7 +1672,7 @@ fn check(
                 let ok = min.is_none_or(|m| share >= m) && max.is_none_or(|m| share <= m);
                 (
                     format!(
-                        "5xx share of {target} in [{}, {}]",
+                        "{what} of {target} in [{}, {}]",
                         min.unwrap_or(0.0),
                         max.unwrap_or(1.0)
                     ),

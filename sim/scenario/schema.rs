@@ -299,9 +299,11 @@ pub enum ExpectationSpec {
     PendingAtLeast { longest: Dur },
     /// The p99 latency of the requests answered by a Deployment stays below `below`.
     P99Below { deployment: String, below: Dur },
-    /// The share of requests to a target answered with 5xx lies in [`min`, `max`].
+    /// The share of requests to a target answered with 5xx (or, with `status`, with that
+    /// status: 403 for what an AuthorizationPolicy refuses) lies in [`min`, `max`].
     ErrorShare {
         target: String,
+        status: Option<u16>,
         min: Option<f64>,
         max: Option<f64>,
     },

@@ -66,6 +66,8 @@ pub const CONNECT_TIME: SimDuration = SimDuration::from_millis(1);
 pub struct Request {
     pub arrived: SimTime,
     pub load: u16,
+    /// Which of its stream's prebuilt requests it is (method, path, headers, principal).
+    pub variant: u16,
 }
 
 /// One attempt on a pod: what the pod's queue holds. Small and `Copy`.
@@ -137,6 +139,9 @@ struct PodServe {
     instance: String,
     /// Its GPU class and current co-tenant slowdown, when its model is calibrated.
     gpu: Option<GpuSeat>,
+    /// The AuthorizationPolicies its sidecar enforces (an index into `World::authz_sets`),
+    /// `None` when none selects it.
+    authz: Option<u16>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -174,12 +179,39 @@ pub struct MeshCluster {
     pub most_ejected: usize,
 }
 
+/// The cluster of each destination of each rule of `vs`, by the destination's short host and
+/// subset; `None` where the mesh has no such cluster.
+pub fn route_table(
+    vs: &VirtualService,
+    clusters: &[(String, Option<String>, u16)],
+) -> Vec<Vec<Option<u16>>> {
+    vs.destinations()
+        .map(|destinations| {
+            destinations
+                .iter()
+                .map(|destination| {
+                    let host = crate::mesh::lower::short_host(&destination.host);
+                    clusters
+                        .iter()
+                        .find(|(service, subset, _)| {
+                            service == host && *subset == destination.subset
+                        })
+                        .map(|(_, _, idx)| *idx)
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Where one load stream's requests go.
 pub enum Target {
     /// `clusters`: (service short name, subset, cluster index), searched without allocating.
     Routed {
         vs: VirtualService,
         clusters: Vec<(String, Option<String>, u16)>,
+        /// The cluster of each rule's each destination ([`route_table`]), so that routing a
+        /// request compares no names.
+        table: Vec<Vec<Option<u16>>>,
         /// The VirtualService's name and its rules as written, for a rollout to reweigh.
         vs_name: String,
         specs: Vec<crate::mesh::route::HttpRouteSpec>,
@@ -267,6 +299,48 @@ pub enum FaultAction {
 pub struct Outcome {
     pub status: u16,
     pub flag: Option<&'static str>,
+}
+
+/// Requests by outcome, in outcome order. A run sees a handful of distinct outcomes and counts
+/// one per request, so a sorted vector searched from the front beats a map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally(Vec<(Outcome, u64)>);
+
+impl Tally {
+    #[inline]
+    pub fn add(&mut self, key: Outcome) {
+        if let Some((_, n)) = self.0.iter_mut().find(|(k, _)| *k == key) {
+            *n += 1;
+            return;
+        }
+        let at = self.0.partition_point(|(k, _)| *k < key);
+        self.0.insert(at, (key, 1));
+    }
+
+    /// `(outcome, count)` in outcome order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Outcome, &u64)> {
+        self.0.iter().map(|(k, n)| (k, n))
+    }
+
+    pub fn get(&self, key: &Outcome) -> Option<&u64> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, n)| n)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &u64> {
+        self.0.iter().map(|(_, n)| n)
+    }
+}
+
+impl<'a> IntoIterator for &'a Tally {
+    type Item = (&'a Outcome, &'a u64);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Outcome, u64)>,
+        fn(&'a (Outcome, u64)) -> (&'a Outcome, &'a u64),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, n)| (k, n))
+    }
 }
 
 impl std::fmt::Display for Outcome {
@@ -367,12 +441,23 @@ pub struct World {
     pub job_from_app: bool,
     pub cluster_exporters: bool,
     pub metrics_adapter: bool,
+    /// The mesh's AuthorizationPolicies, each with the pods it selects.
+    pub authz_policies: Vec<crate::mesh::lower::ScopedAuthorizationPolicy>,
+    /// Distinct sets of policies a pod's sidecar enforces: (indices into `authz_policies`,
+    /// the policies).
+    authz_sets: Vec<(Vec<usize>, Vec<crate::mesh::authz::AuthorizationPolicy>)>,
+    /// Requests a server sidecar refused with 403 (RBAC), per Deployment.
+    pub authz_denied: Vec<u64>,
+    /// Load streams whose first denial is already in the timeline.
+    authz_noted: BTreeSet<u16>,
+    /// Series ids of what the scrapes write, by a digest of their pairs (lookup only).
+    series_by_digest: std::collections::HashMap<u128, crate::telemetry::store::SeriesId>, // lookup only
     metrics_down_until: SimTime,
     scrape_down_until: SimTime,
     /// Per Deployment, by outcome; index `deployment_names.len()` holds requests no pod answered.
     pub stats: Vec<ServiceStats>,
     /// Per load stream: status → count (the client's view).
-    pub outcomes: Vec<BTreeMap<Outcome, u64>>,
+    pub outcomes: Vec<Tally>,
     pub arrivals: u64,
     pub ended: u64,
     /// Most replicas each Deployment's spec asked for, and the longest Pending seen.
@@ -442,7 +527,12 @@ impl World {
             metrics_adapter: false,
             metrics_down_until: SimTime::ZERO,
             scrape_down_until: SimTime::ZERO,
-            outcomes: vec![BTreeMap::new(); n_loads],
+            outcomes: vec![Tally::default(); n_loads],
+            authz_policies: Vec::new(),
+            authz_sets: Vec::new(),
+            authz_denied: vec![0; n],
+            authz_noted: BTreeSet::new(),
+            series_by_digest: std::collections::HashMap::new(), // lookup only
             arrivals: 0,
             ended: 0,
             longest_pending: SimDuration::ZERO,
@@ -631,7 +721,7 @@ impl World {
     }
 
     fn outcome(&mut self, load: u16, key: Outcome) {
-        *self.outcomes[load as usize].entry(key).or_insert(0) += 1;
+        self.outcomes[load as usize].add(key);
         self.ended += 1;
         if self.rollouts_active > 0 && key.status >= 500 {
             for r in self.rollouts.iter_mut().filter(|r| r.in_progress()) {
@@ -663,18 +753,12 @@ impl World {
         let request = &stream.variants[variant];
         let cluster = match &stream.target {
             Target::Direct { cluster } => Some(*cluster),
-            Target::Routed { vs, clusters, .. } => {
+            Target::Routed { vs, table, .. } => {
                 let draw: u64 = stream.rng.random();
                 match vs.route(request, draw) {
                     crate::mesh::route::RouteDecision::NoRoute => None,
-                    crate::mesh::route::RouteDecision::Forward { destination, .. } => {
-                        let host = crate::mesh::lower::short_host(&destination.host);
-                        clusters
-                            .iter()
-                            .find(|(service, subset, _)| {
-                                service == host && *subset == destination.subset
-                            })
-                            .map(|(_, _, idx)| *idx)
+                    crate::mesh::route::RouteDecision::Forward { rule, index, .. } => {
+                        table[rule][index]
                     }
                 }
             }
@@ -683,10 +767,108 @@ impl World {
             self.record_unanswered(load, now, now, 404, Some(ResponseFlag::NoRouteFound));
             return;
         };
-        let req = Request { arrived: now, load };
+        let req = Request {
+            arrived: now,
+            load,
+            variant: variant as u16,
+        };
         let mut out = std::mem::take(&mut self.upstream_out);
         self.clusters[cluster as usize].upstream.send(req, &mut out);
         self.apply_upstream(sched, cluster, &mut out, false);
+        self.upstream_out = out;
+    }
+
+    /// The set of AuthorizationPolicies that select `pod`, if any.
+    fn authz_set_of(&mut self, pod: PodKey) -> Option<u16> {
+        let spec = &self.cluster.pods[&pod].spec;
+        let selecting: Vec<usize> = self
+            .authz_policies
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.selects(&spec.namespace, &spec.labels))
+            .map(|(idx, _)| idx)
+            .collect();
+        if selecting.is_empty() {
+            return None;
+        }
+        let idx = match self
+            .authz_sets
+            .iter()
+            .position(|(key, _)| *key == selecting)
+        {
+            Some(idx) => idx,
+            None => {
+                let policies = selecting
+                    .iter()
+                    .map(|&i| self.authz_policies[i].policy.clone())
+                    .collect();
+                self.authz_sets.push((selecting, policies));
+                self.authz_sets.len() - 1
+            }
+        };
+        Some(idx as u16)
+    }
+
+    /// Whether the server sidecar enforcing policy set `set` refuses the request of `work`;
+    /// the first refusal of each load stream goes into the timeline with its reason.
+    fn authz_denies(&mut self, now: SimTime, set: u16, work: PodWork) -> bool {
+        let Some(request) = self.clusters[work.cluster as usize]
+            .upstream
+            .request(work.attempt)
+            .copied()
+        else {
+            return false;
+        };
+        let stream = &self.loads[request.load as usize];
+        let http = &stream.variants[request.variant as usize];
+        let decision = crate::mesh::authz::check(&self.authz_sets[set as usize].1, http);
+        let crate::mesh::authz::AuthzDecision::Deny { policy } = decision else {
+            return false;
+        };
+        if self.authz_noted.insert(request.load) {
+            let why = match policy {
+                Some(name) => format!("DENY policy {name} matches"),
+                None => format!(
+                    "no ALLOW policy of {} admits it",
+                    self.authz_sets[set as usize]
+                        .1
+                        .iter()
+                        .filter(|p| p.action == crate::mesh::authz::AuthzAction::Allow)
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            let detail = format!(
+                "403 RBAC: access denied to {} {} from {}: {why}",
+                http.method,
+                http.path,
+                http.principal
+                    .as_deref()
+                    .unwrap_or("a caller without a mesh identity"),
+            );
+            let name = stream.name.clone();
+            self.note(now, "RequestDenied", format!("load/{name}"), detail);
+        }
+        true
+    }
+
+    /// The server sidecar answers 403 at once: the application never sees the request.
+    fn deny_request(&mut self, sched: &mut Scheduler<Event>, deployment: usize, work: PodWork) {
+        let now = sched.now();
+        // Counted by status, kept out of the latency histogram: that is the application's.
+        self.authz_denied[deployment] += 1;
+        *self.stats[deployment].by_status.entry(403).or_insert(0) += 1;
+        let mut out = std::mem::take(&mut self.upstream_out);
+        self.clusters[work.cluster as usize].upstream.finished(
+            now,
+            work.attempt,
+            work.host,
+            work.conn,
+            AttemptResult::Status(403),
+            &mut out,
+        );
+        self.apply_upstream(sched, work.cluster, &mut out, false);
         self.upstream_out = out;
     }
 
@@ -788,6 +970,14 @@ impl World {
             self.fail_request(sched, request, ResponseFlag::UpstreamConnectionTermination);
             return;
         };
+        if let Some(set) = serve.authz {
+            let deployment = serve.deployment;
+            if self.authz_denies(sched.now(), set, request) {
+                self.deny_request(sched, deployment, request);
+                return;
+            }
+        }
+        let serve = self.pods.get_mut(&pod).expect("looked up above");
         match serve.queue.arrive(sched.now(), request) {
             Admission::Started(started) => self.begin_service(sched, pod, started.item),
             Admission::Queued => {}
@@ -923,6 +1113,7 @@ impl World {
             let model = rs.min(self.models[deployment].len().saturating_sub(1));
             let concurrency = self.models[deployment][model].concurrency.max(1);
             let queue = PodQueue::new(concurrency).expect("a concurrency of at least 1 is valid");
+            let authz = self.authz_set_of(key);
             self.pods.insert(
                 key,
                 PodServe {
@@ -935,6 +1126,7 @@ impl World {
                     scraped: false,
                     instance: format!("{}:9090", self.cluster.pods[&key].name),
                     gpu: None,
+                    authz,
                 },
             );
             if let Some(leak) =
@@ -1097,6 +1289,27 @@ impl World {
         t_ms: i64,
         value: f64,
     ) {
+        // The same pairs always make the same series: a scrape looks its series up by a
+        // 128-bit digest of what it writes instead of building and sorting the label set.
+        let digest = {
+            use std::hash::{Hash, Hasher};
+            let mut lo = std::collections::hash_map::DefaultHasher::new();
+            let mut hi = std::collections::hash_map::DefaultHasher::new();
+            0xa5u8.hash(&mut hi);
+            for h in [&mut lo, &mut hi] {
+                labels.hash(h);
+                for (k, v) in extra {
+                    k.hash(h);
+                    v.hash(h);
+                }
+                name.hash(h);
+            }
+            (u128::from(hi.finish()) << 64) | u128::from(lo.finish())
+        };
+        if let Some(&id) = self.series_by_digest.get(&digest) {
+            let _ = self.storage.store.append_to(id, t_ms, value);
+            return;
+        }
         let mut all: Vec<(&str, &str)> = labels
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -1106,7 +1319,9 @@ impl World {
         }
         all.push(("__name__", name));
         let labels = Labels::from_pairs(all.into_iter());
-        let _ = self.storage.store.append(&labels, t_ms, value);
+        if let Ok(id) = self.storage.store.append(&labels, t_ms, value) {
+            self.series_by_digest.insert(digest, id);
+        }
     }
 
     /// A scraped container stopped: its target's scrape fails (or the target is gone), and

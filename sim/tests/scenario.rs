@@ -1,6 +1,7 @@
 //! The bundled rehearsals: each meets its expectations, reruns byte for byte, matches its golden
 //! report, and bad scenario files are refused with file and line before anything runs.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::support::{root, twin};
@@ -193,6 +194,140 @@ fn a_request_traces_header_column_reaches_the_requests_and_routes_them() {
     assert_eq!(answered("web-b"), 3);
     assert_eq!(answered("web-a"), 7);
     assert_eq!(result.world.arrivals, 10);
+}
+
+#[test]
+fn authorization_policies_refuse_with_403_before_the_application() {
+    // Goal: the server sidecar enforces the AuthorizationPolicies selecting its pod: a DENY
+    // policy wins over the plan's ALLOW one, an identity the ALLOW policy does not list is
+    // refused, and the application never sees a refused request. Method: constant streams from
+    // 2 m to 5 m: the dashboard's POST /v1/agents/run (20/s, admitted), its GET
+    // /admin/reindex?full=1 (5/s, DENY on /admin/*, the query string ignored), and billing's
+    // POST (2/s, not admitted): exactly 900 and 360 refusals, none among the first stream.
+    let loaded = twin::scenario::load(fixture("authz-deny.yaml")).expect("loads");
+    let result = run_loaded(&loaded);
+    let count = |load: usize, status: u16| -> u64 {
+        result.world.outcomes[load]
+            .iter()
+            .filter(|(k, _)| k.status == status)
+            .map(|(_, n)| *n)
+            .sum()
+    };
+    assert_eq!(count(0, 403), 0);
+    assert!(count(0, 200) > 3500, "{:?}", result.world.outcomes[0]);
+    assert_eq!(count(1, 403), 900, "{:?}", result.world.outcomes[1]);
+    assert_eq!(count(2, 403), 360, "{:?}", result.world.outcomes[2]);
+    let coordinator = deployment_index(&result, "agno-coordinator");
+    assert_eq!(result.world.authz_denied[coordinator], 1260);
+    // The application's histogram holds only what it answered.
+    let stats = &result.world.stats[coordinator];
+    assert_eq!(stats.by_status.get(&403), Some(&1260));
+    assert_eq!(stats.latency_us.len(), count(0, 200) + count(0, 500));
+    let report = twin::report::json(&result);
+    let denials: Vec<&str> = report["timeline"]
+        .as_array()
+        .expect("a timeline")
+        .iter()
+        .filter(|e| e["kind"] == "RequestDenied")
+        .map(|e| e["message"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(denials.len(), 2, "{denials:?}");
+    assert!(
+        denials[0].contains("DENY policy deny-admin matches"),
+        "{denials:?}"
+    );
+    assert!(
+        denials[1].contains("sa/billing: no ALLOW policy of sophia-auth-policy admits it"),
+        "{denials:?}"
+    );
+}
+
+#[test]
+fn an_authorization_policy_the_model_cannot_evaluate_is_refused_with_its_line() {
+    // Goal: a `when` condition is valid Istio the model does not evaluate: refused before
+    // anything runs, naming the manifest, the document, the line and the field.
+    let (code, stdout, stderr) = twin(&["run", "fixtures/scenarios/err/authz-unsupported.yaml"]);
+    assert_eq!(code, 2, "stderr: {stderr}");
+    assert!(stdout.is_empty(), "nothing simulated: {stdout}");
+    assert!(
+        stderr.contains("authz-when.yaml:16:7: document 1: spec.rules[0].when: a when condition is valid Istio but not modelled"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_canary_answering_20_percent_503s_is_ejected_and_its_twin_takes_the_canary_traffic() {
+    // Goal: the plan's outlier rule (Envoy's default 5 consecutive 5xx, ejection 30 s x times
+    // ejected, maxEjectionPercent 50 of 2 canary pods) on a canary failing 20 % of its
+    // requests: a pod is ejected now and then, never both at once, and while one is out the
+    // other takes all the canary subset's traffic (10 % of the split plus the 5 % with the
+    // canary header: about 43.5 req/s), the ejected one none. Method: the pods' own
+    // http_requests_total as scraped every 15 s, between the first scrape 10 s after each
+    // ejection (the 1 s merge window and the requests already in flight have passed) and the
+    // last scrape 1 s before its unejection.
+    let loaded = twin::scenario::load(fixture("canary-20pct-503.yaml")).expect("loads");
+    let result = run_loaded(&loaded);
+    assert!(result.passed(), "{:?}", result.expectations);
+    let report = twin::report::json(&result);
+    let log = report["outlierEjections"].as_array().expect("a log");
+    let store = &result.world.storage.store;
+    // A pod's requests as of the last scrape at or before `t_ms`: (that scrape's time, count).
+    let served = |pod: &str, t_ms: i64| -> (i64, f64) {
+        let matchers = [
+            twin::telemetry::store::Matcher::equal("__name__", "http_requests_total"),
+            // The plan's scrape job labels a pod's series with its target, `<pod>:9090`.
+            twin::telemetry::store::Matcher::equal("instance", &format!("{pod}:9090")),
+        ];
+        let mut at = 0;
+        let mut total = 0.0;
+        for id in store.select(&matchers) {
+            if let Some(sample) = store.series(id).samples_between(t_ms - 14_999, t_ms).last() {
+                at = at.max(sample.t_ms);
+                total += sample.value;
+            }
+        }
+        (at, total)
+    };
+    let canary_pods: BTreeSet<String> = log
+        .iter()
+        .map(|e| e["pod"].as_str().expect("a pod").to_string())
+        .collect();
+    let mut windows = 0;
+    for pair in log.chunks(2) {
+        let [eject, uneject] = pair else { break };
+        assert_eq!(
+            (eject["action"].as_str(), uneject["action"].as_str()),
+            (Some("eject"), Some("uneject"))
+        );
+        assert_eq!(
+            eject["pod"], uneject["pod"],
+            "one pod out at a time: {log:?}"
+        );
+        let out = eject["pod"].as_str().expect("a pod");
+        let at = |e: &serde_json::Value| (e["atSecs"].as_f64().expect("a time") * 1000.0) as i64;
+        // Scrapes every 15 s: the one at or before t1 is at least 10 s into the ejection.
+        let (t1, t2) = (at(eject) + 25_000, at(uneject) - 1_000);
+        let twin_pod = canary_pods
+            .iter()
+            .find(|p| p.as_str() != out)
+            .expect("the other canary pod was ejected at some point too");
+        let ((s1, before), (s2, after)) = (served(twin_pod, t1), served(twin_pod, t2));
+        if s2 <= s1 {
+            continue;
+        }
+        windows += 1;
+        assert_eq!(
+            served(out, t2).1 - served(out, t1).1,
+            0.0,
+            "{out} served while ejected, scrapes in [{t1}, {t2}] ms"
+        );
+        let rate = (after - before) / ((s2 - s1) as f64 / 1000.0);
+        assert!(
+            (35.0..52.0).contains(&rate),
+            "{twin_pod} took {rate:.1} req/s while {out} was out"
+        );
+    }
+    assert!(windows >= 3, "ejection windows checked: {windows}");
 }
 
 #[test]

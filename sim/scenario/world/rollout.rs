@@ -458,7 +458,14 @@ impl World {
     /// rule of the VirtualService that sends to `routes.from`.
     fn set_weight(&mut self, now: SimTime, idx: usize, routes: &RouteControl, weight: u32) {
         for &load in &routes.loads {
-            let Target::Routed { vs, specs, .. } = &mut self.loads[load].target else {
+            let Target::Routed {
+                vs,
+                specs,
+                clusters,
+                table,
+                ..
+            } = &mut self.loads[load].target
+            else {
                 continue;
             };
             for rule in specs.iter_mut() {
@@ -480,6 +487,7 @@ impl World {
                 rule.route = vec![from, to];
             }
             *vs = VirtualService::new(specs).expect("weights of 0 and 100 always compile");
+            *table = super::route_table(vs, clusters);
         }
         let name = self.rollouts[idx].name.clone();
         self.rollouts[idx].weights.push((now, weight));
