@@ -855,20 +855,25 @@ impl World {
 
     /// The server sidecar answers 403 at once: the application never sees the request.
     fn deny_request(&mut self, sched: &mut Scheduler<Event>, deployment: usize, work: PodWork) {
-        let now = sched.now();
         // Counted by status, kept out of the latency histogram: that is the application's.
         self.authz_denied[deployment] += 1;
         *self.stats[deployment].by_status.entry(403).or_insert(0) += 1;
+        self.end_attempt(sched, work, 403, false);
+    }
+
+    /// Hands the end of an attempt on a pod to its cluster and acts on what follows. `cut`: the
+    /// pod died with it (see `apply_upstream`).
+    fn end_attempt(&mut self, sched: &mut Scheduler<Event>, work: PodWork, status: u16, cut: bool) {
         let mut out = std::mem::take(&mut self.upstream_out);
         self.clusters[work.cluster as usize].upstream.finished(
-            now,
+            sched.now(),
             work.attempt,
             work.host,
             work.conn,
-            AttemptResult::Status(403),
+            AttemptResult::Status(status),
             &mut out,
         );
-        self.apply_upstream(sched, work.cluster, &mut out, false);
+        self.apply_upstream(sched, work.cluster, &mut out, cut);
         self.upstream_out = out;
     }
 
@@ -1003,18 +1008,8 @@ impl World {
 
     /// An attempt that cannot be answered by its pod: a reset (the pod died) or a full backlog.
     fn fail_request(&mut self, sched: &mut Scheduler<Event>, work: PodWork, flag: ResponseFlag) {
-        let now = sched.now();
-        let mut out = Vec::new();
-        self.clusters[work.cluster as usize].upstream.finished(
-            now,
-            work.attempt,
-            work.host,
-            work.conn,
-            AttemptResult::Status(503),
-            &mut out,
-        );
         let cut = flag == ResponseFlag::UpstreamConnectionTermination;
-        self.apply_upstream(sched, work.cluster, &mut out, cut);
+        self.end_attempt(sched, work, 503, cut);
     }
 
     fn completion(&mut self, sched: &mut Scheduler<Event>, pod: PodKey, id: u64) {
@@ -1057,17 +1052,7 @@ impl World {
         let _ = stats
             .latency_us
             .record(latency.as_nanos().div_ceil(1000).max(1));
-        let mut out = std::mem::take(&mut self.upstream_out);
-        self.clusters[work.cluster as usize].upstream.finished(
-            now,
-            work.attempt,
-            work.host,
-            work.conn,
-            AttemptResult::Status(status),
-            &mut out,
-        );
-        self.apply_upstream(sched, work.cluster, &mut out, false);
-        self.upstream_out = out;
+        self.end_attempt(sched, work, status, false);
         if let Some(started) = next {
             self.begin_service(sched, pod, started.item);
         }
