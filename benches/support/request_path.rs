@@ -6,7 +6,7 @@
 
 use hdrhistogram::Histogram;
 use rand::RngExt;
-use twin::engine::{Engine, RngTree, SimDuration, SimTime};
+use twin::engine::{Engine, RngTree, SimDuration, SimRng, SimTime};
 use twin::mesh::HostId;
 use twin::mesh::istio::{
     IstioConnectionPool, IstioHttpSettings, IstioOutlierDetection, IstioTcpSettings,
@@ -21,7 +21,9 @@ use twin::mesh::route::{
     VirtualService,
 };
 use twin::mesh::upstream::{AttemptId, Upstream, UpstreamEvent};
-use twin::workload::{Admission, ArrivalProcess, Arrivals, PodQueue, ServiceTime};
+use twin::workload::{
+    Admission, ArrivalProcess, Arrivals, PodQueue, ServiceTime, ServiceTimeSampler,
+};
 
 const N_PODS: usize = 10;
 /// Pods 0..8 are subset v1, 8..10 subset v2.
@@ -62,28 +64,58 @@ fn virtual_service() -> VirtualService {
     .expect("valid routes")
 }
 
+/// What both paths share: the seeded streams, the arrivals, the service time and the routes.
+struct Load {
+    tree: RngTree,
+    arrivals: Arrivals,
+    service: ServiceTimeSampler,
+    service_rng: SimRng,
+    route_rng: SimRng,
+    vs: VirtualService,
+    request: HttpRequest,
+}
+
+impl Load {
+    fn new(seed: u64) -> Load {
+        let tree = RngTree::new(seed);
+        // 10 pods x 4 slots / 20 ms mean service = 2000 req/s of capacity; load it to 70 %.
+        let arrivals = Arrivals::new(
+            ArrivalProcess::Poisson {
+                rate_per_sec: 1400.0,
+            },
+            tree.stream("workload/arrivals"),
+            SimTime::ZERO,
+        )
+        .expect("valid process");
+        let service = ServiceTime::LogNormal {
+            p50: SimDuration::from_millis(15),
+            p99: SimDuration::from_millis(80),
+        }
+        .sampler()
+        .expect("valid distribution");
+        Load {
+            service_rng: tree.stream("workload/service"),
+            route_rng: tree.stream("mesh/route"),
+            tree,
+            arrivals,
+            service,
+            vs: virtual_service(),
+            request: HttpRequest::new("GET", "/cart"),
+        }
+    }
+}
+
 /// Runs `n_requests` through the path and returns the histogram's count and p99 [us].
 pub fn run(n_requests: u64, seed: u64) -> (u64, u64) {
-    let tree = RngTree::new(seed);
-    // 10 pods x 4 slots / 20 ms mean service = 2000 req/s of capacity; load it to 70 %.
-    let mut arrivals = Arrivals::new(
-        ArrivalProcess::Poisson {
-            rate_per_sec: 1400.0,
-        },
-        tree.stream("workload/arrivals"),
-        SimTime::ZERO,
-    )
-    .expect("valid process");
-    let service = ServiceTime::LogNormal {
-        p50: SimDuration::from_millis(15),
-        p99: SimDuration::from_millis(80),
-    }
-    .sampler()
-    .expect("valid distribution");
-    let mut service_rng = tree.stream("workload/service");
-    let mut route_rng = tree.stream("mesh/route");
-    let vs = virtual_service();
-    let request = HttpRequest::new("GET", "/cart");
+    let Load {
+        tree,
+        mut arrivals,
+        service,
+        mut service_rng,
+        mut route_rng,
+        vs,
+        request,
+    } = Load::new(seed);
     let subsets = [
         HostSet::uniform(V1_PODS as u32),
         HostSet::uniform((N_PODS - V1_PODS) as u32),
@@ -216,25 +248,15 @@ enum MeshEvent {
 
 /// The same load through the full client-side model; returns the recorded count and p99 [us].
 pub fn run_full_mesh(n_requests: u64, seed: u64) -> (u64, u64) {
-    let tree = RngTree::new(seed);
-    let mut arrivals = Arrivals::new(
-        ArrivalProcess::Poisson {
-            rate_per_sec: 1400.0,
-        },
-        tree.stream("workload/arrivals"),
-        SimTime::ZERO,
-    )
-    .expect("valid process");
-    let service = ServiceTime::LogNormal {
-        p50: SimDuration::from_millis(15),
-        p99: SimDuration::from_millis(80),
-    }
-    .sampler()
-    .expect("valid distribution");
-    let mut service_rng = tree.stream("workload/service");
-    let mut route_rng = tree.stream("mesh/route");
-    let vs = virtual_service();
-    let request = HttpRequest::new("GET", "/cart");
+    let Load {
+        tree,
+        mut arrivals,
+        service,
+        mut service_rng,
+        mut route_rng,
+        vs,
+        request,
+    } = Load::new(seed);
     let policy = plan_policy();
     let mut upstreams: [Upstream<SimTime>; 2] =
         [V1_PODS as u32, (N_PODS - V1_PODS) as u32].map(|n_hosts| {
