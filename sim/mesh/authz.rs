@@ -51,15 +51,15 @@ pub struct AuthorizationPolicy {
 
 /// The verdict on one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AuthzDecision {
+pub enum AuthzDecision<'a> {
     Allow,
     /// 403; `policy` names the DENY policy that matched, or is `None` when no ALLOW policy did.
     Deny {
-        policy: Option<String>,
+        policy: Option<&'a str>,
     },
 }
 
-impl AuthzDecision {
+impl AuthzDecision<'_> {
     pub fn status(&self) -> u16 {
         match self {
             AuthzDecision::Allow => 200,
@@ -123,13 +123,13 @@ impl AuthorizationPolicy {
 }
 
 /// The verdict of every policy that selects the workload.
-pub fn check(policies: &[AuthorizationPolicy], request: &HttpRequest) -> AuthzDecision {
+pub fn check<'a>(policies: &'a [AuthorizationPolicy], request: &HttpRequest) -> AuthzDecision<'a> {
     if let Some(deny) = policies
         .iter()
         .find(|p| p.action == AuthzAction::Deny && p.matches(request))
     {
         return AuthzDecision::Deny {
-            policy: Some(deny.name.clone()),
+            policy: Some(deny.name.as_str()),
         };
     }
     let mut allow_policies = policies
