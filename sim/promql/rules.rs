@@ -958,16 +958,22 @@ impl AlertingRule {
         for sample in result {
             let mut labels = sample.labels.clone();
             labels.remove(METRIC_NAME);
-            if !self.label_templates.is_empty() {
-                let data = TemplateData {
-                    labels: sample.labels.clone(),
-                    external_labels: ctx.external_labels.clone(),
-                    external_url: ctx.external_url.clone(),
-                    value: sample.value,
+            // The data is built only for a label that has actions to expand.
+            let mut data: Option<TemplateData> = None;
+            for (name, template) in &self.label_templates {
+                let value = match template.as_text() {
+                    Some(text) => text.to_string(),
+                    None => expanded(
+                        template,
+                        data.get_or_insert_with(|| TemplateData {
+                            labels: sample.labels.clone(),
+                            external_labels: ctx.external_labels.clone(),
+                            external_url: ctx.external_url.clone(),
+                            value: sample.value,
+                        }),
+                    ),
                 };
-                for (name, text) in &self.label_templates {
-                    set_label(&mut labels, name, expanded(text, &data));
-                }
+                set_label(&mut labels, name, value);
             }
             labels.insert("alertname".to_string(), self.name.clone());
             if fresh.contains_key(&labels) {

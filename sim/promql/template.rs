@@ -77,16 +77,21 @@ impl Template {
         &self.text
     }
 
+    /// The expansion of a template without actions: its own text, whatever the data.
+    pub fn as_text(&self) -> Option<&str> {
+        match self.nodes.as_ref().ok()?.as_slice() {
+            [] => Some(""),
+            [Node::Text(text)] => Some(text),
+            _ => None,
+        }
+    }
+
     /// Expands the template over `data`.
     pub fn expand(&self, data: &TemplateData) -> Result<String, TemplateError> {
+        if let Some(text) = self.as_text() {
+            return Ok(text.to_string());
+        }
         let nodes = self.nodes.as_ref().map_err(Clone::clone)?;
-        // Text without actions is its own expansion.
-        if let [Node::Text(text)] = nodes.as_slice() {
-            return Ok(text.clone());
-        }
-        if nodes.is_empty() {
-            return Ok(String::new());
-        }
         let template_name = &self.template_name;
         let mut exec = Exec {
             vars: Vec::new(),
