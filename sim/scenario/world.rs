@@ -144,6 +144,79 @@ struct PodServe {
     authz: Option<u16>,
 }
 
+/// The serving pods, by key. Keys are handed out in sequence and a run creates a few hundred
+/// pods, so a slot per key ever used is small, and finding a pod on every request is an index
+/// instead of a tree search. Iteration is in key order, as a `BTreeMap`'s would be.
+#[derive(Debug, Default)]
+struct PodTable {
+    slots: Vec<Option<PodServe>>,
+}
+
+impl PodTable {
+    #[inline]
+    fn get(&self, key: &PodKey) -> Option<&PodServe> {
+        self.slots.get(key.0 as usize)?.as_ref()
+    }
+
+    #[inline]
+    fn get_mut(&mut self, key: &PodKey) -> Option<&mut PodServe> {
+        self.slots.get_mut(key.0 as usize)?.as_mut()
+    }
+
+    fn contains_key(&self, key: &PodKey) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn insert(&mut self, key: PodKey, serve: PodServe) {
+        let at = key.0 as usize;
+        if self.slots.len() <= at {
+            self.slots.resize_with(at + 1, || None);
+        }
+        self.slots[at] = Some(serve);
+    }
+
+    fn remove(&mut self, key: &PodKey) -> Option<PodServe> {
+        self.slots.get_mut(key.0 as usize)?.take()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (PodKey, &PodServe)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(at, slot)| slot.as_ref().map(|serve| (PodKey(at as u32), serve)))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (PodKey, &mut PodServe)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(at, slot)| slot.as_mut().map(|serve| (PodKey(at as u32), serve)))
+    }
+
+    fn keys(&self) -> impl Iterator<Item = PodKey> + '_ {
+        self.iter().map(|(key, _)| key)
+    }
+}
+
+impl std::ops::Index<&PodKey> for PodTable {
+    type Output = PodServe;
+    fn index(&self, key: &PodKey) -> &PodServe {
+        self.get(key).expect("the pod is serving")
+    }
+}
+
+/// A set of AuthorizationPolicies some pods' sidecars enforce together, and the verdicts it has
+/// reached. A verdict depends on nothing but the policies and the request, and a load stream
+/// sends a fixed list of prebuilt requests, so each (stream, request) is checked once.
+#[derive(Debug)]
+struct AuthzSet {
+    /// Indices into `World::authz_policies`.
+    members: Vec<usize>,
+    policies: Vec<crate::mesh::authz::AuthorizationPolicy>,
+    /// Per load stream, per request variant: `None` until checked, then whether it is refused.
+    refused: Vec<Vec<Option<bool>>>,
+}
+
 #[derive(Clone, Debug, Default)]
 struct PodCounters {
     requests_by_status: BTreeMap<u16, u64>,
@@ -417,7 +490,7 @@ pub struct World {
     /// Per Deployment (cluster index): per ReplicaSet, its service model.
     pub models: Vec<Vec<ServiceModel>>,
     pub deployment_names: Vec<String>,
-    pods: BTreeMap<PodKey, PodServe>,
+    pods: PodTable,
     pub clusters: Vec<MeshCluster>,
     pub loads: Vec<LoadStream>,
     pub hpas: Vec<HpaRuntime>,
@@ -443,9 +516,8 @@ pub struct World {
     pub metrics_adapter: bool,
     /// The mesh's AuthorizationPolicies, each with the pods it selects.
     pub authz_policies: Vec<crate::mesh::lower::ScopedAuthorizationPolicy>,
-    /// Distinct sets of policies a pod's sidecar enforces: (indices into `authz_policies`,
-    /// the policies).
-    authz_sets: Vec<(Vec<usize>, Vec<crate::mesh::authz::AuthorizationPolicy>)>,
+    /// Distinct sets of policies a pod's sidecar enforces.
+    authz_sets: Vec<AuthzSet>,
     /// Requests a server sidecar refused with 403 (RBAC), per Deployment.
     pub authz_denied: Vec<u64>,
     /// Load streams whose first denial is already in the timeline.
@@ -504,7 +576,7 @@ impl World {
             stats: (0..=n).map(|_| ServiceStats::new()).collect(),
             most_replicas: vec![0; n],
             deployment_names,
-            pods: BTreeMap::new(),
+            pods: PodTable::default(),
             clusters,
             loads,
             hpas,
@@ -794,7 +866,7 @@ impl World {
         let idx = match self
             .authz_sets
             .iter()
-            .position(|(key, _)| *key == selecting)
+            .position(|set| set.members == selecting)
         {
             Some(idx) => idx,
             None => {
@@ -802,7 +874,11 @@ impl World {
                     .iter()
                     .map(|&i| self.authz_policies[i].policy.clone())
                     .collect();
-                self.authz_sets.push((selecting, policies));
+                self.authz_sets.push(AuthzSet {
+                    members: selecting,
+                    policies,
+                    refused: Vec::new(),
+                });
                 self.authz_sets.len() - 1
             }
         };
@@ -819,19 +895,31 @@ impl World {
         else {
             return false;
         };
-        let stream = &self.loads[request.load as usize];
-        let http = &stream.variants[request.variant as usize];
-        let decision = crate::mesh::authz::check(&self.authz_sets[set as usize].1, http);
+        let (load, variant) = (request.load as usize, request.variant as usize);
+        let stream = &self.loads[load];
+        let set = &mut self.authz_sets[set as usize];
+        if set.refused.len() <= load {
+            set.refused.resize(self.loads.len(), Vec::new());
+        }
+        if set.refused[load].is_empty() {
+            set.refused[load] = vec![None; stream.variants.len()];
+        }
+        if let Some(known) = set.refused[load][variant] {
+            return known;
+        }
+        let http = &stream.variants[variant];
+        let decision = crate::mesh::authz::check(&set.policies, http);
         let crate::mesh::authz::AuthzDecision::Deny { policy } = decision else {
+            set.refused[load][variant] = Some(false);
             return false;
         };
+        // Each (stream, request) is checked once, so a stream's first refusal is seen here.
         if self.authz_noted.insert(request.load) {
             let why = match policy {
                 Some(name) => format!("DENY policy {name} matches"),
                 None => format!(
                     "no ALLOW policy of {} admits it",
-                    self.authz_sets[set as usize]
-                        .1
+                    set.policies
                         .iter()
                         .filter(|p| p.action == crate::mesh::authz::AuthzAction::Allow)
                         .map(|p| p.name.as_str())
@@ -848,7 +936,10 @@ impl World {
                     .unwrap_or("a caller without a mesh identity"),
             );
             let name = stream.name.clone();
+            set.refused[load][variant] = Some(true);
             self.note(now, "RequestDenied", format!("load/{name}"), detail);
+        } else {
+            set.refused[load][variant] = Some(true);
         }
         true
     }
@@ -1064,14 +1155,14 @@ impl World {
         let now = sched.now();
         // Serving state: one per running container.
         let mut dead = Vec::new();
-        for (key, serve) in &self.pods {
-            match self.cluster.pods.get(key) {
+        for (key, serve) in self.pods.iter() {
+            match self.cluster.pods.get(&key) {
                 // A terminating pod is out of the endpoints but finishes what it holds within
                 // its grace period (the application handles SIGTERM, the sidecar drains).
                 Some(p)
                     if matches!(p.status, PodStatus::Running | PodStatus::Terminating)
                         && p.generation == serve.generation => {}
-                _ => dead.push(*key),
+                _ => dead.push(key),
             }
         }
         let mut serving_changed = !dead.is_empty();
@@ -1324,7 +1415,7 @@ impl World {
     fn scrape(&mut self, now: SimTime) {
         let t_ms = now.as_millis();
         let scraping = now >= self.scrape_down_until;
-        let keys: Vec<PodKey> = self.pods.keys().copied().collect();
+        let keys: Vec<PodKey> = self.pods.keys().collect();
         for key in keys {
             let Some(pod) = self.cluster.pods.get(&key) else {
                 continue;
@@ -1507,7 +1598,7 @@ impl World {
     /// metrics-server's scrape of every kubelet: the CPU rate since its previous scrape of the
     /// same container, and memory now.
     fn metrics_server_scrape(&mut self, now: SimTime) {
-        let keys: Vec<PodKey> = self.pods.keys().copied().collect();
+        let keys: Vec<PodKey> = self.pods.keys().collect();
         for key in keys {
             let Some(pod) = self.cluster.pods.get(&key) else {
                 continue;
@@ -1818,7 +1909,6 @@ impl World {
                 let keys: Vec<PodKey> = self
                     .pods
                     .keys()
-                    .copied()
                     .filter(|k| {
                         self.cluster
                             .pods
@@ -1839,7 +1929,7 @@ impl World {
                     "memory leak starts",
                 );
                 // OOM timers for the running pods are set by the next endpoint reconcile.
-                let keys: Vec<PodKey> = self.pods.keys().copied().collect();
+                let keys: Vec<PodKey> = self.pods.keys().collect();
                 for key in keys {
                     if self
                         .cluster

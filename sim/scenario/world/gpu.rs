@@ -74,14 +74,14 @@ impl World {
                 }
             }
         }
-        for (key, serve) in &mut self.pods {
-            let Some(pod) = self.cluster.pods.get(key) else {
+        for (key, serve) in self.pods.iter_mut() {
+            let Some(pod) = self.cluster.pods.get(&key) else {
                 continue;
             };
             let Some(work) = &self.models[pod.deployment][serve.model].gpu_work else {
                 continue;
             };
-            serve.gpu = seats.get(key).and_then(|(class, tenants)| {
+            serve.gpu = seats.get(&key).and_then(|(class, tenants)| {
                 let class = work.class_index(class)?;
                 Some(GpuSeat {
                     class,
