@@ -206,6 +206,16 @@ proptest! {
         prop_assert!(queue.pop().is_none());
     }
 
+    // Goal: the fast rounding of sampled durations is `f64::round`, bit for bit, over the whole
+    // range a duration can take (halves, tiny fractions, and values past 2^53).
+    #[test]
+    fn positive_rounding_is_f64_round(bits in 0u64..0x43f0_0000_0000_0000) {
+        let x = f64::from_bits(bits);
+        prop_assert_eq!(super::time::round_positive(x), x.round() as u64);
+        let half = (bits % (1 << 52)) as f64 + 0.5;
+        prop_assert_eq!(super::time::round_positive(half), half.round() as u64);
+    }
+
     #[test]
     fn durations_round_trip_through_display(ns in 0u64..(400 * 86_400 * 1_000_000_000)) {
         let text = SimDuration(ns).to_string();

@@ -31,6 +31,15 @@ pub struct SimDuration(pub u64);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SimTime(pub u64);
 
+/// `x.round() as u64` for `0 <= x < 2^64`, without the library call that `f64::round` is on
+/// baseline x86-64 (every sampled duration goes through here). Exact: below 2^53 the integer
+/// part and the fraction are both exact in `f64`; at or above it `x` is already whole.
+#[inline]
+pub(crate) fn round_positive(x: f64) -> u64 {
+    let whole = x as u64;
+    whole + u64::from(x - whole as f64 >= 0.5)
+}
+
 impl SimDuration {
     pub const ZERO: SimDuration = SimDuration(0);
     pub const MAX: SimDuration = SimDuration(u64::MAX);
@@ -53,7 +62,7 @@ impl SimDuration {
             if ns >= u64::MAX as f64 {
                 SimDuration(u64::MAX)
             } else {
-                SimDuration(ns.round() as u64)
+                SimDuration(round_positive(ns))
             }
         }
     }

@@ -332,6 +332,35 @@ impl ArrivalProcess {
         }
     }
 
+    /// For `Diurnal`, the exact minimum of `rate_at` over `[from, to]`: at an end, or at a trough
+    /// (`phase + period / 2 + k * period`) inside. `None` for the other shapes.
+    pub fn diurnal_min_between(&self, from: SimDuration, to: SimDuration) -> Option<f64> {
+        let ArrivalProcess::Diurnal {
+            trough_per_sec,
+            period,
+            phase,
+            ..
+        } = *self
+        else {
+            return None;
+        };
+        let ends = self.rate_at(from).min(self.rate_at(to));
+        let period_ns = period.as_nanos();
+        let trough_ns = (phase.as_nanos() % period_ns + period_ns / 2) % period_ns;
+        let since_trough =
+            (from.as_nanos() % period_ns + period_ns - trough_ns) % period_ns;
+        let next_trough = if since_trough == 0 {
+            0
+        } else {
+            period_ns - since_trough
+        };
+        if from.as_nanos().saturating_add(next_trough) <= to.as_nanos() {
+            Some(trough_per_sec.min(ends))
+        } else {
+            Some(ends)
+        }
+    }
+
     /// The expected number of arrivals in `[0, end)`, integrated numerically in 1 ms steps (or
     /// exactly for the flat processes). For tests and capacity estimates, not for generation.
     pub fn expected_arrivals(&self, end: SimDuration) -> f64 {
@@ -386,6 +415,10 @@ pub struct Arrivals {
     /// rate over `[offset, window_end_secs]`, so that few are thrown away.
     window_end_secs: f64,
     window_bound: f64,
+    /// For `Diurnal`, a lower bound of `rate / window_bound` over the window (the squeeze):
+    /// a candidate whose uniform draw falls below it is kept without evaluating the cosine.
+    /// Zero for the other shapes, whose rate costs nothing to evaluate.
+    window_floor_ratio: f64,
     /// No arrival at or after this offset from `start` [s] is wanted (the stream's end).
     horizon_secs: f64,
     /// For `RateTrace`: the expected count `Λ` at each step's start, and the step the last
@@ -426,6 +459,7 @@ impl Arrivals {
             peak_per_sec,
             window_end_secs: 0.0,
             window_bound: 0.0,
+            window_floor_ratio: 0.0,
             horizon_secs: f64::INFINITY,
             cumulative,
             step: 0,
@@ -521,6 +555,14 @@ impl Arrivals {
                     return None;
                 }
                 self.window_bound = self.process.max_rate_between(from, to);
+                self.window_floor_ratio = match self.process.diurnal_min_between(from, to) {
+                    // A hair below the true minimum, so that rounding in the cosine of a
+                    // candidate inside the window can never put its rate below the floor.
+                    Some(min) if self.window_bound > 0.0 => {
+                        min * (1.0 - 1e-9) / self.window_bound
+                    }
+                    _ => 0.0,
+                };
             }
             if self.window_bound <= 0.0 {
                 self.offset_secs = self.window_end_secs;
@@ -536,6 +578,17 @@ impl Arrivals {
             let offset = SimDuration::from_secs_f64(self.offset_secs);
             if offset == SimDuration::MAX {
                 return None;
+            }
+            if self.window_floor_ratio > 0.0 {
+                // The squeeze (a diurnal rate is not flat over a window, so the uniform draw
+                // is taken for every candidate, as the test below would take it).
+                let draw: f64 = self.rng.random();
+                if draw < self.window_floor_ratio
+                    || draw < self.process.rate_at(offset) / self.window_bound
+                {
+                    return Some(self.start + offset);
+                }
+                continue;
             }
             let ratio = self.process.rate_at(offset) / self.window_bound;
             if ratio >= 1.0 || self.rng.random::<f64>() < ratio {
