@@ -1,21 +1,32 @@
 //! The event queue: events come off in order of (time, insertion sequence), so two events
 //! scheduled for the same instant leave in the order they were scheduled.
 //!
-//! It is a timing wheel (Varghese and Lauck, 1987) in front of a binary heap, the shape of a
-//! calendar queue (Brown, 1988) with a fixed year. Time is cut into slots of `2^SLOT_BITS` ns
-//! (65.5 µs); the wheel holds the events of the next `WHEEL_SLOTS` slots (1.07 s), each slot a
-//! list threaded through one slab, and a bitmap of the occupied slots. Events further out wait in
-//! the `far` heap and move onto the wheel as its window slides over them; the events of the
-//! current slot sit in the small `due` heap, which alone decides the order within a slot. A run
-//! schedules most of its events (arrivals, connections, service completions) less than a second
-//! ahead, so most events cost a slab write and a bit on the way in and a heap of one or two on
-//! the way out, instead of the logarithmic sift of a heap over everything pending.
+//! It has two forms and moves its events between them by how many are pending; both give the
+//! same order, so the switch never shows in a run's output.
 //!
-//! Invariants: `due` holds every pending event of the slot `cursor` and before it; the wheel
-//! holds those of slots `cursor + 1 .. cursor + WHEEL_SLOTS`, slot `s` in list `s %
-//! WHEEL_SLOTS`; `far` holds the rest. `pop` never returns an event earlier than one it
-//! returned before; pushing into the past is a bug and panics. No allocation per event once the
-//! slab and the heaps have grown.
+//! - Up to about a hundred thousand pending events, a timing wheel (Varghese and Lauck, 1987)
+//!   in front of a binary heap, the shape of a calendar queue (Brown, 1988) with a fixed year.
+//!   Time is cut into slots of `2^SLOT_BITS` ns (65.5 µs); the wheel holds the events of the
+//!   next `WHEEL_SLOTS` slots (1.07 s), each slot a list threaded through one slab, and a bitmap
+//!   of the occupied slots. Events further out wait in the `far` heap and move onto the wheel
+//!   as its window slides over them; the events of the current slot sit in `due`, which alone
+//!   orders a slot's events. A run schedules most of its events (arrivals, connections,
+//!   service completions) less than a second ahead and keeps a few hundred to a few thousand
+//!   pending, so most events cost a slab write and a bit on the way in and a pop from a vector
+//!   of one or two on the way out.
+//! - Beyond that, a radix heap (Ahuja, Mehlhorn, Orlin and Tarjan, 1990) over the 128-bit key
+//!   `time << 64 | seq`: bucket `i` holds the keys whose highest bit differing from the last
+//!   settled key is bit `i - 1`, and a pop empties the lowest non-empty bucket into the buckets
+//!   below it. Every move is a sequential scan of a vector, which is what keeps a million
+//!   pending events fast, where the wheel's slots would hold dozens each, scattered over the
+//!   slab.
+//!
+//! Invariants, wheel form: `due` holds every pending event of the slot `cursor` and before it;
+//! the wheel holds those of slots `cursor + 1 .. cursor + WHEEL_SLOTS`, slot `s` in list `s %
+//! WHEEL_SLOTS`; `far` holds the rest. Radix form: `due` holds the events pushed below the radix
+//! heap's settled key (earlier than everything in it), the radix heap the rest. Both: `pop`
+//! never returns an event earlier than one it returned before; pushing into the past is a bug
+//! and panics; no allocation per event once the vectors have grown.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -29,6 +40,10 @@ const WHEEL_SLOTS: u64 = 1 << 14;
 const WORDS: usize = (WHEEL_SLOTS / 64) as usize;
 /// The end of a slot's list.
 const NIL: u32 = u32::MAX;
+/// Pending counts at which the queue takes the radix form, and goes back to the wheel.
+const TO_RADIX: usize = 1 << 17;
+const TO_WHEEL: usize = 1 << 15;
+const N_BUCKETS: usize = 129;
 
 /// One pending event with its key, ordered so that `BinaryHeap` (a max-heap) yields the earliest.
 struct Keyed<E> {
@@ -84,6 +99,11 @@ pub struct EventQueue<E> {
     free: u32,
     /// Events beyond the wheel's window.
     far: BinaryHeap<Keyed<E>>,
+    /// The radix form's heap; `None` in the wheel form.
+    radix: Option<Radix<E>>,
+    /// The pending counts that switch the form (`TO_RADIX`, `TO_WHEEL` outside tests).
+    to_radix: usize,
+    to_wheel: usize,
     /// The time of the last popped event.
     last_time: u64,
     /// Insertion counter: the tie-break of equal times.
@@ -102,6 +122,21 @@ fn slot_of(time: u64) -> u64 {
     time >> SLOT_BITS
 }
 
+#[inline]
+fn key(time: u64, seq: u64) -> u128 {
+    (u128::from(time) << 64) | u128::from(seq)
+}
+
+#[inline]
+fn time_of(key: u128) -> SimTime {
+    SimTime::from_nanos((key >> 64) as u64)
+}
+
+#[inline]
+fn seq_of(key: u128) -> u64 {
+    key as u64
+}
+
 impl<E> EventQueue<E> {
     pub fn new() -> Self {
         EventQueue {
@@ -113,9 +148,22 @@ impl<E> EventQueue<E> {
             slab: Vec::new(),
             free: NIL,
             far: BinaryHeap::new(),
+            radix: None,
+            to_radix: TO_RADIX,
+            to_wheel: TO_WHEEL,
             last_time: 0,
             next_seq: 0,
             len: 0,
+        }
+    }
+
+    /// A queue that changes form at other pending counts, so that tests cross the switch often.
+    #[cfg(test)]
+    pub(crate) fn with_switch_at(to_radix: usize, to_wheel: usize) -> Self {
+        EventQueue {
+            to_radix,
+            to_wheel,
+            ..Self::new()
         }
     }
 
@@ -132,6 +180,11 @@ impl<E> EventQueue<E> {
     pub fn next_time(&mut self) -> Option<SimTime> {
         if self.len == 0 {
             return None;
+        }
+        if let Some(radix) = &mut self.radix
+            && self.due.is_empty()
+        {
+            return Some(time_of(radix.peek_key()));
         }
         self.settle();
         self.due.last().map(|k| SimTime::from_nanos(k.time))
@@ -150,7 +203,24 @@ impl<E> EventQueue<E> {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.len += 1;
-        self.place(time, seq, event);
+        match &mut self.radix {
+            Some(radix) => {
+                let k = key(time, seq);
+                if k >= radix.last {
+                    radix.push(k, event);
+                } else {
+                    // Behind a key the heap settled on to answer `next_time`: before
+                    // everything in it.
+                    self.push_due(Keyed { time, seq, event });
+                }
+            }
+            None => {
+                self.place(time, seq, event);
+                if self.len > self.to_radix {
+                    self.become_radix();
+                }
+            }
+        }
     }
 
     /// Files an event by its slot: `due`, the wheel or `far`.
@@ -195,16 +265,84 @@ impl<E> EventQueue<E> {
         if self.len == 0 {
             return None;
         }
-        self.settle();
-        let Keyed { time, event, .. } = self.due.pop().expect("settle leaves an event due");
+        let (time, event) = match &mut self.radix {
+            Some(radix) => match self.due.pop() {
+                Some(Keyed { time, event, .. }) => (time, event),
+                None => {
+                    let (k, event) = radix.pop();
+                    (time_of(k).as_nanos(), event)
+                }
+            },
+            None => {
+                self.settle();
+                let Keyed { time, event, .. } =
+                    self.due.pop().expect("settle leaves an event due");
+                (time, event)
+            }
+        };
         self.len -= 1;
         self.last_time = time;
+        if self.radix.is_some() && self.len < self.to_wheel {
+            self.become_wheel();
+        }
         Some((SimTime::from_nanos(time), event))
+    }
+
+    /// Moves every pending event into a radix heap.
+    #[cold]
+    #[inline(never)]
+    fn become_radix(&mut self) {
+        let mut radix = Radix::new(key(self.last_time, 0));
+        for Keyed { time, seq, event } in self.due.drain(..).chain(self.far.drain()) {
+            radix.push(key(time, seq), event);
+        }
+        for node in self.slab.drain(..) {
+            if let Some(event) = node.event {
+                radix.push(key(node.time, node.seq), event);
+            }
+        }
+        self.free = NIL;
+        self.heads.fill(NIL);
+        self.occupied.fill(0);
+        self.summary = [0; WORDS / 64];
+        self.radix = Some(radix);
+    }
+
+    /// Moves every pending event back onto the wheel, its window starting at the current time.
+    #[cold]
+    #[inline(never)]
+    fn become_wheel(&mut self) {
+        let Some(mut radix) = self.radix.take() else {
+            return;
+        };
+        self.cursor = slot_of(self.last_time);
+        let behind = std::mem::take(&mut self.due);
+        for Keyed { time, seq, event } in behind {
+            self.place(time, seq, event);
+        }
+        while !radix.is_empty() {
+            let (k, event) = radix.pop();
+            self.place(time_of(k).as_nanos(), seq_of(k), event);
+        }
     }
 
     /// Removes the earliest event if it is due at or before `end`.
     #[inline]
     pub fn pop_until(&mut self, end: SimTime) -> Option<(SimTime, E)> {
+        if self.len == 0 {
+            return None;
+        }
+        if self.radix.is_none() {
+            // The wheel form, every event of a run's usual size: one settle, one look.
+            self.settle();
+            if self.due.last().expect("settle leaves an event due").time > end.as_nanos() {
+                return None;
+            }
+            let Keyed { time, event, .. } = self.due.pop().expect("looked at above");
+            self.len -= 1;
+            self.last_time = time;
+            return Some((SimTime::from_nanos(time), event));
+        }
         match self.next_time() {
             Some(t) if t <= end => self.pop(),
             _ => None,
@@ -306,5 +444,91 @@ impl<E> EventQueue<E> {
             }
         }
         None
+    }
+}
+
+/// The radix heap of the radix form: monotone, keyed by `time << 64 | seq`.
+struct Radix<E> {
+    buckets: Box<[Vec<(u128, E)>]>,
+    /// Bit `i - 1` is set when bucket `i` (1..=128) is non-empty, so finding the lowest
+    /// non-empty bucket is one `trailing_zeros` rather than a scan.
+    occupied: u128,
+    /// The key of the last popped event, or of the minimum after a redistribution: no key in
+    /// the heap is below it.
+    last: u128,
+    len: usize,
+}
+
+impl<E> Radix<E> {
+    fn new(last: u128) -> Self {
+        Radix {
+            buckets: (0..N_BUCKETS).map(|_| Vec::new()).collect(),
+            occupied: 0,
+            last,
+            len: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    fn bucket_of(&self, key: u128) -> usize {
+        (128 - (key ^ self.last).leading_zeros()) as usize
+    }
+
+    /// `key` must not be below `last`.
+    #[inline]
+    fn push(&mut self, key: u128, event: E) {
+        debug_assert!(key >= self.last);
+        let bucket = self.bucket_of(key);
+        self.buckets[bucket].push((key, event));
+        if bucket > 0 {
+            self.occupied |= 1u128 << (bucket - 1);
+        }
+        self.len += 1;
+    }
+
+    /// The least key; the heap must not be empty.
+    #[inline]
+    fn peek_key(&mut self) -> u128 {
+        self.settle();
+        self.buckets[0].last().expect("settled").0
+    }
+
+    /// Removes the least key; the heap must not be empty.
+    #[inline]
+    fn pop(&mut self) -> (u128, E) {
+        self.settle();
+        self.len -= 1;
+        self.buckets[0].pop().expect("settle leaves the minimum in bucket 0")
+    }
+
+    /// Makes bucket 0 hold the minimum key (keys are unique, so it holds exactly that one).
+    #[inline]
+    fn settle(&mut self) {
+        if !self.buckets[0].is_empty() {
+            return;
+        }
+        debug_assert!(self.occupied != 0, "len > 0 means a non-empty bucket");
+        let source = self.occupied.trailing_zeros() as usize + 1;
+        self.occupied &= !(1u128 << (source - 1));
+        let mut items = std::mem::take(&mut self.buckets[source]);
+        self.last = items
+            .iter()
+            .map(|(k, _)| *k)
+            .min()
+            .expect("bucket is non-empty");
+        for (k, event) in items.drain(..) {
+            let bucket = self.bucket_of(k);
+            debug_assert!(bucket < source);
+            self.buckets[bucket].push((k, event));
+            if bucket > 0 {
+                self.occupied |= 1u128 << (bucket - 1);
+            }
+        }
+        // Give the emptied vector's capacity back to its bucket, so no hold allocates.
+        self.buckets[source] = items;
     }
 }

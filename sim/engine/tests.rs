@@ -139,6 +139,46 @@ fn rng_streams_are_stable_across_builds() {
     assert_eq!(format!("{draw:016x}"), "c7da853e113e7d43");
 }
 
+/// Runs `ops` (scale, draw, operation) on `queue` and on a sorted set, comparing every answer.
+/// Operation 0 pops, 1 peeks, 2 pushes at a delay spread evenly over its magnitude (0 to about
+/// 1,000 s), 3 pushes at the current instant.
+fn schedule_matches_reference(
+    mut queue: EventQueue<u64>,
+    ops: &[(u32, u64, u8)],
+) -> Result<(), TestCaseError> {
+    let mut reference = std::collections::BTreeSet::new();
+    let mut now = 0u64;
+    let mut seq = 0u64;
+    for &(scale, raw, op) in ops {
+        match op {
+            0 => {
+                let got = queue.pop();
+                let want = reference.pop_first();
+                prop_assert_eq!(got.map(|(t, s)| (t.as_nanos(), s)), want);
+                if let Some((t, _)) = want {
+                    now = t;
+                }
+            }
+            1 => {
+                let want = reference.first().map(|(t, _)| *t);
+                prop_assert_eq!(queue.next_time().map(|t| t.as_nanos()), want);
+            }
+            _ => {
+                let delta = if op == 3 { 0 } else { (raw << 10) >> scale };
+                queue.push(SimTime::from_nanos(now + delta), seq);
+                reference.insert((now + delta, seq));
+                seq += 1;
+            }
+        }
+        prop_assert_eq!(queue.len(), reference.len());
+    }
+    while let Some(want) = reference.pop_first() {
+        prop_assert_eq!(queue.pop().map(|(t, s)| (t.as_nanos(), s)), Some(want));
+    }
+    prop_assert!(queue.pop().is_none());
+    Ok(())
+}
+
 proptest! {
     // Goal: the queue agrees with a reference ordering on any monotone schedule.
     #[test]
@@ -168,42 +208,15 @@ proptest! {
 
     // Goal: the same on schedules that cross the wheel's slots, wrap it and reach past its
     // window into the far heap, with peeks (which move the cursor ahead) between pushes that
-    // land behind the peeked event, and bursts at one instant.
+    // land behind the peeked event, and bursts at one instant; and again on a queue that takes
+    // its radix form above 8 pending events and goes back below 3, so that the schedules cross
+    // the switch both ways, with events behind a settled radix key among them.
     #[test]
     fn queue_matches_a_reference_across_the_wheel(
         ops in proptest::collection::vec((0u32..40, 0u64..1_000_000_000, 0u8..4), 1..600)
     ) {
-        let mut queue = EventQueue::new();
-        let mut reference = std::collections::BTreeSet::new();
-        let mut now = 0u64;
-        let mut seq = 0u64;
-        for (scale, raw, op) in ops {
-            match op {
-                0 => {
-                    let got = queue.pop();
-                    let want = reference.pop_first();
-                    prop_assert_eq!(got.map(|(t, s)| (t.as_nanos(), s)), want);
-                    if let Some((t, _)) = want { now = t; }
-                }
-                1 => {
-                    let want = reference.first().map(|(t, _)| *t);
-                    prop_assert_eq!(queue.next_time().map(|t| t.as_nanos()), want);
-                }
-                _ => {
-                    // Deltas from 0 to about 1,000 s, spread evenly over their magnitudes;
-                    // `op == 3` repeats the last instant.
-                    let delta = if op == 3 { 0 } else { (raw << 10) >> scale };
-                    queue.push(SimTime::from_nanos(now + delta), seq);
-                    reference.insert((now + delta, seq));
-                    seq += 1;
-                }
-            }
-            prop_assert_eq!(queue.len(), reference.len());
-        }
-        while let Some(want) = reference.pop_first() {
-            prop_assert_eq!(queue.pop().map(|(t, s)| (t.as_nanos(), s)), Some(want));
-        }
-        prop_assert!(queue.pop().is_none());
+        schedule_matches_reference(EventQueue::new(), &ops)?;
+        schedule_matches_reference(EventQueue::with_switch_at(8, 3), &ops)?;
     }
 
     // Goal: the fast rounding of sampled durations is `f64::round`, bit for bit, over the whole
