@@ -275,8 +275,7 @@ impl<E> EventQueue<E> {
             },
             None => {
                 self.settle();
-                let Keyed { time, event, .. } =
-                    self.due.pop().expect("settle leaves an event due");
+                let Keyed { time, event, .. } = self.due.pop().expect("settle leaves an event due");
                 (time, event)
             }
         };
@@ -362,7 +361,12 @@ impl<E> EventQueue<E> {
         debug_assert!(self.len > 0);
         let next = match self.next_occupied() {
             Some(slot) => slot,
-            None => slot_of(self.far.peek().expect("len > 0 means an event somewhere").time),
+            None => slot_of(
+                self.far
+                    .peek()
+                    .expect("len > 0 means an event somewhere")
+                    .time,
+            ),
         };
         self.cursor = next;
         // The window now reaches `cursor + WHEEL_SLOTS`: bring the far events it covers on.
@@ -502,7 +506,9 @@ impl<E> Radix<E> {
     fn pop(&mut self) -> (u128, E) {
         self.settle();
         self.len -= 1;
-        self.buckets[0].pop().expect("settle leaves the minimum in bucket 0")
+        self.buckets[0]
+            .pop()
+            .expect("settle leaves the minimum in bucket 0")
     }
 
     /// Makes bucket 0 hold the minimum key (keys are unique, so it holds exactly that one).

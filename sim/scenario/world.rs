@@ -219,7 +219,7 @@ struct AuthzSet {
 
 #[derive(Clone, Debug, Default)]
 struct PodCounters {
-    requests_by_status: BTreeMap<u16, u64>,
+    requests_by_status: Tally<u16>,
     /// Requests per bucket of `DEFAULT_BUCKETS` (not cumulative: the scrape sums them up).
     buckets: [u64; 11],
     count: u64,
@@ -374,14 +374,21 @@ pub struct Outcome {
     pub flag: Option<&'static str>,
 }
 
-/// Requests by outcome, in outcome order. A run sees a handful of distinct outcomes and counts
-/// one per request, so a sorted vector searched from the front beats a map.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Tally(Vec<(Outcome, u64)>);
+/// Counts by key (requests by outcome, by status), in key order. A run sees a handful of
+/// distinct keys and counts one per request, so a sorted vector searched from the front beats a
+/// map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tally<K = Outcome>(Vec<(K, u64)>);
 
-impl Tally {
+impl<K> Default for Tally<K> {
+    fn default() -> Self {
+        Tally(Vec::new())
+    }
+}
+
+impl<K: Ord + Copy> Tally<K> {
     #[inline]
-    pub fn add(&mut self, key: Outcome) {
+    pub fn add(&mut self, key: K) {
         if let Some((_, n)) = self.0.iter_mut().find(|(k, _)| *k == key) {
             *n += 1;
             return;
@@ -390,12 +397,12 @@ impl Tally {
         self.0.insert(at, (key, 1));
     }
 
-    /// `(outcome, count)` in outcome order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Outcome, &u64)> {
+    /// `(key, count)` in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &u64)> {
         self.0.iter().map(|(k, n)| (k, n))
     }
 
-    pub fn get(&self, key: &Outcome) -> Option<&u64> {
+    pub fn get(&self, key: &K) -> Option<&u64> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, n)| n)
     }
 
@@ -404,12 +411,10 @@ impl Tally {
     }
 }
 
-impl<'a> IntoIterator for &'a Tally {
-    type Item = (&'a Outcome, &'a u64);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (Outcome, u64)>,
-        fn(&'a (Outcome, u64)) -> (&'a Outcome, &'a u64),
-    >;
+impl<'a, K> IntoIterator for &'a Tally<K> {
+    type Item = (&'a K, &'a u64);
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, (K, u64)>, fn(&'a (K, u64)) -> (&'a K, &'a u64)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(|(k, n)| (k, n))
@@ -473,14 +478,14 @@ pub struct HpaRecord {
 /// Request statistics of one Deployment (or of an outcome without a pod).
 pub struct ServiceStats {
     pub latency_us: Histogram<u64>,
-    pub by_status: BTreeMap<u16, u64>,
+    pub by_status: Tally<u16>,
 }
 
 impl ServiceStats {
     fn new() -> Self {
         ServiceStats {
             latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("bounds are valid"),
-            by_status: BTreeMap::new(),
+            by_status: Tally::default(),
         }
     }
 }
@@ -948,7 +953,7 @@ impl World {
     fn deny_request(&mut self, sched: &mut Scheduler<Event>, deployment: usize, work: PodWork) {
         // Counted by status, kept out of the latency histogram: that is the application's.
         self.authz_denied[deployment] += 1;
-        *self.stats[deployment].by_status.entry(403).or_insert(0) += 1;
+        self.stats[deployment].by_status.add(403);
         self.end_attempt(sched, work, 403, false);
     }
 
@@ -984,7 +989,7 @@ impl World {
             },
         );
         let stats = self.stats.last_mut().expect("the unanswered slot exists");
-        *stats.by_status.entry(status).or_insert(0) += 1;
+        stats.by_status.add(status);
         let _ = stats
             .latency_us
             .record(now.since(arrived).as_nanos().div_ceil(1000).max(1));
@@ -1123,7 +1128,7 @@ impl World {
         let latency = now.since(work.reached);
         let latency_secs = latency.as_secs_f64();
         let c = &mut serve.counters;
-        *c.requests_by_status.entry(status).or_insert(0) += 1;
+        c.requests_by_status.add(status);
         c.count += 1;
         c.sum_secs += latency_secs;
         if let Some(idx) = DEFAULT_BUCKETS.iter().position(|le| latency_secs <= *le) {
@@ -1139,7 +1144,7 @@ impl World {
         c.cpu_secs += model.cpu_per_request_secs;
         let next = serve.queue.complete(now);
         let stats = &mut self.stats[deployment];
-        *stats.by_status.entry(status).or_insert(0) += 1;
+        stats.by_status.add(status);
         let _ = stats
             .latency_us
             .record(latency.as_nanos().div_ceil(1000).max(1));

@@ -347,8 +347,7 @@ impl ArrivalProcess {
         let ends = self.rate_at(from).min(self.rate_at(to));
         let period_ns = period.as_nanos();
         let trough_ns = (phase.as_nanos() % period_ns + period_ns / 2) % period_ns;
-        let since_trough =
-            (from.as_nanos() % period_ns + period_ns - trough_ns) % period_ns;
+        let since_trough = (from.as_nanos() % period_ns + period_ns - trough_ns) % period_ns;
         let next_trough = if since_trough == 0 {
             0
         } else {
@@ -558,9 +557,7 @@ impl Arrivals {
                 self.window_floor_ratio = match self.process.diurnal_min_between(from, to) {
                     // A hair below the true minimum, so that rounding in the cosine of a
                     // candidate inside the window can never put its rate below the floor.
-                    Some(min) if self.window_bound > 0.0 => {
-                        min * (1.0 - 1e-9) / self.window_bound
-                    }
+                    Some(min) if self.window_bound > 0.0 => min * (1.0 - 1e-9) / self.window_bound,
                     _ => 0.0,
                 };
             }
