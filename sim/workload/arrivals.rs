@@ -556,8 +556,10 @@ impl Arrivals {
                 self.window_bound = self.process.max_rate_between(from, to);
                 self.window_floor_ratio = match self.process.diurnal_min_between(from, to) {
                     // A hair below the true minimum, so that rounding in the cosine of a
-                    // candidate inside the window can never put its rate below the floor.
-                    Some(min) if self.window_bound > 0.0 => min * (1.0 - 1e-9) / self.window_bound,
+                    // candidate inside the window can never put its rate below the floor. A
+                    // flat window (peak equal to trough) keeps every candidate without a draw,
+                    // below, as any flat rate does.
+                    Some(min) if min < self.window_bound => min * (1.0 - 1e-9) / self.window_bound,
                     _ => 0.0,
                 };
             }
@@ -577,8 +579,9 @@ impl Arrivals {
                 return None;
             }
             if self.window_floor_ratio > 0.0 {
-                // The squeeze (a diurnal rate is not flat over a window, so the uniform draw
-                // is taken for every candidate, as the test below would take it).
+                // The squeeze. The rate is below the bound almost everywhere in a window that is
+                // not flat, so the test below would take the uniform draw for every candidate
+                // too: the same draws, the same arrivals.
                 let draw: f64 = self.rng.random();
                 if draw < self.window_floor_ratio
                     || draw < self.process.rate_at(offset) / self.window_bound
