@@ -61,6 +61,10 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(code) => code,
+        // The reader of our output went away (`twin run ... | head`): stop quietly, with the
+        // status of a process that SIGPIPE ended (128 + 13), so a `pipefail` script still sees
+        // that the command did not finish.
+        Err(err) if commands::is_broken_pipe(&err) => ExitCode::from(141),
         Err(err) => {
             // Bad input: the error already carries its diagnostics; print them, never Debug.
             eprintln!("{}", commands::render_error(&err));

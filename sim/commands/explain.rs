@@ -57,7 +57,7 @@ fn schedule(args: ScheduleArgs) -> anyhow::Result<ExitCode> {
         .map(|expected| case::compare(expected, &outcome));
     match args.format {
         Format::Json => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&outcome).context("rendering the outcome")?
             );
@@ -70,7 +70,7 @@ fn schedule(args: ScheduleArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Format::Text => print!(
+        Format::Text => out!(
             "{}",
             render_text(&loaded, &placement, mismatches.as_deref())
         ),

@@ -36,16 +36,16 @@ pub fn run(args: HpaArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         Format::Json => {
             let json = serde_json::to_string_pretty(&case_file::decision_json(&decision))?;
-            println!("{json}");
+            outln!("{json}");
             // stdout stays one JSON object; the verdict goes to stderr.
             if let Some(found) = &mismatches {
                 eprint!("{}", verdict(found));
             }
         }
         Format::Text => {
-            print!("{}", render_text(&loaded, &decision));
+            out!("{}", render_text(&loaded, &decision));
             if let Some(found) = &mismatches {
-                print!("{}", verdict(found));
+                out!("{}", verdict(found));
             }
         }
     }

@@ -38,7 +38,7 @@ pub fn run(command: ExportCommand) -> anyhow::Result<ExitCode> {
             match output {
                 Some(path) => std::fs::write(&path, text)
                     .with_context(|| format!("writing {}", path.display()))?,
-                None => print!("{text}"),
+                None => out!("{text}"),
             }
         }
         ExportCommand::PromtoolTest { run_dir, output } => {

@@ -57,8 +57,8 @@ pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", warning.render_from_disk());
     }
     match args.format {
-        Format::Text => print!("{}", lint::render_text(&by_kind, &findings)),
-        Format::Json => println!("{}", lint::render_json(&by_kind, &findings)),
+        Format::Text => out!("{}", lint::render_text(&by_kind, &findings)),
+        Format::Json => outln!("{}", lint::render_json(&by_kind, &findings)),
     }
     let failed = findings.iter().any(|f| f.severity == Severity::Error);
     Ok(if failed {

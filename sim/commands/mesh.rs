@@ -195,7 +195,7 @@ fn envoy_config(args: EnvoyConfigArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let json = serde_json::json!({"clusters": clusters});
-    println!("{}", serde_json::to_string_pretty(&json)?);
+    outln!("{}", serde_json::to_string_pretty(&json)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -313,12 +313,12 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             let mut json = run.to_json();
             json["seed"] = seed.into();
             json["hosts"] = names.into();
-            println!("{}", serde_json::to_string_pretty(&json)?);
+            outln!("{}", serde_json::to_string_pretty(&json)?);
         }
         Format::Text => {
-            println!("{}", policy_line(&cluster));
-            println!("seed {seed}");
-            print!("{}", render_run(&run, &names));
+            outln!("{}", policy_line(&cluster));
+            outln!("seed {seed}");
+            out!("{}", render_run(&run, &names));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -395,19 +395,19 @@ fn conformance(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
                 "model": report.model_run.to_json(),
                 "envoy": report.envoy_run.to_json(),
             });
-            println!("{}", serde_json::to_string_pretty(&json)?);
+            outln!("{}", serde_json::to_string_pretty(&json)?);
         }
         Format::Text => {
-            println!("{}", policy_line(&cluster));
-            println!(
+            outln!("{}", policy_line(&cluster));
+            outln!(
                 "{} requests over {} hosts; the model under seeds {}..{}",
                 script.count,
                 script.hosts.len(),
                 report.seeds[0],
                 report.seeds[report.seeds.len() - 1]
             );
-            print!("{}", render_report(&report));
-            println!(
+            out!("{}", render_report(&report));
+            outln!(
                 "{}",
                 if report.agrees() {
                     "envoy and the model agree"

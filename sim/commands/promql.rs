@@ -45,7 +45,7 @@ fn test(files: &[PathBuf], verbose: bool) -> anyhow::Result<ExitCode> {
             }
         };
         let tally = Tally::of(&results);
-        println!(
+        outln!(
             "{}: {} passed, {} failed, {} unsupported",
             path.display(),
             tally.passed,
@@ -57,10 +57,10 @@ fn test(files: &[PathBuf], verbose: bool) -> anyhow::Result<ExitCode> {
                 match &r.outcome {
                     Outcome::Pass => {}
                     Outcome::Fail(why) => {
-                        println!("  {}:{}: FAIL {}: {}", path.display(), r.line, r.expr, why)
+                        outln!("  {}:{}: FAIL {}: {}", path.display(), r.line, r.expr, why)
                     }
                     Outcome::Unsupported(why) => {
-                        println!(
+                        outln!(
                             "  {}:{}: UNSUPPORTED {}: {}",
                             path.display(),
                             r.line,
@@ -77,7 +77,7 @@ fn test(files: &[PathBuf], verbose: bool) -> anyhow::Result<ExitCode> {
     }
     // Prometheus 2.42's test language has no way to skip a statement, so nothing is skipped.
     let skipped = 0;
-    println!(
+    outln!(
         "{} passed, {} failed, {} skipped",
         total.passed,
         total.failed + total.unsupported,

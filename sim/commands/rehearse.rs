@@ -129,7 +129,7 @@ pub fn run(args: RehearseArgs) -> anyhow::Result<ExitCode> {
         failed |= !result.passed();
         for (what, ok, detail) in &result.expectations {
             if !ok {
-                println!("{}: expectation failed: {what}: {detail}", result.name);
+                outln!("{}: expectation failed: {what}: {detail}", result.name);
             }
         }
         rows.push(summary_row(&result));
@@ -142,12 +142,17 @@ pub fn run(args: RehearseArgs) -> anyhow::Result<ExitCode> {
     )
     .with_context(|| format!("writing {}", index.display()))?;
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(8).max(8);
-    println!(
+    outln!(
         "{:width$}  {:7}  {:10}  {:28}  {:8}  {}",
-        "SCENARIO", "VERDICT", "PENDING", "ALERTS FIRED", "BUDGET", "P99 / MOST REPLICAS"
+        "SCENARIO",
+        "VERDICT",
+        "PENDING",
+        "ALERTS FIRED",
+        "BUDGET",
+        "P99 / MOST REPLICAS"
     );
     for r in &rows {
-        println!(
+        outln!(
             "{:width$}  {:7}  {:10}  {:28}  {:8}  {} / {}",
             r.name,
             if r.passed { "pass" } else { "FAIL" },
@@ -159,7 +164,7 @@ pub fn run(args: RehearseArgs) -> anyhow::Result<ExitCode> {
         );
     }
     // The index of the runs (index.html in `args.out`) is written here, after every run.
-    println!(
+    outln!(
         "{} scenarios, {} failed; run directories in {}",
         rows.len(),
         rows.iter().filter(|r| !r.passed).count(),

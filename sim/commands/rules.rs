@@ -34,7 +34,7 @@ fn test(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let (mut passed, mut failed, mut malformed) = (0, 0, 0);
     for path in files {
         let report = promtool::test_file(path);
-        println!("{}", report.render());
+        outln!("{}", report.render());
         match &report.result {
             Ok(promtool::FileOutcome::Passed) => passed += 1,
             Ok(promtool::FileOutcome::Failed(_)) => failed += 1,
@@ -44,7 +44,7 @@ fn test(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    outln!("{passed} passed, {failed} failed");
     Ok(ExitCode::from(if malformed > 0 {
         2
     } else if failed > 0 {

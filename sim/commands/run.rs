@@ -51,16 +51,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", index.display()))?;
     }
     match args.format {
-        Format::Json => println!("{text}"),
+        Format::Json => outln!("{text}"),
         Format::Text => {
-            print!("{}", twin::report::text(&result));
-            println!(
+            out!("{}", twin::report::text(&result));
+            outln!(
                 "  rerun: twin run {} --seed {}",
                 args.scenario.display(),
                 result.seed
             );
             if let Some(run_dir) = &run_dir {
-                println!("  run directory: {}", run_dir.display());
+                outln!("  run directory: {}", run_dir.display());
             }
         }
     }

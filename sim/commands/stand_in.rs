@@ -59,7 +59,7 @@ pub fn run(args: StandInArgs) -> anyhow::Result<ExitCode> {
         .context("starting the tokio runtime")?;
     let served = runtime.block_on(async {
         let handle = stand_in::spawn_profile(args.listen, pod).await?;
-        println!(
+        outln!(
             "stand-in for {} listening on http://{} (health: /__twin/health)",
             profile.name,
             handle.addr()
@@ -85,8 +85,8 @@ pub fn run(args: StandInArgs) -> anyhow::Result<ExitCode> {
             _ = enough => {}
             _ = tokio::signal::ctrl_c() => {}
         }
-        Ok::<u64, twin::live::LiveError>(handle.served())
+        Ok::<u64, anyhow::Error>(handle.served())
     })?;
-    println!("stand-in stopped after serving {served} requests");
+    outln!("stand-in stopped after serving {served} requests");
     Ok(ExitCode::SUCCESS)
 }

@@ -161,6 +161,30 @@ fn twin_run_prints_the_seed_and_the_rerun_command_and_exits_by_verdict() {
     assert!(stdout.contains("[FAILED]"), "{stdout}");
 }
 
+#[test]
+fn a_reader_that_goes_away_ends_twin_quietly_not_in_a_panic() {
+    // Goal: `twin run ... | head` stops without a panic. Method: the pipe's read end is closed
+    // before twin writes its first line; twin must end with SIGPIPE's status (141) and no
+    // panic on stderr.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_twin"))
+        .args([
+            "run",
+            "scenarios/canary-subsets-select-nothing.yaml",
+            "--out",
+        ])
+        .arg(std::env::temp_dir().join("twin-broken-pipe"))
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("twin starts");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("twin ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 fn fixture(name: &str) -> PathBuf {
     root().join("fixtures/scenarios").join(name)
 }
