@@ -12,7 +12,7 @@ mod commands;
 ///
 /// It reads the platform's real manifests, mesh policies, Prometheus rules and SLOs, and tells
 /// you what they would do. Exit codes: 0 success, 1 a finding or an expectation failed, 2 bad
-/// input (printed as file:line:col diagnostics).
+/// input (printed as file:line:col diagnostics), 141 when the reader of the output went away.
 #[derive(Parser)]
 #[command(name = "twin", version, about, long_about)]
 struct Cli {
