@@ -774,7 +774,7 @@ pub fn page(result: &RunResult) -> String {
     head(&mut out, &format!("twin: {}", result.name));
     let _ = write!(
         out,
-        "<body><header><h1>{}{}</h1><p>{}</p><p>seed {} · {} simulated · {} requests · {} engine events · rerun: <code>twin run SCENARIO --seed {}</code></p></header>\n<main>\n",
+        "<body><header><h1>{}{}</h1><p>{}</p><p>seed {} · {} simulated · {} requests · {} engine events · rerun: <code>twin run {} --seed {}</code></p></header>\n<main>\n",
         escape(&result.name),
         verdict(result.passed()),
         escape(result.description.trim()),
@@ -782,6 +782,7 @@ pub fn page(result: &RunResult) -> String {
         escape(&result.duration.to_string()),
         w.arrivals,
         result.events,
+        escape(&result.source.display().to_string()),
         result.seed
     );
     // Verdict and expectations.

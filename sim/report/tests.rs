@@ -234,6 +234,14 @@ fn the_page_of_a_run_is_self_contained_deterministic_and_flags_panels_without_da
     assert!(first.contains(r#"data-chart="Replicas per Deployment""#));
     assert!(first.contains("<h2>Timeline</h2>"));
     assert!(first.contains(r#"<span class="verdict fail">FAIL</span>"#));
+    // The rerun line names the file it ran, so it can be pasted as it is.
+    let rerun = format!(
+        "rerun: <code>twin run {} --seed {}</code>",
+        html::escape(&run.source.display().to_string()),
+        run.seed
+    );
+    assert!(first.contains(&rerun), "no `{rerun}` in the page");
+    assert!(rerun.contains("fixtures/scenarios/failing-expectation.yaml"));
 }
 
 #[test]

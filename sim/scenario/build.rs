@@ -494,6 +494,8 @@ fn process(
 /// Everything a run produced, ready for the report.
 pub struct RunResult {
     pub name: String,
+    /// The scenario file as it was named to the loader (the rerun command prints it).
+    pub source: PathBuf,
     pub description: String,
     pub seed: u64,
     pub duration: SimDuration,
@@ -1395,6 +1397,7 @@ pub fn run(loaded: &Loaded, seed: Option<u64>) -> Result<RunResult, ScenarioErro
         .collect();
     Ok(RunResult {
         name: file.name.clone(),
+        source: loaded.path.clone(),
         description: file.description.clone(),
         seed,
         duration: file.duration.0,
