@@ -408,6 +408,17 @@ pub fn authorization_policy(
             format!("{what} is valid Istio but not modelled by the simulator"),
         ),
     };
+    // A match field the model does not evaluate must be empty.
+    let refuse_if_set = |field: &str, name: &str, list: &[String], what: &str| {
+        if list.is_empty() {
+            Ok(())
+        } else {
+            Err(unsupported(
+                &format!("{field}.{name}"),
+                &format!("{what} by {name}"),
+            ))
+        }
+    };
     let spec = &ap.spec;
     let action = match spec.action.as_deref() {
         None | Some("ALLOW") => AuthzAction::Allow,
@@ -451,12 +462,7 @@ pub fn authorization_policy(
                 ("serviceAccounts", &s.service_accounts),
                 ("notServiceAccounts", &s.not_service_accounts),
             ] {
-                if !list.is_empty() {
-                    return Err(unsupported(
-                        &format!("{field}.{name}"),
-                        &format!("a source by {name}"),
-                    ));
-                }
+                refuse_if_set(&field, name, list, "a source")?;
             }
             from.push(AuthzSource {
                 principals: s.principals.clone(),
@@ -473,12 +479,7 @@ pub fn authorization_policy(
                 ("ports", &o.ports),
                 ("notPorts", &o.not_ports),
             ] {
-                if !list.is_empty() {
-                    return Err(unsupported(
-                        &format!("{field}.{name}"),
-                        &format!("an operation by {name}"),
-                    ));
-                }
+                refuse_if_set(&field, name, list, "an operation")?;
             }
             to.push(AuthzOperation {
                 methods: o.methods.clone(),
