@@ -153,12 +153,7 @@ pub fn run(n_requests: u64, seed: u64) -> (u64, u64) {
                 {
                     scheduler.at(next, Event::Arrival);
                 }
-                let RouteDecision::Forward { destination, .. } =
-                    vs.route(&request, route_rng.random::<u64>())
-                else {
-                    unreachable!("the split rule matches everything");
-                };
-                let subset = usize::from(destination.subset.as_deref() == Some("v2"));
+                let subset = usize::from(routes_to_v2(&vs, &request, &mut route_rng));
                 let Pick::Host { host, .. } =
                     balancers[subset].pick(&subsets[subset], &active[subset])
                 else {
@@ -198,6 +193,14 @@ pub fn run(n_requests: u64, seed: u64) -> (u64, u64) {
         }
     });
     (latency_us.len(), latency_us.value_at_quantile(0.99))
+}
+
+/// Routes one request by the 90/10 split: whether it goes to subset v2.
+fn routes_to_v2(vs: &VirtualService, request: &HttpRequest, rng: &mut SimRng) -> bool {
+    let RouteDecision::Forward { destination, .. } = vs.route(request, rng.random::<u64>()) else {
+        unreachable!("the split rule matches everything");
+    };
+    destination.subset.as_deref() == Some("v2")
 }
 
 /// The plan's DestinationRule as istiod translates it.
@@ -296,12 +299,7 @@ pub fn run_full_mesh(n_requests: u64, seed: u64) -> (u64, u64) {
                 {
                     scheduler.at(next, MeshEvent::Arrival);
                 }
-                let RouteDecision::Forward { destination, .. } =
-                    vs.route(&request, route_rng.random::<u64>())
-                else {
-                    unreachable!("the split rule matches everything");
-                };
-                let subset = u8::from(destination.subset.as_deref() == Some("v2"));
+                let subset = u8::from(routes_to_v2(&vs, &request, &mut route_rng));
                 upstreams[usize::from(subset)].send(now, &mut out);
                 subset
             }
